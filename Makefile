@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make demo` (main job) and `make test`.
+# Both create .venv on first use. torch==2.13.0 is installed first and on its own: it is the
+# local CPU build; an unpinned torch would pull several GB of CUDA packages.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fmtrack-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fmtrack eval --methods sort,deepsort,motion --seqs MOT17-09-FRCNN,MOT17-09-SDP
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/fmtrack bench tracker
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,60 @@
+"""Where the MOTChallenge data lives, and how a sequence is found by name.
+
+Order: an explicit ``--data-root``, then ``$FMTRACK_DATA``, then ``../shared/data`` beside the
+repository (or the working directory) if it exists. Inside a root the official layout is searched:
+``MOT15|MOT16|MOT17|MOT20 / train|test / NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import InputError
+
+BENCHMARKS = ("MOT16", "MOT17", "MOT15", "MOT20")
+SPLITS = ("train", "test")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_data_root(data_root: str | Path | None = None) -> Path:
+    """Return the data root; raise InputError naming what was tried when there is none."""
+    if data_root is not None:
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise InputError(root, "--data-root is not a directory")
+        return root
+    env = os.environ.get("FMTRACK_DATA")
+    if env:
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            raise InputError(root, "$FMTRACK_DATA is not a directory")
+        return root
+    candidates = [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for root in candidates:
+        if root.is_dir():
+            return root
+    raise InputError(None, "no data root: pass --data-root DIR or set FMTRACK_DATA "
+                           f"(also looked for {candidates[0]})")
+
+
+def find_sequence(name: str, data_root: str | Path | None = None) -> Path:
+    """Directory of sequence ``name`` (e.g. ``MOT16-09``, ``MOT17-09-FRCNN``, ``TUD-Campus``)."""
+    root = resolve_data_root(data_root)
+    direct = root / name
+    if (direct / "seqinfo.ini").is_file() or (direct / "det").is_dir():
+        return direct
+    for bench in BENCHMARKS:
+        for split in SPLITS:
+            path = root / bench / split / name
+            if path.is_dir():
+                return path
+    known = sorted(p.name for b in BENCHMARKS for s in SPLITS
+                   for p in (root / b / s).glob("*") if p.is_dir())
+    hint = ", ".join(known) if known else "none"
+    raise InputError(root, f"unknown sequence {name!r}; sequences under this root: {hint}")
+
+
+def deepsort_features_path(name: str, data_root: str | Path | None = None) -> Path:
+    """Where the shared data keeps DeepSORT's precomputed features for a sequence."""
+    return resolve_data_root(data_root) / "features" / "deepsort" / f"{name}.npy"

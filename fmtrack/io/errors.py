@@ -1,0 +1,18 @@
+"""One error type for bad input, so the CLI can print it as a single line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Bad or missing input. ``str(err)`` is one line: ``path:line: problem``."""
+
+    def __init__(self, path: str | Path | None, problem: str, line: int | None = None):
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.problem = problem
+        where = self.path or "<input>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {problem}")
