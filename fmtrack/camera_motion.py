@@ -230,13 +230,12 @@ def centre_displacement(affines: np.ndarray, width: int, height: int) -> np.ndar
     return np.linalg.norm(moved - centre, axis=1)
 
 
-# State layouts: which state entries are image positions (moved by the full affine), which are
-# velocities of positions (rotated), and which are sizes (scaled; velocities of sizes likewise).
-_LAYOUTS = {
-    # (cx, cy, a, h, vcx, vcy, va, vh): the aspect a = w / h is unchanged by a similarity.
-    "xyah": {"sizes": (3, 7), "unscaled": (2, 6)},
-    # (cx, cy, w, h, vcx, vcy, vw, vh)
-    "xywh": {"sizes": (2, 3, 6, 7), "unscaled": ()},
+# State layouts and the entries that are sizes or size velocities (scaled by the affine's scale).
+# Centre and centre velocity are entries 0-1 and 4-5 in both; xyah's aspect a = w / h (2, and its
+# velocity 6) is unchanged by a similarity.
+_SIZE_ENTRIES = {
+    "xyah": (3, 7),  # (cx, cy, a, h, vcx, vcy, va, vh)
+    "xywh": (2, 3, 6, 7),  # (cx, cy, w, h, vcx, vcy, vw, vh)
 }
 
 
@@ -254,7 +253,7 @@ def _state_jacobian(affine: np.ndarray, layout: str) -> np.ndarray:
     jacobian = np.eye(8)
     jacobian[0:2, 0:2] = linear
     jacobian[4:6, 4:6] = linear
-    for index in _LAYOUTS[layout]["sizes"]:
+    for index in _SIZE_ENTRIES[layout]:
         jacobian[index, index] = scale
     return jacobian
 
@@ -268,8 +267,8 @@ def warp_states(mean: np.ndarray, covariance: np.ndarray, affine: np.ndarray,
     Returns new arrays: ``mean' = J mean + [t, 0...]`` and ``P' = J P J^T`` with J from
     :func:`_state_jacobian`; the centre is rotated and translated, velocities only rotated.
     """
-    if layout not in _LAYOUTS:
-        raise ValueError(f"unknown state layout {layout!r}; choose one of {tuple(_LAYOUTS)}")
+    if layout not in _SIZE_ENTRIES:
+        raise ValueError(f"unknown state layout {layout!r}; choose one of {tuple(_SIZE_ENTRIES)}")
     affine = np.asarray(affine, dtype=np.float64)
     jacobian = _state_jacobian(affine, layout)
     new_mean = np.asarray(mean, dtype=np.float64) @ jacobian.T
