@@ -226,16 +226,21 @@ def test_latent_map_of_scaled_isometry_has_constant_mf_and_euclidean_grid_distan
         assert distance[~away].max() == 0.0
 
 
-def test_latent_map_distances_follow_the_metric_of_a_scaled_axis():
-    # f(z) = (z0, 3 z1): moving along z1 costs three times as much as along z0.
-    decode = lambda z: z * torch.tensor([1.0, 3.0])  # noqa: E731
+def test_latent_map_distances_follow_a_varying_metric():
+    # f(z) = (exp(z0), 3 z1): G = diag(exp(2 z0), 9), log MF = z0 + log 3. In u = exp(z0) the metric
+    # is flat, so the geodesic from the origin to (1, 0) runs along the z0 axis with length e - 1; the
+    # grid sums it by the trapezoid rule, relative error ~ h^2 / 12 = 8e-4 for h = 0.1.
+    decode = lambda z: torch.stack([torch.exp(z[:, 0]), 3 * z[:, 1]], dim=1)  # noqa: E731
     z = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
     latent_map = latent_map_2d(decode, z, torch.zeros(1, 2), resolution=21, margin=0.0)
-    centre_row, centre_col = 10, 10
-    distance = latent_map.distances[0]
-    np.testing.assert_allclose(distance[centre_row, -1], 1.0, rtol=1e-5)  # 1 along z0
-    np.testing.assert_allclose(distance[-1, centre_col], 3.0, rtol=1e-5)  # 3 along z1
-    np.testing.assert_allclose(latent_map.log_magnification, math.log(3.0), rtol=1e-5)
+    np.testing.assert_allclose(latent_map.x, np.linspace(-1, 1, 21), atol=1e-6)
+    np.testing.assert_allclose(latent_map.centres, [[0.0, 0.0]], atol=1e-6)
+    distance = latent_map.distances[0]  # [y, x]; the centre is at row 10, column 10
+    np.testing.assert_allclose(distance[10, -1], math.e - 1, rtol=1e-3)
+    np.testing.assert_allclose(distance[10, 0], 1 - math.exp(-1), rtol=1e-3)
+    np.testing.assert_allclose(distance[-1, 10], 3.0, rtol=1e-5)
+    np.testing.assert_allclose(latent_map.log_magnification,
+                               np.broadcast_to(latent_map.x + math.log(3.0), (21, 21)), atol=1e-5)
 
 
 # --- plots ------------------------------------------------------------------------------------------

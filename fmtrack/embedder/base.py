@@ -1,0 +1,24 @@
+"""The embedder protocol: the only bridge between images and appearance vectors."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps detection boxes in a frame to appearance descriptors.
+
+    dim: descriptor length D. needs_image: False when descriptors do not come from pixels
+    (precomputed files), so a pipeline can skip decoding frames.
+    """
+
+    dim: int
+    needs_image: bool
+
+    def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
+        """Descriptors (N, D) float32 for boxes (N, 4) float, tlwh pixels, in ``image``
+        ((H, W, 3) uint8 BGR) at 1-based ``frame``. Image-based embedders ignore ``frame``."""
+        ...

@@ -1,0 +1,7 @@
+"""Kalman-filter + Hungarian multi-object tracking (DeepSORT family), numpy only."""
+
+from .config import PRESETS, Stage, TrackerConfig, preset
+from .track import Track
+from .tracker import Tracker
+
+__all__ = ["PRESETS", "Stage", "Track", "Tracker", "TrackerConfig", "preset"]

@@ -1,0 +1,171 @@
+"""Constant-velocity Kalman filters over batches of tracks.
+
+Written here rather than taken from filterpy because every operation runs on all tracks at once
+(arrays of shape (T, 8) and (T, 8, 8)): one numpy call per step instead of one per track.
+
+Two noise models share the same linear algebra:
+
+- ``DeepSortKalman`` (state cx, cy, a, h and their velocities; a = w / h): DeepSORT's model, with
+  process and measurement noise proportional to the box height (weights 1/20 and 1/160).
+- ``SortKalman`` (state cx, cy, s, r, their velocities; s = w * h area, r = w / h): SORT's model with
+  its fixed noise. SORT has no velocity for r; here that eighth state stays exactly zero because its
+  variance and process noise are zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_NDIM = 4
+# Constant velocity: position += velocity, one frame per step.
+_MOTION = np.eye(2 * _NDIM)
+_MOTION[:_NDIM, _NDIM:] = np.eye(_NDIM)
+
+
+def _diag(std: np.ndarray) -> np.ndarray:
+    """(T, K) standard deviations -> (T, K, K) diagonal covariances."""
+    out = np.zeros(std.shape + (std.shape[-1],))
+    idx = np.arange(std.shape[-1])
+    out[:, idx, idx] = std**2
+    return out
+
+
+class KalmanFilter:
+    """Batched Kalman filter on an 8-d state whose first four entries are the measurement."""
+
+    def initiate(self, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start tracks from measurements (T, 4). Returns mean (T, 8) and covariance (T, 8, 8)."""
+        mean = np.zeros((len(measurement), 2 * _NDIM))
+        mean[:, :_NDIM] = measurement
+        return mean, self._initial_covariance(measurement)
+
+    def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One step ahead: mean (T, 8), covariance (T, 8, 8)."""
+        noise = self._process_noise(mean)
+        mean = mean @ _MOTION.T
+        covariance = _MOTION @ covariance @ _MOTION.T + noise
+        return mean, covariance
+
+    def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Measurement-space mean (T, 4) and innovation covariance (T, 4, 4)."""
+        return (mean[:, :_NDIM].copy(),
+                covariance[:, :_NDIM, :_NDIM] + self._measurement_noise(mean))
+
+    def update(self, mean: np.ndarray, covariance: np.ndarray,
+               measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Correct each track (row) with its own measurement (T, 4)."""
+        projected_mean, innovation_cov = self.project(mean, covariance)
+        # Kalman gain K = P Hᵀ S⁻¹; solve S Kᵀ = H P (S and P symmetric).
+        gain = np.linalg.solve(innovation_cov, covariance[:, :_NDIM, :]).transpose(0, 2, 1)
+        innovation = measurement - projected_mean
+        mean = mean + np.einsum("tij,tj->ti", gain, innovation)
+        covariance = covariance - gain @ innovation_cov @ gain.transpose(0, 2, 1)
+        return mean, covariance
+
+    def gating_distance(self, mean: np.ndarray, covariance: np.ndarray,
+                        measurement: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
+        projected_mean, innovation_cov = self.project(mean, covariance)
+        diff = measurement[None, :, :] - projected_mean[:, None, :]
+        # Whitening with the Cholesky factor keeps this stable and cheap for 4x4 blocks.
+        chol = np.linalg.cholesky(innovation_cov)
+        whitened = np.linalg.solve(chol[:, None, :, :], diff[..., None])[..., 0]
+        return np.einsum("tni,tni->tn", whitened, whitened)
+
+    # Box conversions and noise: model-specific.
+    def measure(self, tlwh: np.ndarray) -> np.ndarray:
+        """(N, 4) tlwh pixels -> (N, 4) measurements."""
+        raise NotImplementedError
+
+    def to_tlwh(self, mean: np.ndarray) -> np.ndarray:
+        """(T, 8) states -> (T, 4) tlwh pixels (NaN where the state is not a valid box)."""
+        raise NotImplementedError
+
+    def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _process_noise(self, mean: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class DeepSortKalman(KalmanFilter):
+    """DeepSORT's filter on (cx, cy, aspect, height): noise scales with the box height."""
+
+    std_weight_position = 1.0 / 20
+    std_weight_velocity = 1.0 / 160
+
+    def measure(self, tlwh: np.ndarray) -> np.ndarray:
+        out = np.array(tlwh, dtype=np.float64, copy=True)
+        out[:, :2] += out[:, 2:] / 2
+        out[:, 2] /= out[:, 3]
+        return out
+
+    def to_tlwh(self, mean: np.ndarray) -> np.ndarray:
+        out = mean[:, :4].copy()
+        out[:, 2] *= out[:, 3]
+        out[:, :2] -= out[:, 2:] / 2
+        return out
+
+    def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
+        h = measurement[:, 3]
+        wp, wv = 2 * self.std_weight_position, 10 * self.std_weight_velocity
+        std = np.column_stack([wp * h, wp * h, np.full_like(h, 1e-2), wp * h,
+                               wv * h, wv * h, np.full_like(h, 1e-5), wv * h])
+        return _diag(std)
+
+    def _process_noise(self, mean: np.ndarray) -> np.ndarray:
+        h = mean[:, 3]
+        wp, wv = self.std_weight_position, self.std_weight_velocity
+        std = np.column_stack([wp * h, wp * h, np.full_like(h, 1e-2), wp * h,
+                               wv * h, wv * h, np.full_like(h, 1e-5), wv * h])
+        return _diag(std)
+
+    def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
+        h = mean[:, 3]
+        wp = self.std_weight_position
+        return _diag(np.column_stack([wp * h, wp * h, np.full_like(h, 1e-1), wp * h]))
+
+
+class SortKalman(KalmanFilter):
+    """SORT's filter on (cx, cy, area, aspect) with SORT's fixed noise (filterpy defaults scaled)."""
+
+    # SORT: P = 10 I with velocities x1000; Q = I with velocities x0.01 and area velocity x1e-4;
+    # R = I with area and aspect x10. The eighth entry (aspect velocity) does not exist in SORT.
+    initial_var = np.array([10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4, 0.0])
+    process_var = np.array([1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4, 0.0])
+    measurement_var = np.array([1.0, 1.0, 10.0, 10.0])
+
+    def measure(self, tlwh: np.ndarray) -> np.ndarray:
+        tlwh = np.asarray(tlwh, dtype=np.float64)
+        w, h = tlwh[:, 2], tlwh[:, 3]
+        return np.column_stack([tlwh[:, 0] + w / 2, tlwh[:, 1] + h / 2, w * h, w / h])
+
+    def to_tlwh(self, mean: np.ndarray) -> np.ndarray:
+        area, aspect = mean[:, 2], mean[:, 3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.sqrt(area * aspect)
+            h = area / w
+        return np.column_stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h])
+
+    def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # SORT stops an area velocity that would make the area non-positive.
+        shrinking = mean[:, 6] + mean[:, 2] <= 0
+        if shrinking.any():
+            mean = mean.copy()
+            mean[shrinking, 6] = 0.0
+        return super().predict(mean, covariance)
+
+    def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.diag(self.initial_var), (len(measurement), 8, 8)).copy()
+
+    def _process_noise(self, mean: np.ndarray) -> np.ndarray:
+        return np.diag(self.process_var)
+
+    def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
+        return np.diag(self.measurement_var)
+
+
+MOTION_MODELS: dict[str, type[KalmanFilter]] = {"xyah": DeepSortKalman, "xysr": SortKalman}

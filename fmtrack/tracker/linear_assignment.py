@@ -1,0 +1,46 @@
+"""Cost matrices and minimum-cost matching (scipy's Hungarian solver)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+# Cost of a pair excluded by a gate; anything above max_cost is treated the same way.
+INFEASIBLE = 1e5
+
+
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU (A, B) between tlwh boxes (A, 4) and (B, 4)."""
+    a_tl, a_br = boxes_a[:, None, :2], boxes_a[:, None, :2] + boxes_a[:, None, 2:]
+    b_tl, b_br = boxes_b[None, :, :2], boxes_b[None, :, :2] + boxes_b[None, :, 2:]
+    wh = np.clip(np.minimum(a_br, b_br) - np.maximum(a_tl, b_tl), 0.0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = boxes_a[:, 2] * boxes_a[:, 3]
+    area_b = boxes_b[:, 2] * boxes_b[:, 3]
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def min_cost_matching(cost: np.ndarray, max_cost: float, gated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one assignment that never pairs rows and columns costing more than max_cost.
+
+    gated (DeepSORT): costs above ``max_cost`` are clipped to just above it before solving, so an
+    infeasible pair never pulls the solver away from feasible ones.
+    not gated (SORT): if the feasible pairs already form a one-to-one matching they are taken as
+    they are; otherwise the Hungarian solver runs on the raw costs. Over-threshold pairs are then
+    dropped in both modes.
+    Returns ``(rows, cols)``: index arrays of the matched pairs.
+    """
+    if cost.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if gated:
+        cost = np.minimum(cost, max_cost + 1e-5)
+    else:
+        feasible = cost <= max_cost
+        if feasible.sum(axis=0).max() <= 1 and feasible.sum(axis=1).max() <= 1:
+            rows, cols = np.nonzero(feasible)
+            return rows.astype(np.int64), cols.astype(np.int64)
+    rows, cols = linear_sum_assignment(cost)
+    ok = cost[rows, cols] <= max_cost
+    return rows[ok], cols[ok]

@@ -1,0 +1,88 @@
+"""Per-track appearance galleries and nearest-neighbour distances.
+
+All galleries live in one preallocated pool ``(capacity, budget, D)``: a track owns a slot, its
+features go into a ring buffer there, and a distance query for many tracks is one batched product.
+The pool grows by doubling, so memory is bounded by the largest number of live tracks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+
+class FeatureGallery:
+    """Ring buffers of the last ``budget`` features of each track.
+
+    metric ``cosine``: 1 - cos(a, b), features stored L2-normalised.
+    metric ``euclidean``: true L2 distance ||a - b|| (not squared).
+    """
+
+    def __init__(self, dim: int, budget: int, metric: Literal["cosine", "euclidean"], capacity: int = 32):
+        self.dim, self.budget, self.metric = dim, budget, metric
+        self._features = np.zeros((capacity, budget, dim), dtype=np.float32)
+        self._sq_norms = np.zeros((capacity, budget), dtype=np.float32)
+        self._count = np.zeros(capacity, dtype=np.int64)  # features stored, up to budget
+        self._next = np.zeros(capacity, dtype=np.int64)  # ring write position
+        self._free = list(range(capacity - 1, -1, -1))
+
+    def allocate(self) -> int:
+        """A fresh empty slot for a new track."""
+        if not self._free:
+            self._grow()
+        slot = self._free.pop()
+        self._count[slot] = 0
+        self._next[slot] = 0
+        return slot
+
+    def release(self, slots: np.ndarray) -> None:
+        self._free.extend(int(s) for s in slots)
+
+    def add(self, slots: np.ndarray, features: np.ndarray) -> None:
+        """Append one feature (row of ``features`` (K, D)) to each slot in ``slots`` (K,)."""
+        if len(slots) == 0:
+            return
+        features = self._prepare(features)
+        pos = self._next[slots]
+        self._features[slots, pos] = features
+        self._sq_norms[slots, pos] = np.einsum("kd,kd->k", features, features)
+        self._next[slots] = (pos + 1) % self.budget
+        self._count[slots] = np.minimum(self._count[slots] + 1, self.budget)
+
+    def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Smallest distance (K, N) from each slot's gallery to each query feature (N, D).
+
+        A slot with no features yet is at infinite distance.
+        """
+        if len(slots) == 0 or len(features) == 0:
+            return np.full((len(slots), len(features)), np.inf)
+        features = self._prepare(features)
+        depth = int(self._count[slots].max())
+        if depth == 0:
+            return np.full((len(slots), len(features)), np.inf)
+        gallery = self._features[slots, :depth]  # (K, depth, D)
+        dots = gallery @ features.T  # (K, depth, N)
+        if self.metric == "cosine":
+            dist = 1.0 - dots
+        else:
+            sq = self._sq_norms[slots, :depth, None] + np.einsum("nd,nd->n", features, features)[None, None, :]
+            dist = np.sqrt(np.maximum(sq - 2.0 * dots, 0.0))
+        empty = np.arange(depth)[None, :] >= self._count[slots][:, None]
+        dist[empty] = np.inf
+        return dist.min(axis=1).astype(np.float64)
+
+    def _prepare(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        if self.metric == "cosine":
+            norms = np.linalg.norm(features, axis=1, keepdims=True)
+            features = features / np.maximum(norms, 1e-12)
+        return features
+
+    def _grow(self) -> None:
+        old = len(self._count)
+        self._features = np.concatenate([self._features, np.zeros_like(self._features)])
+        self._sq_norms = np.concatenate([self._sq_norms, np.zeros_like(self._sq_norms)])
+        self._count = np.concatenate([self._count, np.zeros_like(self._count)])
+        self._next = np.concatenate([self._next, np.zeros_like(self._next)])
+        self._free.extend(range(2 * old - 1, old - 1, -1))

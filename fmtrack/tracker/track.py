@@ -1,0 +1,70 @@
+"""Track state: the live tracks as arrays (hot path) and the Track snapshot handed to callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Track:
+    """A reported track in one frame.
+
+    tlwh: (4,) float64 box in pixels (left, top, width, height): the Kalman estimate after this
+    frame's update, or the prediction when the track was missed in this frame.
+    """
+
+    track_id: int
+    tlwh: np.ndarray
+    confirmed: bool
+    time_since_update: int  # frames since the last matched detection (0: matched this frame)
+    hits: int  # detections matched over the track's life, the birth detection included
+    age: int  # frames since birth
+    score: float  # confidence of the last matched detection
+
+
+class TrackTable:
+    """Struct of arrays over the T live tracks, kept in creation order.
+
+    mean (T, 8) and covariance (T, 8, 8) are Kalman states; the rest are (T,) counters. ``hits``
+    counts the birth detection; ``hit_streak`` counts matches since birth or since the last miss,
+    not the birth detection itself (SORT's convention, so its min_hits carries over unchanged).
+    """
+
+    def __init__(self) -> None:
+        self.mean = np.zeros((0, 8))
+        self.covariance = np.zeros((0, 8, 8))
+        self.track_id = np.zeros(0, dtype=np.int64)
+        self.slot = np.zeros(0, dtype=np.int64)  # gallery slot
+        self.hits = np.zeros(0, dtype=np.int64)
+        self.hit_streak = np.zeros(0, dtype=np.int64)
+        self.age = np.zeros(0, dtype=np.int64)
+        self.time_since_update = np.zeros(0, dtype=np.int64)
+        self.confirmed = np.zeros(0, dtype=bool)
+        self.score = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    def append(self, mean: np.ndarray, covariance: np.ndarray, track_id: np.ndarray,
+               slot: np.ndarray, score: np.ndarray, confirmed: bool) -> None:
+        """Add K new tracks born from one detection each."""
+        k = len(track_id)
+        ones = np.ones(k, dtype=np.int64)
+        self.mean = np.concatenate([self.mean, mean])
+        self.covariance = np.concatenate([self.covariance, covariance])
+        self.track_id = np.concatenate([self.track_id, track_id])
+        self.slot = np.concatenate([self.slot, slot])
+        self.hits = np.concatenate([self.hits, ones])
+        self.hit_streak = np.concatenate([self.hit_streak, np.zeros(k, dtype=np.int64)])
+        self.age = np.concatenate([self.age, ones])
+        self.time_since_update = np.concatenate([self.time_since_update, np.zeros(k, dtype=np.int64)])
+        self.confirmed = np.concatenate([self.confirmed, np.full(k, confirmed)])
+        self.score = np.concatenate([self.score, score])
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the tracks where ``mask`` (T,) is False."""
+        for name in ("mean", "covariance", "track_id", "slot", "hits", "hit_streak", "age",
+                     "time_since_update", "confirmed", "score"):
+            setattr(self, name, getattr(self, name)[mask])

@@ -1,0 +1,178 @@
+"""The streaming tracker: detections (and optional appearance features) in, tracks out.
+
+Per frame: filter detections, predict all tracks at once, run the configured association stages
+(one cost matrix and one Hungarian assignment each), update the matched tracks at once, age the
+rest, start new tracks, delete dead ones, report. Numpy only: no files, no torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Stage, TrackerConfig, preset
+from .detections import select_detections, validate_frame_input
+from .kalman_filter import MOTION_MODELS
+from .linear_assignment import INFEASIBLE, iou_matrix, min_cost_matching
+from .nn_matching import FeatureGallery
+from .track import Track, TrackTable
+
+
+class Tracker:
+    """Multi-object tracker, fed one frame at a time.
+
+    >>> tracker = Tracker("deepsort")
+    >>> tracks = tracker.update(boxes, scores, features)   # boxes: (N, 4) tlwh pixels
+    """
+
+    def __init__(self, config: TrackerConfig | str = "deepsort"):
+        self.config = preset(config) if isinstance(config, str) else config
+        self.kf = MOTION_MODELS[self.config.motion_model]()
+        self.tracks = TrackTable()
+        self.gallery: FeatureGallery | None = None  # created on the first features seen
+        self.frame_count = 0
+        self.skipped_detections = 0  # dropped for non-positive width or height
+        self._next_id = 1
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
+               features: np.ndarray | None = None) -> list[Track]:
+        """Advance one frame.
+
+        boxes: (N, 4) float, tlwh pixels. scores: (N,) detector confidences (None: all 1).
+        features: (N, D) float appearance descriptors; required when a stage uses appearance.
+        Returns the tracks to report in this frame (the preset's report rule).
+        """
+        boxes, scores, features, skipped = validate_frame_input(
+            boxes, scores, features, needs_features=self.config.uses_appearance)
+        self.skipped_detections += skipped
+        self.frame_count += 1
+        keep = select_detections(boxes, scores, self.config)
+        boxes, scores = boxes[keep], scores[keep]
+        features = None if features is None else features[keep]
+
+        self._predict()
+        measurements = self.kf.measure(boxes)
+        track_idx, det_idx = self._associate(boxes, measurements, features)
+        self._update(track_idx, det_idx, measurements, scores, features)
+        born = np.setdiff1d(np.arange(len(boxes)), det_idx)
+        self._birth(measurements[born], scores[born], None if features is None else features[born])
+        return self._report()
+
+    # -- steps ------------------------------------------------------------------------------
+    def _predict(self) -> None:
+        t = self.tracks
+        if len(t) == 0:
+            return
+        t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
+        t.age += 1
+        t.time_since_update += 1
+        # A prediction that is no longer a box (SORT: area extrapolated below zero) ends the track.
+        tlwh = self.kf.to_tlwh(t.mean)
+        valid = np.isfinite(tlwh).all(axis=1) & (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0)
+        if not valid.all():
+            self._drop(valid)
+
+    def _associate(self, boxes: np.ndarray, measurements: np.ndarray,
+                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Run the stages in order; returns matched (track indices, detection indices)."""
+        t = self.tracks
+        track_free = np.ones(len(t), dtype=bool)
+        det_free = np.ones(len(boxes), dtype=bool)
+        predicted_tlwh = self.kf.to_tlwh(t.mean)
+        matched_tracks, matched_dets = [], []
+        for stage in self.config.stages:
+            candidates = track_free & self._stage_tracks(stage)
+            if stage.cascade:
+                # DeepSORT's cascade: most recently seen first, depth max_age.
+                levels = np.unique(t.time_since_update[candidates])
+                groups = [candidates & (t.time_since_update == lv) for lv in levels if lv <= self.config.max_age]
+            else:
+                groups = [candidates]
+            for group in groups:
+                ti, di = np.flatnonzero(group), np.flatnonzero(det_free)
+                if len(ti) == 0 or len(di) == 0:
+                    continue
+                cost = self._cost(stage, ti, di, predicted_tlwh, boxes, measurements, features)
+                rows, cols = min_cost_matching(cost, stage.max_cost, stage.gated)
+                track_free[ti[rows]] = False
+                det_free[di[cols]] = False
+                matched_tracks.append(ti[rows])
+                matched_dets.append(di[cols])
+        if not matched_tracks:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return np.concatenate(matched_tracks), np.concatenate(matched_dets)
+
+    def _stage_tracks(self, stage: Stage) -> np.ndarray:
+        t = self.tracks
+        if stage.tracks == "confirmed":
+            mask = t.confirmed.copy()
+        elif stage.tracks == "unconfirmed":
+            mask = ~t.confirmed
+        else:
+            mask = np.ones(len(t), dtype=bool)
+        if stage.max_time_since_update is not None:
+            mask &= t.time_since_update <= stage.max_time_since_update
+        return mask
+
+    def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, predicted_tlwh: np.ndarray,
+              boxes: np.ndarray, measurements: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        """Cost matrix (len(ti), len(di)) of one stage."""
+        if stage.cost == "iou":
+            return 1.0 - iou_matrix(predicted_tlwh[ti], boxes[di])
+        t = self.tracks
+        gate = self.kf.gating_distance(t.mean[ti], t.covariance[ti], measurements[di])
+        if stage.cost == "mahalanobis":
+            return gate / self.config.gating_threshold
+        cost = self.gallery.distance(t.slot[ti], features[di])
+        cost[gate > self.config.gating_threshold] = INFEASIBLE
+        return cost
+
+    def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray,
+                scores: np.ndarray, features: np.ndarray | None) -> None:
+        t, cfg = self.tracks, self.config
+        if len(ti):
+            t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di])
+            t.hits[ti] += 1
+            t.hit_streak[ti] += 1
+            t.time_since_update[ti] = 0
+            t.score[ti] = scores[di]
+            t.confirmed[ti] |= t.hits[ti] >= cfg.n_init
+            if features is not None and self.gallery is not None:
+                self.gallery.add(t.slot[ti], features[di])
+        missed = t.time_since_update > 0
+        t.hit_streak[missed] = 0
+        dead = np.where(t.confirmed, t.time_since_update > cfg.max_age,
+                        t.time_since_update > cfg.tentative_max_age)
+        if dead.any():
+            self._drop(~dead)
+
+    def _birth(self, measurements: np.ndarray, scores: np.ndarray, features: np.ndarray | None) -> None:
+        k = len(measurements)
+        if k == 0:
+            return
+        mean, covariance = self.kf.initiate(measurements)
+        ids = np.arange(self._next_id, self._next_id + k, dtype=np.int64)
+        self._next_id += k
+        slots = np.full(k, -1, dtype=np.int64)
+        if features is not None:
+            if self.gallery is None:
+                self.gallery = FeatureGallery(features.shape[1], self.config.budget, self.config.metric)
+            slots = np.array([self.gallery.allocate() for _ in range(k)], dtype=np.int64)
+            self.gallery.add(slots, features)
+        self.tracks.append(mean, covariance, ids, slots, scores, confirmed=self.config.n_init <= 1)
+
+    def _drop(self, keep: np.ndarray) -> None:
+        if self.gallery is not None:
+            slots = self.tracks.slot[~keep]
+            self.gallery.release(slots[slots >= 0])
+        self.tracks.keep(keep)
+
+    def _report(self) -> list[Track]:
+        t, cfg = self.tracks, self.config
+        recent = t.time_since_update <= cfg.report_max_time_since_update
+        established = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
+        warmup = (self.frame_count <= cfg.report_warmup_frames) & (t.time_since_update == 0)
+        idx = np.flatnonzero(recent & (established | warmup))
+        tlwh = self.kf.to_tlwh(t.mean[idx])
+        return [Track(int(t.track_id[i]), tlwh[k], bool(t.confirmed[i]), int(t.time_since_update[i]),
+                      int(t.hits[i]), int(t.age[i]), float(t.score[i]))
+                for k, i in enumerate(idx)]

@@ -1,0 +1,169 @@
+"""Pedestrian crops for label-free training: cut, store, load, normalise.
+
+A crops file is an uncompressed ``.npz`` (loads without pickle) holding
+
+* ``images``: (N, S, S, 3) uint8 BGR crops (S = 64), the box clipped to the image and resized with
+  cv2.INTER_AREA (the aspect ratio is not kept: every box becomes a square);
+* provenance, one entry per crop: ``sequence`` (str), ``frame`` (int64, 1-based), ``box`` (float64
+  tlwh pixels as annotated, before clipping), ``track_id`` (int64; the ground-truth id, kept only for
+  evaluation and never used in training; -1 for detections), ``source`` ("gt" or "det").
+
+Sources: ``gt`` keeps pedestrians (class 1) with consider flag 1 and visibility >= ``min_visibility``;
+``det`` keeps detections with confidence >= ``min_confidence`` and is fully label-free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..io import ImageSequence, InputError, atomic_path, find_sequence, read_detections, read_ground_truth, read_seqinfo
+
+CROP_SIZE = 64
+SOURCES = ("gt", "det")
+_PROVENANCE = ("sequence", "frame", "box", "track_id", "source")
+
+
+@dataclass
+class CropSet:
+    """Crops and their provenance; see the module docstring for shapes and units."""
+
+    images: np.ndarray
+    sequence: np.ndarray
+    frame: np.ndarray
+    box: np.ndarray
+    track_id: np.ndarray
+    source: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def clip_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer pixel region (x0, y0, x1, y1) of a tlwh box, clipped to a width x height image.
+
+    Always at least one pixel: a box entirely outside the image maps to the nearest border strip
+    (callers that must skip such boxes test :func:`box_outside` first).
+    """
+    left, top, w, h = (float(v) for v in box)
+    x0 = min(max(math.floor(left), 0), width - 1)
+    y0 = min(max(math.floor(top), 0), height - 1)
+    x1 = min(max(math.ceil(left + w), x0 + 1), width)
+    y1 = min(max(math.ceil(top + h), y0 + 1), height)
+    return x0, y0, x1, y1
+
+
+def box_outside(box: np.ndarray, width: int, height: int) -> bool:
+    """True when a tlwh box has no overlap with the image (or no area)."""
+    left, top, w, h = (float(v) for v in box)
+    return w <= 0 or h <= 0 or left >= width or top >= height or left + w <= 0 or top + h <= 0
+
+
+def crop_resized(image: np.ndarray, box: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """(H, W, 3) uint8 image, tlwh box -> (size, size, 3) uint8 crop of the clipped box."""
+    x0, y0, x1, y1 = clip_box(box, image.shape[1], image.shape[0])
+    return cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _select_boxes(info, source: str, min_visibility: float, min_confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames (N,), boxes (N, 4) tlwh, track ids (N,)) of one sequence's usable boxes."""
+    if source == "gt":
+        gt = read_ground_truth(info.gt_path, info.seq_length)
+        keep = (gt["Confidence"] == 1) & (gt["ClassId"] == 1) & (gt["Visibility"] >= min_visibility)
+        gt = gt[keep]
+        frames = gt.index.get_level_values("FrameId").to_numpy(np.int64)
+        ids = gt.index.get_level_values("Id").to_numpy(np.int64)
+        return frames, gt[["X", "Y", "Width", "Height"]].to_numpy(np.float64), ids
+    dets = read_detections(info.det_path, info.seq_length)
+    keep = dets.scores >= min_confidence
+    return dets.frames[keep], dets.boxes[keep], np.full(int(keep.sum()), -1, np.int64)
+
+
+def cut_crops(sequences: list[str], out_path: str | Path, source: str = "gt", data_root: str | Path | None = None,
+              min_visibility: float = 0.5, min_confidence: float = 0.3, size: int = CROP_SIZE,
+              progress: bool = True) -> Path:
+    """Cut crops from named sequences (e.g. ``["MOT16-11"]``) into one crops file, written atomically.
+
+    Boxes partly outside an image are clipped; boxes entirely outside it are skipped. Raises
+    InputError for an unknown source, missing files, or when no crop survives the filters.
+    """
+    if source not in SOURCES:
+        raise InputError(None, f"crop source must be one of {SOURCES}, got {source!r}")
+    images, names, frames_out, boxes_out, ids_out = [], [], [], [], []
+    for name in sequences:
+        info = read_seqinfo(find_sequence(name, data_root))
+        frames, boxes, ids = _select_boxes(info, source, min_visibility, min_confidence)
+        reader = ImageSequence(info)
+        order = np.argsort(frames, kind="stable")
+        current_frame, image = -1, None
+        for i in tqdm(order, desc=f"crops {info.name}", unit="box", disable=not progress):
+            if box_outside(boxes[i], info.im_width, info.im_height):
+                continue
+            if frames[i] != current_frame:
+                current_frame, image = int(frames[i]), reader[int(frames[i])]
+            images.append(crop_resized(image, boxes[i], size))
+            names.append(info.name)
+            frames_out.append(frames[i])
+            boxes_out.append(boxes[i])
+            ids_out.append(ids[i])
+    if not images:
+        raise InputError(out_path, f"no crops: no {source} box in {', '.join(sequences)} passed the filters")
+    crops = CropSet(np.stack(images), np.asarray(names), np.asarray(frames_out, np.int64),
+                    np.asarray(boxes_out, np.float64), np.asarray(ids_out, np.int64),
+                    np.full(len(images), source))
+    return save_crops(crops, out_path)
+
+
+def save_crops(crops: CropSet, out_path: str | Path) -> Path:
+    """Write a CropSet as an uncompressed .npz, atomically."""
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as fh:  # a file object stops numpy from appending ".npz" to the temp name
+            np.savez(fh, images=crops.images, **{k: getattr(crops, k) for k in _PROVENANCE})
+    return out_path
+
+
+def load_crops(path: str | Path, size: int = CROP_SIZE) -> CropSet:
+    """Read and validate a crops file; InputError for a missing file, wrong shapes or no crops."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "crops file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("images", *_PROVENANCE)}
+    except KeyError as err:
+        raise InputError(path, f"not a crops file: missing array {err}") from None
+    except (ValueError, OSError) as err:
+        raise InputError(path, f"not a readable .npz crops file ({err})") from None
+    images = arrays["images"]
+    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
+        raise InputError(path, f"expected uint8 crops of shape (N, {size}, {size}, 3), "
+                               f"got {images.dtype} {images.shape}")
+    if len(images) == 0:
+        raise InputError(path, "the crop set is empty")
+    for key in _PROVENANCE:
+        if len(arrays[key]) != len(images):
+            raise InputError(path, f"{key} has {len(arrays[key])} entries for {len(images)} crops")
+    return CropSet(**arrays)
+
+
+def channel_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 BGR crops, in RGB order and [0, 1] pixel units."""
+    pixels = images.reshape(-1, 3)[:, ::-1].astype(np.float64) / 255.0
+    return pixels.mean(0).tolist(), np.maximum(pixels.std(0), 1e-6).tolist()
+
+
+def normalise_crops(images: np.ndarray | torch.Tensor, mean: list[float], std: list[float],
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, S, S, 3) uint8 BGR -> (N, 3, S, S) float32 RGB, standardised per channel, on ``device``."""
+    batch = torch.as_tensor(images).to(device)
+    batch = batch.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)
+    mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
+    return (batch - mean_t) / std_t

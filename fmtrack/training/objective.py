@@ -1,0 +1,217 @@
+"""The constrained VHP-FMVAE objective: beta*F + C + beta*eta*R, with beta set by a constraint on C.
+
+Terms, per crop and averaged over a batch (all computed in fp32, also under autocast):
+
+* **C** (reconstruction error): mean squared error per pixel and channel between the normalised
+  crop and the decoder mean. It is the Gaussian negative log-likelihood up to the fixed variance's
+  scale and constant, and is readable: sqrt(C) is the RMS error in units of the per-channel pixel
+  standard deviation, so a decoder that outputs the mean crop has C ~ 1. The constraint is
+  E[C] <= kappa^2 (squared form); with the paper's kappa = 0.8 that is an RMS error of 0.8 std.
+* **F** (importance-weighted KL bound, Klushyn et al. 2019):
+  F = E_q(z|x)[log q(z|x) - log (1/K) sum_k p(z|zeta_k) p(zeta_k) / q(zeta_k|z)], zeta_k ~ q(zeta|z).
+  In nats per crop. F >= KL(q(z|x) || p(z)) in expectation and approaches it as K grows.
+* **R** (flatness, Chen et al. 2020): E ||G(m) - c^2 I||_F^2 at mixup points m, G = J^T J the
+  metric tensor of the decoder mean (J: d(normalised pixels) / dz, shape (3*S*S, N_z)), c^2 the batch
+  mean of tr(G)/N_z. c^2 is detached: R is stationary in c^2 at exactly that value
+  (dR/dc^2 = -2 mean tr(G - c^2 I) = 0), so with the exact or finite-difference G the detached and
+  attached gradients are identical (tests/test_objective.py checks this); for the projection
+  estimator detaching drops a zero-mean noise term.
+
+R is weighted by beta*eta, not eta: while the constraint is violated beta falls and reconstruction
+keeps priority. Weighted independently of beta, R has a trivial minimum, a decoder that ignores z
+(G = 0 = c^2 I), and a probe run collapsed there (C stayed at the data variance, c^2 -> 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from .config import TrainConfig
+from .model import FMVAE, HierarchicalPrior, gaussian_log_density
+
+Decode = Callable[[torch.Tensor], torch.Tensor]
+
+
+def reconstruction_error(images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    """C per crop: mean squared error over pixels and channels, (B, 3, S, S) x2 -> (B,) fp32."""
+    return (images.float() - reconstruction.float()).pow(2).flatten(1).mean(1)
+
+
+def importance_weighted_kl(latents: torch.Tensor, latent_mean: torch.Tensor, latent_logvar: torch.Tensor,
+                           prior: HierarchicalPrior, num_samples: int) -> torch.Tensor:
+    """F per crop, (B,) nats: log q(z|x) minus the K-sample importance-weighted estimate of log p(z).
+
+    latents: (B, N_z) samples of q(z|x) with the given mean and log-variance. Runs in fp32.
+    """
+    with torch.autocast(latents.device.type, enabled=False):
+        latents, latent_mean, latent_logvar = latents.float(), latent_mean.float(), latent_logvar.float()
+        log_q_z = gaussian_log_density(latents, latent_mean, latent_logvar)
+        hyper_mean, hyper_logvar = prior.hyper_posterior(latents)
+        noise = torch.randn((num_samples, *hyper_mean.shape), device=latents.device)
+        hyper = hyper_mean + torch.exp(0.5 * hyper_logvar) * noise                  # (K, B, H)
+        cond_mean, cond_logvar = prior.conditional(hyper)                            # (K, B, N_z)
+        log_weights = (gaussian_log_density(latents, cond_mean, cond_logvar)
+                       + gaussian_log_density(hyper, torch.zeros_like(hyper), torch.zeros_like(hyper))
+                       - gaussian_log_density(hyper, hyper_mean, hyper_logvar))
+        log_p_z = torch.logsumexp(log_weights, dim=0) - math.log(num_samples)
+    return log_q_z - log_p_z
+
+
+def mixup_points(latents: torch.Tensor, extrapolation: float) -> torch.Tensor:
+    """m = (1 - a) z_i + a z_j, a ~ U(-a0, 1 + a0), z_j from a shuffled copy of the batch. (B, N_z)."""
+    partner = latents[torch.randperm(len(latents), device=latents.device)]
+    a = torch.rand((len(latents), 1), device=latents.device) * (1 + 2 * extrapolation) - extrapolation
+    return (1 - a) * latents + a * partner
+
+
+def finite_difference_jacobian(decode: Decode, points: torch.Tensor, step: float) -> torch.Tensor:
+    """J_t = (f(m + s e_t) - f(m)) / s for every latent axis t, in one batched decoder pass.
+
+    points: (B, N_z). Returns (B, D, N_z) fp32, D = the decoder's flattened output size.
+    """
+    batch, dim = points.shape
+    shifted = points[:, None, :] + step * torch.eye(dim, device=points.device, dtype=points.dtype)
+    outputs = decode(torch.cat([points, shifted.reshape(batch * dim, dim)])).flatten(1).float()
+    base, moved = outputs[:batch], outputs[batch:].view(batch, dim, -1)
+    return ((moved - base[:, None, :]) / step).transpose(1, 2)
+
+
+def metric_tensor(jacobian: torch.Tensor) -> torch.Tensor:
+    """G = J^T J: (B, D, N_z) -> (B, N_z, N_z)."""
+    return jacobian.transpose(1, 2) @ jacobian
+
+
+def flatness_from_metric(metric: torch.Tensor, detach_scale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, c^2) from exact metric tensors (B, N_z, N_z): R = mean ||G - c^2 I||_F^2, c^2 = mean tr(G)/N_z."""
+    dim = metric.shape[-1]
+    scale = metric.diagonal(dim1=1, dim2=2).sum(-1).mean() / dim
+    target = scale.detach() if detach_scale else scale
+    eye = torch.eye(dim, device=metric.device, dtype=metric.dtype)
+    return (metric - target * eye).pow(2).sum((1, 2)).mean(), scale.detach()
+
+
+def flatness_projection(decode: Decode, points: torch.Tensor, num_probes: int, jvp_method: str,
+                        step: float, detach_scale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, c^2) by random projection: ||(G - c^2 I) v||^2 with v ~ N(0, I) is unbiased for R.
+
+    Jv comes from a forward finite difference or a JVP (torch.func.jvp); J^T (Jv) from one VJP taken
+    at a zero offset so the graph reaches the points (and the encoder) as well as the decoder.
+    c^2 = mean ||Jv||^2 / N_z, since E||Jv||^2 = tr(G).
+    """
+    repeated = points.repeat_interleave(num_probes, dim=0)
+    probes = torch.randn(repeated.shape, device=points.device, dtype=repeated.dtype)
+    offset = torch.zeros_like(repeated, requires_grad=True)
+    inputs = repeated + offset
+    if jvp_method == "autodiff":
+        outputs, jvp = torch.func.jvp(decode, (inputs,), (probes,))
+    else:
+        outputs = decode(torch.cat([inputs, inputs + step * probes]))
+        outputs, moved = outputs.chunk(2)
+        jvp = (moved.float() - outputs.float()) / step
+    jvp = jvp.float()
+    jtjv = torch.autograd.grad(outputs, offset, grad_outputs=jvp.to(outputs.dtype), create_graph=True)[0].float()
+    dim = points.shape[-1]
+    scale = jvp.flatten(1).pow(2).sum(1).mean() / dim
+    target = scale.detach() if detach_scale else scale
+    return (jtjv - target * probes.float()).pow(2).sum(1).mean(), scale.detach()
+
+
+def flatness(decode: Decode, points: torch.Tensor, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, c^2) with the configured Jacobian estimator.
+
+    Finite differences run in fp32 with autocast off: in bf16, (f(m + s e) - f(m)) / s cancels to
+    noise. The autodiff JVP has no cancellation and runs under the caller's autocast.
+    """
+    if config.jacobian == "projection" and config.projection_jvp == "autodiff":
+        return flatness_projection(decode, points, config.projection_probes, "autodiff", config.fd_step)
+    with torch.autocast(points.device.type, enabled=False):
+        points = points.float()
+        if config.jacobian == "projection":
+            return flatness_projection(decode, points, config.projection_probes, "finite_difference",
+                                       config.fd_step)
+        return flatness_from_metric(metric_tensor(finite_difference_jacobian(decode, points, config.fd_step)))
+
+
+@dataclass
+class ObjectiveTerms:
+    """One batch's objective: ``loss`` to minimise and its batch-mean parts (scalars, fp32)."""
+
+    loss: torch.Tensor
+    reconstruction_error: torch.Tensor   # C
+    kl_bound: torch.Tensor               # F, nats per crop
+    flatness: torch.Tensor               # R (0 when eta = 0)
+    metric_scale: torch.Tensor           # c^2 (0 when eta = 0)
+
+
+def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig) -> ObjectiveTerms:
+    """beta*F + C + beta*eta*R on a batch of normalised crops (B, 3, S, S)."""
+    latent_mean, latent_logvar = model.encode(images)
+    latent_mean, latent_logvar = latent_mean.float(), latent_logvar.float()
+    latents = latent_mean + torch.exp(0.5 * latent_logvar) * torch.randn_like(latent_mean)
+    recon = reconstruction_error(images, model.decode(latents)).mean()
+    kl_bound = importance_weighted_kl(latents, latent_mean, latent_logvar, model.prior,
+                                      config.importance_samples).mean()
+    zero = torch.zeros((), device=images.device)
+    flat, scale = zero, zero
+    if config.eta > 0:
+        points = mixup_points(latents, config.mixup_extrapolation)[: config.regulariser_points]
+        flat, scale = flatness(model.decode, points, config)
+    loss = beta * kl_bound + recon + beta * config.eta * flat
+    return ObjectiveTerms(loss, recon.detach(), kl_bound.detach(), flat.detach(), scale)
+
+
+def heaviside(x: float) -> float:
+    """H(x) = 1 for x > 0, else 0 (a constraint met with equality counts as met)."""
+    return 1.0 if x > 0 else 0.0
+
+
+@dataclass
+class BetaController:
+    """beta of ``beta*F + C``, driven by the constraint E[C] <= kappa^2 (Klushyn et al. 2019, Alg. 1).
+
+    C_t is an exponential moving average of the batch C. While ``initial_phase`` holds, beta stays
+    at its initial value and only the encoder and decoder train; the phase ends at the first update
+    with C_t < kappa^2. From then on each update sets, with d = C_t - kappa^2,
+    beta <- beta * exp(nu * f(beta, d) * d), f(beta, d) = (1 - H(d)) tanh(tau (beta - 1)) - H(d):
+    a violated constraint (d > 0) lowers beta by exp(-nu d); a met one (d < 0) raises beta toward 1,
+    slowing as tanh(tau (beta - 1)) -> 0, so beta never passes 1. beta = 1/lambda of the paper,
+    whose "lambda >> 1" start is our beta_0 << 1.
+    """
+
+    kappa: float
+    nu: float
+    tau: float
+    ema_decay: float
+    beta: float
+    constraint_ema: float | None = None
+    initial_phase: bool = True
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "BetaController":
+        return cls(config.kappa, config.nu, config.tau, config.ema_decay, config.beta_init)
+
+    def update(self, reconstruction_error: float) -> None:
+        """Fold one batch's C into C_t, then end the initial phase or update beta."""
+        if self.constraint_ema is None:
+            self.constraint_ema = reconstruction_error
+        else:
+            self.constraint_ema = self.ema_decay * self.constraint_ema + (1 - self.ema_decay) * reconstruction_error
+        violation = self.constraint_ema - self.kappa ** 2
+        if self.initial_phase:
+            if violation >= 0:
+                return
+            self.initial_phase = False
+        step = heaviside(violation)
+        gain = (1 - step) * math.tanh(self.tau * (self.beta - 1)) - step
+        self.beta *= math.exp(self.nu * gain * violation)
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -1,0 +1,291 @@
+"""Training loop for the VHP-FMVAE: resumable bit for bit, logged, checkpointed atomically.
+
+Files in ``out_dir``: ``checkpoint.safetensors`` (model, Adam state, RNG states; the rest as JSON in
+the safetensors metadata, so nothing is pickled), ``log.csv`` (one row per ``log_every`` steps) and,
+when training finishes, ``weights.safetensors`` + ``weights.json`` (see :mod:`.weights`).
+
+Determinism: batch ``i`` of epoch ``e`` is slice ``i`` of a permutation drawn from a generator seeded
+with ``seed * 1_000_003 + e``; every other random draw (reparameterisation, importance samples,
+mixup, probes, augmentation) uses torch's global generator, whose state (with numpy's and Python's)
+is checkpointed. A run resumed after kill -9 therefore repeats the uninterrupted run exactly on CPU.
+
+Augmentation (defaults in TrainConfig): random horizontal flip on (pedestrians are left-right
+symmetric; identity cues are not), shifts and colour jitter off (colour is the main appearance cue
+a label-free descriptor has; jittering it would teach invariance to what tells people apart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import platform
+import random
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+from tqdm import tqdm
+
+from ..io import InputError, atomic_path, atomic_write
+from .config import ModelConfig, TrainConfig
+from .crops import channel_statistics, load_crops, normalise_crops
+from .model import FMVAE
+from .objective import BetaController, objective
+from .weights import WeightsInfo, save_weights
+
+CHECKPOINT = "checkpoint.safetensors"
+LOG = "log.csv"
+WEIGHTS = "weights.safetensors"
+LOG_COLUMNS = ["step", "epoch", "initial_phase", "C", "C_ema", "F", "beta", "c2", "R", "loss",
+               "crops_per_s", "elapsed_s"]
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as torch spells it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """torch.autocast for "bf16"/"fp16" on ``device``; a no-op for "fp32"."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 autocast needs CUDA; use bf16 on CPU")
+    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+class Trainer:
+    """One training run in ``out_dir``; ``run()`` trains until ``train_config.steps``."""
+
+    def __init__(self, crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig,
+                 out_dir: str | Path, resume: bool = False, progress: bool = True):
+        self.out_dir = Path(out_dir)
+        self.crops_path = Path(crops_path)
+        self.progress = progress
+        self.crops = load_crops(self.crops_path, model_config.image_size)
+        if len(self.crops) < train_config.batch_size:
+            raise InputError(self.crops_path, f"{len(self.crops)} crops, fewer than one batch of "
+                                              f"{train_config.batch_size}")
+        self.train_config, self.model_config = train_config, model_config
+        self.device = resolve_device(train_config.device)
+        self.mean, self.std = channel_statistics(self.crops.images)
+        self.images = torch.from_numpy(self.crops.images)
+        self.batches_per_epoch = len(self.crops) // train_config.batch_size
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.log_rows: list[dict] = []
+        self._epoch_order: tuple[int, torch.Tensor] | None = None
+        if not resume:
+            _seed_everything(train_config.seed)
+        self.model = FMVAE(model_config).to(self.device)
+        if train_config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.learning_rate)
+        self.controller = BetaController.from_config(train_config)
+        if resume:
+            self._load_checkpoint()
+
+    # -- data -----------------------------------------------------------------------------------
+    def batch_indices(self, step: int) -> torch.Tensor:
+        """Crop indices of ``step``'s batch: a slice of the seeded permutation of its epoch."""
+        epoch, position = divmod(step, self.batches_per_epoch)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            generator = torch.Generator().manual_seed(self.train_config.seed * 1_000_003 + epoch)
+            self._epoch_order = (epoch, torch.randperm(len(self.crops), generator=generator))
+        size = self.train_config.batch_size
+        return self._epoch_order[1][position * size:(position + 1) * size]
+
+    def batch(self, step: int) -> torch.Tensor:
+        """(B, 3, S, S) normalised, augmented crops of ``step``."""
+        images = normalise_crops(self.images[self.batch_indices(step)], self.mean, self.std, self.device)
+        return augment(images, self.train_config, self.mean, self.std)
+
+    # -- training -------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        """One optimiser step; returns the logged quantities of this batch."""
+        config = self.train_config
+        self.model.train()
+        images = self.batch(self.step)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        beta = self.controller.beta
+        with autocast_context(self.device, config.precision):
+            terms = objective(self.model, images, beta, config)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        if self.controller.initial_phase:
+            # The prior nets wait for the constraint: a None grad makes Adam skip them entirely.
+            for parameter in self.model.prior.parameters():
+                parameter.grad = None
+        self.optimizer.step()
+        initial_phase = self.controller.initial_phase
+        self.controller.update(float(terms.reconstruction_error))
+        self.step += 1
+        return {"step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch,
+                "initial_phase": int(initial_phase), "C": float(terms.reconstruction_error),
+                "C_ema": self.controller.constraint_ema, "F": float(terms.kl_bound), "beta": beta,
+                "c2": float(terms.metric_scale), "R": float(terms.flatness), "loss": float(terms.loss)}
+
+    def run(self, stop_after: int | None = None) -> Path:
+        """Train to ``train_config.steps`` (or stop once ``stop_after`` steps are done in total).
+
+        Returns the exported weights path when training is complete, else the checkpoint path.
+        On KeyboardInterrupt a checkpoint is saved before the interrupt propagates.
+        """
+        config = self.train_config
+        last = config.steps if stop_after is None else min(stop_after, config.steps)
+        bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not self.progress, desc="train")
+        window_start, window_steps = time.perf_counter(), 0
+        try:
+            while self.step < last:
+                row = self.train_step()
+                window_steps += 1
+                bar.update(1)
+                if self.step % config.log_every == 0 or self.step == last:
+                    now = time.perf_counter()
+                    self.elapsed_s += now - window_start
+                    row["crops_per_s"] = window_steps * config.batch_size / max(now - window_start, 1e-9)
+                    row["elapsed_s"] = self.elapsed_s
+                    self.log_rows.append(row)
+                    self._write_log()
+                    bar.set_postfix(C=f"{row['C_ema']:.3f}", beta=f"{row['beta']:.2e}", c2=f"{row['c2']:.3g}")
+                    window_start, window_steps = time.perf_counter(), 0
+                if self.step % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            bar.close()
+            print(f"interrupted at step {self.step}; checkpoint saved in {self.out_dir} (resume to continue)")
+            raise
+        bar.close()
+        checkpoint = self.save_checkpoint()
+        return self.export_weights() if self.step >= config.steps else checkpoint
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _write_log(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(self.log_rows)
+        with atomic_write(self.out_dir / LOG) as fh:
+            fh.write(buffer.getvalue())
+
+    def save_checkpoint(self) -> Path:
+        """Model, optimiser, beta/EMA and RNG states at ``self.step``, in one atomic file."""
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        optim = self.optimizer.state_dict()
+        for index, state in optim["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+        tensors["rng.torch"] = torch.get_rng_state()
+        numpy_state = np.random.get_state()
+        tensors["rng.numpy"] = torch.from_numpy(numpy_state[1].astype(np.int64))
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        python_state = random.getstate()
+        state = {"step": self.step, "elapsed_s": self.elapsed_s, "controller": self.controller.state_dict(),
+                 "train_config": self.train_config.to_dict(), "model_config": self.model_config.to_dict(),
+                 "crops_path": str(self.crops_path), "param_groups": optim["param_groups"],
+                 "numpy_rng": [numpy_state[0], *numpy_state[2:]],
+                 "python_rng": [python_state[0], list(python_state[1]), python_state[2]]}
+        path = self.out_dir / CHECKPOINT
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+        return path
+
+    def _load_checkpoint(self) -> None:
+        path = self.out_dir / CHECKPOINT
+        if not path.is_file():
+            raise InputError(path, "no checkpoint to resume from")
+        with safe_open(str(path), framework="pt") as fh:
+            state = json.loads(fh.metadata()["state"])
+        tensors = load_file(str(path))
+        for name, saved, given in (("model", state["model_config"], self.model_config.to_dict()),
+                                   ("training", state["train_config"], self.train_config.to_dict())):
+            changed = sorted(k for k in saved if k != "steps" and saved[k] != given.get(k))
+            if changed:
+                raise InputError(path, f"checkpoint's {name} config differs in {', '.join(changed)}")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optim_state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                optim_state.setdefault(int(index), {})[name] = value
+        self.optimizer.load_state_dict({"state": optim_state, "param_groups": state["param_groups"]})
+        self.controller.load_state_dict(state["controller"])
+        self.step, self.elapsed_s = state["step"], state["elapsed_s"]
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        kind, *rest = state["numpy_rng"]
+        np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), *rest))
+        version, internal, gauss = state["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        self.log_rows = [row for row in _read_log(self.out_dir / LOG) if int(row["step"]) <= self.step]
+
+    def export_weights(self, path: str | Path | None = None, fp16: bool = False) -> Path:
+        """Write weights + sidecar (default ``out_dir/weights.safetensors``) with provenance."""
+        if self.train_config.channels_last:
+            self.model = self.model.to(memory_format=torch.contiguous_format)
+        last = self.log_rows[-1] if self.log_rows else {}
+        provenance = {"train_config": self.train_config.to_dict(), "crops_path": str(self.crops_path),
+                      "num_crops": len(self.crops), "steps": self.step,
+                      "final_C_ema": self.controller.constraint_ema, "final_beta": self.controller.beta,
+                      "final_c2": last.get("c2"), "initial_phase_ended": not self.controller.initial_phase,
+                      "train_time_s": self.elapsed_s, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "hardware": hardware_description(self.device), "torch": torch.__version__}
+        info = WeightsInfo(self.model_config, self.mean, self.std, provenance)
+        return save_weights(self.model, path or self.out_dir / WEIGHTS, info, fp16=fp16)
+
+
+def augment(images: torch.Tensor, config: TrainConfig, mean: list[float], std: list[float]) -> torch.Tensor:
+    """Random flips, shifts (replicate padding) and per-channel gains of normalised crops (B, 3, S, S)."""
+    batch = len(images)
+    if config.hflip:
+        flip = torch.rand(batch, device=images.device) < 0.5
+        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    if config.shift_pixels > 0:
+        pad = config.shift_pixels
+        size = images.shape[-1]
+        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+        offsets = torch.randint(0, 2 * pad + 1, (batch, 2)).tolist()
+        images = torch.stack([padded[i, :, dy:dy + size, dx:dx + size] for i, (dy, dx) in enumerate(offsets)])
+    if config.colour_jitter > 0:
+        # A gain g on raw pixels p is g*(p - mu)/sigma + (g - 1)*mu/sigma in normalised units.
+        gain = 1 + (torch.rand(batch, 3, 1, 1, device=images.device) * 2 - 1) * config.colour_jitter
+        shift = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) / torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+        images = gain * images + (gain - 1) * shift
+    return images
+
+
+def hardware_description(device: torch.device) -> str:
+    """A one-line description of where training ran."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _read_log(path: Path) -> Iterator[dict]:
+    if path.is_file():
+        with open(path, encoding="utf8", newline="") as fh:
+            yield from csv.DictReader(fh)
+
+
+def train(crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig, out_dir: str | Path,
+          resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a run in ``out_dir``; returns the exported ``weights.safetensors`` path."""
+    return Trainer(crops_path, train_config, model_config, out_dir, resume=resume, progress=progress).run()

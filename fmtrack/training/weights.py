@@ -1,0 +1,110 @@
+"""Shipped FMVAE weights: ``NAME.safetensors`` plus a ``NAME.json`` sidecar. Loading never unpickles.
+
+The sidecar holds the architecture (ModelConfig), the input normalisation (per-channel RGB mean and
+std of [0, 1] pixels; crops arrive as BGR uint8 and are flipped to RGB), the training provenance
+(TrainConfig, crops file, steps, final C and beta, time, hardware) and ``thresholds``, a dict the
+calibration step fills in (empty at export). fp16 export halves the file (full model: ~38 MB).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..io import InputError, atomic_path, atomic_write
+from .config import ModelConfig
+from .model import FMVAE
+
+FORMAT = "fmtrack-fmvae/1"
+
+
+@dataclass
+class WeightsInfo:
+    """Everything in the sidecar JSON."""
+
+    model_config: ModelConfig
+    mean: list[float]                 # RGB, [0, 1] pixel units
+    std: list[float]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "model_config": self.model_config.to_dict(), "dtype": self.dtype,
+                "normalisation": {"mean": self.mean, "std": self.std, "channel_order": "RGB",
+                                  "pixel_range": [0.0, 1.0]},
+                "provenance": self.provenance, "thresholds": self.thresholds}
+
+
+def sidecar_path(weights_path: str | Path) -> Path:
+    """``x.safetensors`` -> ``x.json``."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_weights(model: FMVAE, path: str | Path, info: WeightsInfo, fp16: bool = False) -> Path:
+    """Write the model's tensors (optionally as fp16) and the sidecar, each atomically."""
+    path = Path(path)
+    dtype = torch.float16 if fp16 else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    info.dtype = str(dtype).removeprefix("torch.")
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    with atomic_write(sidecar_path(path)) as fh:
+        json.dump(info.to_dict(), fh, indent=2)
+    return path
+
+
+def read_weights_info(path: str | Path) -> WeightsInfo:
+    """Parse and validate the sidecar of ``path``."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise InputError(side, "weights sidecar JSON not found (it must sit beside the .safetensors file)")
+    try:
+        data = json.loads(side.read_text(encoding="utf8"))
+        if data.get("format") != FORMAT:
+            raise InputError(side, f"not an FMVAE weights sidecar (format {data.get('format')!r}, want {FORMAT!r})")
+        norm = data["normalisation"]
+        info = WeightsInfo(ModelConfig.from_dict(data["model_config"]), list(norm["mean"]), list(norm["std"]),
+                           data.get("provenance", {}), data.get("thresholds", {}), data.get("dtype", "float32"))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(side, f"malformed weights sidecar ({type(err).__name__}: {err})") from None
+    if len(info.mean) != 3 or len(info.std) != 3:
+        raise InputError(side, "normalisation mean and std need 3 values each")
+    return info
+
+
+def load_weights(path: str | Path, device: torch.device | str = "cpu") -> tuple[FMVAE, WeightsInfo]:
+    """Rebuild the model from the sidecar's architecture and load the tensors (as fp32).
+
+    InputError for a missing file, a missing/unexpected key or a shape that disagrees with the sidecar.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file not found")
+    info = read_weights_info(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise InputError(path, f"not a readable safetensors file ({err})") from None
+    model = FMVAE(info.model_config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise InputError(path, f"tensors do not match the sidecar's architecture ({what}; "
+                               f"{len(missing)} missing, {len(unexpected)} unexpected)")
+    for key, tensor in expected.items():
+        if tensors[key].shape != tensor.shape:
+            raise InputError(path, f"{key} has shape {tuple(tensors[key].shape)}, the sidecar's "
+                                   f"architecture needs {tuple(tensor.shape)}")
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return model.to(device).eval(), info
