@@ -309,6 +309,6 @@ def _grid_graph(metric: np.ndarray, resolution: int, spacing: float) -> coo_matr
         line_element = np.sqrt(np.einsum("i,nij,j->n", step, metric, step).clip(min=0))
         sources.append(src)
         targets.append(dst)
-        weights.append(line_element[src])
+        weights.append((line_element[src] + line_element[dst]) / 2)
     n = resolution * resolution
     return coo_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n))
