@@ -29,8 +29,8 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
             raise ValueError("this tracker configuration uses appearance: pass features (N, D)")
     else:
         features = np.asarray(features, dtype=np.float32)
-        if features.size == 0:
-            features = features.reshape(n, -1)
+        if features.size == 0 and features.ndim != 2:
+            features = features.reshape(n, 0)
         if features.ndim != 2 or len(features) != n:
             raise ValueError(f"features must have shape (N={n}, D), got {features.shape}")
         if not np.isfinite(features).all():

@@ -22,12 +22,14 @@ _MOTION = np.eye(2 * _NDIM)
 _MOTION[:_NDIM, _NDIM:] = np.eye(_NDIM)
 
 
+_EYE8 = np.eye(2 * _NDIM)
+_EYE4 = np.eye(_NDIM)
+
+
 def _diag(std: np.ndarray) -> np.ndarray:
     """(T, K) standard deviations -> (T, K, K) diagonal covariances."""
-    out = np.zeros(std.shape + (std.shape[-1],))
-    idx = np.arange(std.shape[-1])
-    out[:, idx, idx] = std**2
-    return out
+    eye = _EYE8 if std.shape[-1] == 2 * _NDIM else _EYE4
+    return (std**2)[:, :, None] * eye
 
 
 class KalmanFilter:
@@ -67,10 +69,8 @@ class KalmanFilter:
         """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
         projected_mean, innovation_cov = self.project(mean, covariance)
         diff = measurement[None, :, :] - projected_mean[:, None, :]
-        # Whitening with the Cholesky factor keeps this stable and cheap for 4x4 blocks.
-        chol = np.linalg.cholesky(innovation_cov)
-        whitened = np.linalg.solve(chol[:, None, :, :], diff[..., None])[..., 0]
-        return np.einsum("tni,tni->tn", whitened, whitened)
+        # One batched 4x4 inverse per track; S is well conditioned (measurement noise > 0).
+        return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
 
     # Box conversions and noise: model-specific.
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
@@ -96,6 +96,13 @@ class DeepSortKalman(KalmanFilter):
 
     std_weight_position = 1.0 / 20
     std_weight_velocity = 1.0 / 160
+    # Standard deviations are height * weight + floor; the aspect ratio gets fixed noise.
+    _wp, _wv = std_weight_position, std_weight_velocity
+    _initial_weight = np.array([2 * _wp, 2 * _wp, 0, 2 * _wp, 10 * _wv, 10 * _wv, 0, 10 * _wv])
+    _initial_floor = _process_floor = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+    _process_weight = np.array([_wp, _wp, 0, _wp, _wv, _wv, 0, _wv])
+    _measurement_weight = np.array([_wp, _wp, 0, _wp])
+    _measurement_floor = np.array([0, 0, 1e-1, 0])
 
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         out = np.array(tlwh, dtype=np.float64, copy=True)
@@ -110,23 +117,13 @@ class DeepSortKalman(KalmanFilter):
         return out
 
     def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
-        h = measurement[:, 3]
-        wp, wv = 2 * self.std_weight_position, 10 * self.std_weight_velocity
-        std = np.column_stack([wp * h, wp * h, np.full_like(h, 1e-2), wp * h,
-                               wv * h, wv * h, np.full_like(h, 1e-5), wv * h])
-        return _diag(std)
+        return _diag(measurement[:, 3:4] * self._initial_weight + self._initial_floor)
 
     def _process_noise(self, mean: np.ndarray) -> np.ndarray:
-        h = mean[:, 3]
-        wp, wv = self.std_weight_position, self.std_weight_velocity
-        std = np.column_stack([wp * h, wp * h, np.full_like(h, 1e-2), wp * h,
-                               wv * h, wv * h, np.full_like(h, 1e-5), wv * h])
-        return _diag(std)
+        return _diag(mean[:, 3:4] * self._process_weight + self._process_floor)
 
     def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
-        h = mean[:, 3]
-        wp = self.std_weight_position
-        return _diag(np.column_stack([wp * h, wp * h, np.full_like(h, 1e-1), wp * h]))
+        return _diag(mean[:, 3:4] * self._measurement_weight + self._measurement_floor)
 
 
 class SortKalman(KalmanFilter):

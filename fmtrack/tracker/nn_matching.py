@@ -61,8 +61,9 @@ class FeatureGallery:
         depth = int(self._count[slots].max())
         if depth == 0:
             return np.full((len(slots), len(features)), np.inf)
-        gallery = self._features[slots, :depth]  # (K, depth, D)
-        dots = gallery @ features.T  # (K, depth, N)
+        # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
+        # costs 40x more than the product on a busy machine (measured: 11 ms vs 0.3 ms per call).
+        dots = np.einsum("kbd,nd->kbn", self._features[slots, :depth], features)  # (K, depth, N)
         if self.metric == "cosine":
             dist = 1.0 - dots
         else:

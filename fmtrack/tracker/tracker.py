@@ -53,7 +53,8 @@ class Tracker:
         measurements = self.kf.measure(boxes)
         track_idx, det_idx = self._associate(boxes, measurements, features)
         self._update(track_idx, det_idx, measurements, scores, features)
-        born = np.setdiff1d(np.arange(len(boxes)), det_idx)
+        born = np.ones(len(boxes), dtype=bool)
+        born[det_idx] = False
         self._birth(measurements[born], scores[born], None if features is None else features[born])
         return self._report()
 
@@ -80,23 +81,29 @@ class Tracker:
         predicted_tlwh = self.kf.to_tlwh(t.mean)
         matched_tracks, matched_dets = [], []
         for stage in self.config.stages:
-            candidates = track_free & self._stage_tracks(stage)
+            ti = np.flatnonzero(track_free & self._stage_tracks(stage))
+            di = np.flatnonzero(det_free)
+            if len(ti) == 0 or len(di) == 0:
+                continue
+            cost = self._cost(stage, ti, di, predicted_tlwh, boxes, measurements, features)
             if stage.cascade:
-                # DeepSORT's cascade: most recently seen first, depth max_age.
-                levels = np.unique(t.time_since_update[candidates])
-                groups = [candidates & (t.time_since_update == lv) for lv in levels if lv <= self.config.max_age]
+                # DeepSORT's cascade: most recently seen first, depth max_age; each level sees only
+                # the detections earlier levels left.
+                tsu = t.time_since_update[ti]
+                groups = [np.flatnonzero(tsu == lv) for lv in np.unique(tsu) if lv <= self.config.max_age]
             else:
-                groups = [candidates]
-            for group in groups:
-                ti, di = np.flatnonzero(group), np.flatnonzero(det_free)
-                if len(ti) == 0 or len(di) == 0:
-                    continue
-                cost = self._cost(stage, ti, di, predicted_tlwh, boxes, measurements, features)
-                rows, cols = min_cost_matching(cost, stage.max_cost, stage.gated)
-                track_free[ti[rows]] = False
-                det_free[di[cols]] = False
-                matched_tracks.append(ti[rows])
-                matched_dets.append(di[cols])
+                groups = [np.arange(len(ti))]
+            cols_free = np.ones(len(di), dtype=bool)
+            for rows_in in groups:
+                cols_in = np.flatnonzero(cols_free)
+                if len(cols_in) == 0:
+                    break
+                rows, cols = min_cost_matching(cost[np.ix_(rows_in, cols_in)], stage.max_cost, stage.gated)
+                cols_free[cols_in[cols]] = False
+                track_free[ti[rows_in[rows]]] = False
+                matched_tracks.append(ti[rows_in[rows]])
+                matched_dets.append(di[cols_in[cols]])
+            det_free[di[~cols_free]] = False
         if not matched_tracks:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         return np.concatenate(matched_tracks), np.concatenate(matched_dets)

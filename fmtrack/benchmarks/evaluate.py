@@ -1,0 +1,136 @@
+"""``fmtrack eval``: run methods over sequences (or take a results folder) and score them.
+
+Layout of an evaluation folder::
+
+    OUT/<method>/<SEQUENCE>.txt     MOTChallenge result files
+    OUT/<method>/config.json        the TrackerConfig and features that produced them
+    OUT/summary.csv, summary.md     the table (one row per method x sequence, plus OVERALL)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import (InputError, atomic_write, find_sequence, read_ground_truth, read_results,
+                  read_seqinfo, write_results)
+from ..pipeline import track_sequence
+from .methods import MethodUnavailable, load_inputs, parse_method
+from .scoring import COUNTS, accumulate, protocol_for, summarise
+
+
+@dataclass
+class Evaluation:
+    """table: index (Method, Sequence), the paper's columns; skipped: why a cell could not run."""
+
+    table: pd.DataFrame
+    skipped: list[str] = field(default_factory=list)
+    frames_per_second: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def results_frame(rows: np.ndarray) -> pd.DataFrame:
+    """Tracker rows (N, 6) frame, id, left, top, width, height -> py-motmetrics' layout."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+    index = pd.MultiIndex.from_arrays(rows[:, :2].astype(np.int64).T, names=["FrameId", "Id"])
+    frame = pd.DataFrame(rows[:, 2:6], columns=["X", "Y", "Width", "Height"], index=index)
+    frame["Confidence"] = 1.0
+    return frame
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
+
+
+def _score(named: list[tuple[str, "object"]]) -> pd.DataFrame:
+    return summarise([acc for _, acc in named], [name for name, _ in named])
+
+
+def run_methods(methods: list[str], sequences: list[str], data_root: str | Path | None = None,
+                out_dir: str | Path = "runs/eval", progress: bool = True) -> Evaluation:
+    """Track every sequence with every method, write the result files, score them."""
+    out_dir = Path(out_dir)
+    parsed = [parse_method(m) for m in methods]
+    infos = [read_seqinfo(find_sequence(s, data_root)) for s in sequences]
+    gts = {info.name: read_ground_truth(info.gt_path, info.seq_length) for info in infos}
+    tables, skipped, speeds = [], [], {}
+    for method in parsed:
+        folder = out_dir / _slug(method.label)
+        named = []
+        for info in infos:
+            try:
+                detections, embedder = load_inputs(method, info, data_root)
+            except MethodUnavailable as why:
+                skipped.append(str(why))
+                continue
+            result = track_sequence(info, detections, method.config, embedder, progress=progress)
+            write_results(folder / f"{info.name}.txt", result.rows)
+            speeds[(method.label, info.name)] = result.frames_per_second
+            named.append((info.name, accumulate(gts[info.name], results_frame(result.rows), info,
+                                                protocol_for(info))))
+        if not named:
+            continue
+        with atomic_write(folder / "config.json") as fh:
+            json.dump({"method": method.label, "features": method.features,
+                       "tracker": method.config.to_dict()}, fh, indent=2, default=str)
+        tables.append(_score(named).assign(Method=method.label))
+    if not tables:
+        raise InputError(None, "nothing could be evaluated: " + "; ".join(skipped))
+    table = pd.concat(tables).rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
+    return Evaluation(table, skipped, speeds)
+
+
+def score_results_dir(results_dir: str | Path, sequences: list[str] | None = None,
+                      data_root: str | Path | None = None) -> Evaluation:
+    """Score the ``SEQUENCE.txt`` files of a folder (all of them, or the named sequences)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise InputError(results_dir, "results folder not found")
+    files = ([results_dir / f"{s}.txt" for s in sequences] if sequences
+             else sorted(results_dir.glob("*.txt")))
+    if not files:
+        raise InputError(results_dir, "no SEQUENCE.txt result files in this folder")
+    named = []
+    for path in files:
+        info = read_seqinfo(find_sequence(path.stem, data_root))
+        gt = read_ground_truth(info.gt_path, info.seq_length)
+        named.append((info.name, accumulate(gt, read_results(path, info.seq_length), info, protocol_for(info))))
+    table = _score(named).assign(Method=results_dir.name)
+    table = table.rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
+    return Evaluation(table)
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Strings as MOTChallenge prints them: percentages and FAR to one decimal (FAR two), counts whole."""
+    out = table.copy().astype(object)
+    for col in table.columns:
+        if col in COUNTS:
+            out[col] = table[col].map(lambda v: f"{int(v)}")
+        elif col == "FAR":
+            out[col] = table[col].map(lambda v: f"{v:.2f}")
+        else:
+            out[col] = table[col].map(lambda v: f"{v:.1f}")
+    return out
+
+
+def render_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table with the index levels as leading columns."""
+    shown = format_table(table).reset_index()
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(evaluation: Evaluation, out_dir: str | Path, stem: str = "summary") -> tuple[Path, Path]:
+    """Write ``stem.csv`` (full precision) and ``stem.md`` atomically."""
+    out_dir = Path(out_dir)
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    with atomic_write(csv_path) as fh:
+        evaluation.table.to_csv(fh, float_format="%.4f")
+    with atomic_write(md_path) as fh:
+        fh.write(render_markdown(evaluation.table))
+    return csv_path, md_path

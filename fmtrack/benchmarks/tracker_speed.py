@@ -1,0 +1,162 @@
+"""``fmtrack bench tracker``: frames/s of ``Tracker.update`` and memory over a long stream.
+
+Detections and features are loaded and filtered before timing, so only association is measured.
+Where a checkout of the original DeepSORT (nwojke/deep_sort) or SORT (abewley/sort, needs filterpy)
+is given, it is timed in the same run on the same frames, so the printed ratio is fair on a noisy
+shared machine. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..io import deepsort_features_path, find_sequence, read_seqinfo
+from ..embedder import PrecomputedFeatures
+from ..tracker import PRESETS, Tracker, TrackerConfig
+from ..tracker.detections import select_detections
+
+Frame = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def load_frames(seq: str, data_root: str | Path | None, min_confidence: float) -> list[Frame]:
+    """Per-frame (boxes tlwh, scores, features) of a sequence with DeepSORT features."""
+    info = read_seqinfo(find_sequence(seq, data_root))
+    dets = PrecomputedFeatures(deepsort_features_path(seq, data_root), info.seq_length).detections
+    frames = []
+    for frame in range(1, info.seq_length + 1):
+        boxes, scores, feats = dets.at(frame)
+        keep = scores >= min_confidence
+        frames.append((boxes[keep], scores[keep], feats[keep]))
+    return frames
+
+
+def time_updates(config: TrackerConfig, frames: list[Frame], repeats: int) -> float:
+    """Best-of-``repeats`` frames/s of a fresh tracker fed every frame."""
+    best = 0.0
+    for _ in range(repeats):
+        tracker = Tracker(config)
+        feats_needed = config.uses_appearance
+        start = time.perf_counter()
+        for boxes, scores, feats in frames:
+            tracker.update(boxes, scores, feats if feats_needed else None)
+        best = max(best, len(frames) / (time.perf_counter() - start))
+    return best
+
+
+def time_reference_deepsort(repo: str | Path, frames: list[Frame], repeats: int) -> float:
+    """frames/s of nwojke/deep_sort's Tracker with deep_sort_app's settings on the same frames."""
+    sys.path.insert(0, str(Path(repo)))
+    try:
+        from deep_sort import nn_matching
+        from deep_sort.detection import Detection
+        from deep_sort.tracker import Tracker as ReferenceTracker
+    finally:
+        sys.path.pop(0)
+    detections = [[Detection(b, s, f) for b, s, f in zip(*frame)] for frame in frames]
+    best = 0.0
+    for _ in range(repeats):
+        tracker = ReferenceTracker(nn_matching.NearestNeighborDistanceMetric("cosine", 0.2, 100))
+        start = time.perf_counter()
+        for dets in detections:
+            tracker.predict()
+            tracker.update(dets)
+        best = max(best, len(frames) / (time.perf_counter() - start))
+    return best
+
+
+def time_reference_sort(repo: str | Path, frames: list[Frame], repeats: int) -> float:
+    """frames/s of abewley/sort's Sort (plotting imports stubbed) on the same frames."""
+    import types
+
+    for name in ("skimage", "skimage.io", "matplotlib.pyplot", "matplotlib.patches"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    import matplotlib
+
+    use = matplotlib.use
+    matplotlib.use = lambda *a, **k: None  # sort.py asks for TkAgg at import
+    sys.path.insert(0, str(Path(repo)))
+    try:
+        import sort as reference_sort
+    finally:
+        sys.path.pop(0)
+        matplotlib.use = use
+    dets = [np.column_stack([b[:, :2], b[:, :2] + b[:, 2:], s]) for b, s, _ in frames]
+    best = 0.0
+    for _ in range(repeats):
+        tracker = reference_sort.Sort(max_age=1, min_hits=3, iou_threshold=0.3)
+        start = time.perf_counter()
+        for d in dets:
+            tracker.update(d)
+        best = max(best, len(frames) / (time.perf_counter() - start))
+    return best
+
+
+def _rss_mb() -> float:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * 4096 / 2**20
+
+
+def synthetic_stream(n_frames: int, seed: int = 0, dim: int = 128):
+    """Walkers crossing a 1920x1080 frame, about 8 at a time, each living ~300 frames."""
+    rng = np.random.default_rng(seed)
+    walkers: list[list] = []  # [x, y, vx, w, h, feature, frames left]
+    for _ in range(n_frames):
+        if len(walkers) < 8 and rng.random() < 0.05:
+            h = rng.uniform(80, 300)
+            walkers.append([rng.uniform(0, 1700), rng.uniform(0, 800), rng.normal(0, 3), 0.4 * h, h,
+                            rng.normal(size=dim), int(rng.integers(100, 500))])
+        for w in walkers:
+            w[0] += w[2]
+            w[6] -= 1
+        walkers = [w for w in walkers if w[6] > 0]
+        seen = [w for w in walkers if rng.random() > 0.1]  # 10% missed detections
+        boxes = np.array([[w[0], w[1], w[3], w[4]] for w in seen]).reshape(-1, 4)
+        boxes += rng.normal(0, 2, boxes.shape)
+        feats = np.array([w[5] + rng.normal(0, 0.3, dim) for w in seen]).reshape(-1, dim)
+        yield boxes, np.ones(len(seen)), feats
+
+
+def memory_over_stream(config: TrackerConfig, n_frames: int, checkpoints: int = 5) -> list[tuple[int, float, int]]:
+    """(frame, RSS MiB, live tracks) at evenly spaced frames of a synthetic stream."""
+    tracker = Tracker(config)
+    marks = set(np.linspace(n_frames // checkpoints, n_frames, checkpoints).astype(int).tolist())
+    out = []
+    for i, (boxes, scores, feats) in enumerate(synthetic_stream(n_frames), start=1):
+        tracker.update(boxes, scores, feats if config.uses_appearance else None)
+        if i in marks:
+            out.append((i, _rss_mb(), len(tracker.tracks)))
+    return out
+
+
+def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | None = None, repeats: int = 3,
+                          stream_frames: int = 100_000, reference_deepsort: str | None = None,
+                          reference_sort: str | None = None) -> dict[str, float]:
+    """Print and return frames/s per preset (and per reference implementation given)."""
+    min_conf = 0.3
+    frames = load_frames(seq, data_root, min_conf)
+    n_dets = sum(len(f[0]) for f in frames)
+    print(f"{seq}: {len(frames)} frames, {n_dets / len(frames):.1f} detections/frame (confidence >= {min_conf}); "
+          f"update() only, best of {repeats}")
+    rates = {}
+    for name, config in PRESETS.items():
+        rates[name] = time_updates(config.replace(min_confidence=min_conf), frames, repeats)
+    if reference_deepsort:
+        rates["reference DeepSORT (nwojke/deep_sort)"] = time_reference_deepsort(reference_deepsort, frames, repeats)
+    if reference_sort:
+        rates["reference SORT (abewley/sort)"] = time_reference_sort(reference_sort, frames, repeats)
+    base = rates.get("reference DeepSORT (nwojke/deep_sort)")
+    for name, rate in rates.items():
+        ratio = f"  ({rate / base:.2f}x reference DeepSORT)" if base else ""
+        print(f"  {name:<40s} {rate:8.0f} frames/s{ratio}")
+    if stream_frames > 0:
+        print(f"memory over a {stream_frames}-frame synthetic stream (deepsort preset, 128-d features):")
+        for frame, rss, live in memory_over_stream(PRESETS["deepsort"], stream_frames):
+            print(f"  frame {frame:>7d}: RSS {rss:7.1f} MiB, live tracks {live}")
+    return rates

@@ -1,0 +1,135 @@
+"""Command line: parses arguments and calls library functions; no logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .io import InputError
+
+
+def _add_data_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", help="MOTChallenge data root (else $FMTRACK_DATA, else ../shared/data)")
+
+
+def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
+    from .tracker import PRESETS
+
+    parser.add_argument("--preset", default="deepsort", choices=sorted(PRESETS))
+    parser.add_argument("--metric", choices=["cosine", "euclidean"],
+                        help="appearance distance: 1 - cosine, or true (not squared) Euclidean")
+    parser.add_argument("--max-dist", type=float, help="appearance gating threshold (in --metric units)")
+    parser.add_argument("--min-confidence", type=float, help="drop detections scoring below this")
+    parser.add_argument("--nms", type=float, dest="nms_max_overlap", help="NMS IoU threshold (1.0 = off)")
+    parser.add_argument("--max-age", type=int, help="frames a lost confirmed track is kept")
+    parser.add_argument("--n-init", type=int, help="hits that confirm a track")
+    parser.add_argument("--budget", type=int, help="appearance gallery size per track")
+
+
+def _tracker_overrides(args: argparse.Namespace) -> dict:
+    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .benchmarks.methods import configure
+    from .embedder import PrecomputedFeatures
+    from .io import find_sequence, read_detections, read_seqinfo, write_results
+    from .pipeline import track_sequence
+
+    info = read_seqinfo(find_sequence(args.seq, args.data_root))
+    config = configure(args.preset, _tracker_overrides(args))
+    embedder = None
+    if args.features:
+        embedder = PrecomputedFeatures(args.features, info.seq_length)
+        detections = embedder.detections
+    elif config.uses_appearance:
+        raise InputError(None, f"preset {config.name!r} uses appearance: pass --features FILE.npy "
+                               "(or --preset motion / sort)")
+    else:
+        detections = read_detections(args.det or info.det_path, info.seq_length)
+    result = track_sequence(info, detections, config, embedder, progress=not args.quiet)
+    out = Path(args.out or f"runs/{config.name}/{info.name}.txt")
+    write_results(out, result.rows)
+    if detections.skipped:
+        print(f"warning: skipped {detections.skipped} detections with zero width or height", file=sys.stderr)
+    print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks, "
+          f"{result.frames_per_second:.0f} frames/s -> {out}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .benchmarks.evaluate import format_table, run_methods, score_results_dir, write_tables
+
+    if args.results:
+        evaluation = score_results_dir(args.results, args.seqs, args.data_root)
+        out_dir = Path(args.out_dir or args.results)
+    else:
+        out_dir = Path(args.out_dir or "runs/eval")
+        evaluation = run_methods(args.methods, args.seqs, args.data_root, out_dir, progress=not args.quiet)
+    csv_path, md_path = write_tables(evaluation, out_dir)
+    print(format_table(evaluation.table).to_string())
+    for note in evaluation.skipped:
+        print(f"skipped: {note}")
+    print(f"wrote {csv_path} and {md_path}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .benchmarks.tracker_speed import run_tracker_benchmark
+
+    run_tracker_benchmark(args.seq, args.data_root, args.repeats, args.stream_frames,
+                          args.reference_deepsort, args.reference_sort)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fmtrack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="track one sequence and write a MOTChallenge result file")
+    run.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-09")
+    _add_data_root(run)
+    run.add_argument("--det", help="det.txt to use instead of the sequence's own")
+    run.add_argument("--features", help="N x (7 + D) .npy of detections with features (replaces --det)")
+    _add_tracker_options(run)
+    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")
+    ev.add_argument("--methods", nargs="+", default=["sort@min_confidence=0.3", "deepsort", "motion"],
+                    help="PRESET[@key=value,...], e.g. sort@min_confidence=0.3 deepsort@max_dist=0.2")
+    ev.add_argument("--seqs", nargs="+", default=["MOT17-09-FRCNN", "MOT17-09-SDP"])
+    ev.add_argument("--results", help="score the SEQ.txt files in this folder instead of running methods")
+    _add_data_root(ev)
+    ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    bench = sub.add_parser("bench", help="print speed benchmarks")
+    bench_sub = bench.add_subparsers(dest="target", required=True)
+    bt = bench_sub.add_parser("tracker", help="update() frames/s per preset, and memory on a long stream")
+    bt.add_argument("--seq", default="MOT17-09-FRCNN")
+    _add_data_root(bt)
+    bt.add_argument("--repeats", type=int, default=3)
+    bt.add_argument("--stream-frames", type=int, default=100_000, help="synthetic frames for the memory check")
+    bt.add_argument("--reference-deepsort", help="checkout of nwojke/deep_sort to time in the same run")
+    bt.add_argument("--reference-sort", help="checkout of abewley/sort (needs filterpy) to time in the same run")
+    bt.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (InputError, ValueError) as err:
+        print(f"fmtrack: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fmtrack: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
