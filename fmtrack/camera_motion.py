@@ -16,7 +16,7 @@ Both estimate on frames shrunk by ``downscale`` and map the result back to full 
 estimate fails (too few corners or inliers, ECC not converging) the frame gets the identity: a
 missed compensation costs less than a wrong one.
 
-:func:`warp_states` applies an affine to batched Kalman states (xyah or xywh with velocities).
+The tracker applies an affine to its Kalman states with ``KalmanFilter.warp``.
 :func:`sequence_camera_motion` runs a method over a whole sequence, cached on disk.
 ``python -m fmtrack.camera_motion`` prints the speed of each method on 1920x1080 frames.
 """
@@ -233,50 +233,6 @@ def centre_displacement(affines: np.ndarray, width: int, height: int) -> np.ndar
 # State layouts and the entries that are sizes or size velocities (scaled by the affine's scale).
 # Centre and centre velocity are entries 0-1 and 4-5 in both; xyah's aspect a = w / h (2, and its
 # velocity 6) is unchanged by a similarity.
-_SIZE_ENTRIES = {
-    "xyah": (3, 7),  # (cx, cy, a, h, vcx, vcy, va, vh)
-    "xywh": (2, 3, 6, 7),  # (cx, cy, w, h, vcx, vcy, vw, vh)
-}
-
-
-def _state_jacobian(affine: np.ndarray, layout: str) -> np.ndarray:
-    """(8, 8) linear map of an 8-d box state under ``affine``.
-
-    The 2x2 part L acts on the centre and on its velocity. Sizes are multiplied by the affine's
-    scale s = sqrt(|det L|), which is exact for a similarity transform (what ``sof`` fits and, with
-    s = 1, what ``ecc`` fits). BoT-SORT instead multiplies the (w, h) pair by L as if it were a
-    vector, which mixes width into height under rotation and is not a box transform; under zoom it
-    agrees with ours only on the diagonal. We scale because a zooming camera really changes sizes.
-    """
-    linear = affine[:, :2]
-    scale = np.sqrt(abs(np.linalg.det(linear)))
-    jacobian = np.eye(8)
-    jacobian[0:2, 0:2] = linear
-    jacobian[4:6, 4:6] = linear
-    for index in _SIZE_ENTRIES[layout]:
-        jacobian[index, index] = scale
-    return jacobian
-
-
-def warp_states(mean: np.ndarray, covariance: np.ndarray, affine: np.ndarray,
-                layout: str = "xyah") -> tuple[np.ndarray, np.ndarray]:
-    """Move Kalman states from previous-frame to current-frame pixel coordinates.
-
-    mean: (T, 8), covariance: (T, 8, 8), affine: (2, 3) previous -> current pixels.
-    layout: ``xyah`` (cx, cy, a, h, vcx, vcy, va, vh) or ``xywh`` (cx, cy, w, h, vcx, vcy, vw, vh).
-    Returns new arrays: ``mean' = J mean + [t, 0...]`` and ``P' = J P J^T`` with J from
-    :func:`_state_jacobian`; the centre is rotated and translated, velocities only rotated.
-    """
-    if layout not in _SIZE_ENTRIES:
-        raise ValueError(f"unknown state layout {layout!r}; choose one of {tuple(_SIZE_ENTRIES)}")
-    affine = np.asarray(affine, dtype=np.float64)
-    jacobian = _state_jacobian(affine, layout)
-    new_mean = np.asarray(mean, dtype=np.float64) @ jacobian.T
-    new_mean[:, 0:2] += affine[:, 2]
-    new_covariance = jacobian @ np.asarray(covariance, dtype=np.float64) @ jacobian.T
-    return new_mean, new_covariance
-
-
 def benchmark(frames: list[np.ndarray], methods: tuple[str, ...] = ("sof", "ecc"),
               downscale: float = 4.0) -> dict[str, float]:
     """Frames per second of each method over consecutive pairs of ``frames`` (measured, printed)."""

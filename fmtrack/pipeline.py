@@ -33,6 +33,7 @@ def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerCo
     """Track frames 1..seqLength of a sequence and collect the reported boxes."""
     if config.uses_appearance and embedder is None:
         raise ValueError(f"preset {config.name!r} uses appearance: give an embedder (e.g. --features FILE)")
+    config = config.at_frame_rate(info.frame_rate)
     images = ImageSequence(info) if embedder is not None and embedder.needs_image and config.uses_appearance else None
     tracker = Tracker(config)
     rows: list[np.ndarray] = []

@@ -1,4 +1,4 @@
-"""Camera-motion estimation against known synthetic warps, and the Kalman-state warp in closed form."""
+"""Camera-motion estimation against known synthetic warps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fmtrack.camera_motion import (CameraMotionConfig, centre_displacement, estimate_motion,
-                                   sequence_camera_motion, warp_states)
+                                   sequence_camera_motion)
 from fmtrack.io import InputError, read_seqinfo
 
 WIDTH, HEIGHT, MARGIN = 320, 240, 40
@@ -81,62 +81,6 @@ def test_config_rejects_unknown_method_and_upscaling():
         CameraMotionConfig(method="orb")
     with pytest.raises(ValueError, match="downscale"):
         CameraMotionConfig(downscale=0.5)
-
-
-def random_states(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    mean = np.column_stack([rng.uniform(0, 1000, (count, 2)), rng.uniform(0.3, 0.6, count),
-                            rng.uniform(50, 300, count), rng.normal(0, 3, (count, 4))])
-    factors = rng.normal(size=(count, 8, 8))
-    covariance = factors @ factors.transpose(0, 2, 1) + np.eye(8)
-    return mean, covariance
-
-
-def test_identity_warp_is_a_no_op():
-    mean, covariance = random_states(5)
-    new_mean, new_covariance = warp_states(mean, covariance, np.eye(2, 3))
-    np.testing.assert_array_equal(new_mean, mean)
-    np.testing.assert_array_equal(new_covariance, covariance)
-
-
-@pytest.mark.parametrize("layout", ["xyah", "xywh"])
-def test_translation_moves_only_the_centre(layout):
-    mean, covariance = random_states(4)
-    new_mean, new_covariance = warp_states(mean, covariance, np.array([[1, 0, 12.5], [0, 1, -3.0]]),
-                                           layout=layout)
-    np.testing.assert_allclose(new_mean[:, :2], mean[:, :2] + [12.5, -3.0])
-    np.testing.assert_array_equal(new_mean[:, 2:], mean[:, 2:])
-    np.testing.assert_allclose(new_covariance, covariance)
-
-
-def test_rotation_turns_velocities_and_keeps_covariance_psd():
-    mean, covariance = random_states(6, seed=1)
-    angle = np.deg2rad(10)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    affine = np.column_stack([rotation, [5.0, 7.0]])
-    new_mean, new_covariance = warp_states(mean, covariance, affine)
-    np.testing.assert_allclose(new_mean[:, :2], mean[:, :2] @ rotation.T + [5.0, 7.0])
-    np.testing.assert_allclose(new_mean[:, 4:6], mean[:, 4:6] @ rotation.T)
-    np.testing.assert_allclose(new_mean[:, [2, 3, 6, 7]], mean[:, [2, 3, 6, 7]])  # s = 1
-    np.testing.assert_allclose(new_covariance, new_covariance.transpose(0, 2, 1))
-    assert np.linalg.eigvalsh(new_covariance).min() > 0
-    # Rotation only re-expresses the position uncertainty: its total variance is unchanged.
-    np.testing.assert_allclose(np.trace(new_covariance[:, :2, :2], axis1=1, axis2=2),
-                               np.trace(covariance[:, :2, :2], axis1=1, axis2=2))
-
-
-def test_zoom_scales_sizes_but_not_aspect():
-    mean, covariance = random_states(3, seed=2)
-    zoom = cv2.getRotationMatrix2D((500, 400), 0.0, 1.1)
-    xyah, _ = warp_states(mean, covariance, zoom, layout="xyah")
-    np.testing.assert_allclose(xyah[:, 3], 1.1 * mean[:, 3])  # h
-    np.testing.assert_allclose(xyah[:, 2], mean[:, 2])  # a = w / h
-    np.testing.assert_allclose(xyah[:, 7], 1.1 * mean[:, 7])  # vh
-    xywh, _ = warp_states(mean, covariance, zoom, layout="xywh")
-    np.testing.assert_allclose(xywh[:, [2, 3, 6, 7]], 1.1 * mean[:, [2, 3, 6, 7]])
-    # The centre lands where OpenCV moves that point.
-    points = cv2.transform(mean[:, None, :2], zoom)[:, 0]
-    np.testing.assert_allclose(xyah[:, :2], points)
 
 
 def test_centre_displacement_of_a_shift():

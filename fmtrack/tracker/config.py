@@ -27,6 +27,14 @@ class Stage:
         ``mahalanobis``: squared Mahalanobis distance divided by the gating threshold (motion only).
         ``iou``: 1 - IoU between the predicted track box and the detection box.
     max_cost: pairs costing more are never matched (distance units of ``cost``).
+    detections: ``high`` (score above the config's high_confidence, or every kept detection when
+        that is None) or ``low`` (kept, but not high: ByteTrack's second stage).
+    fuse_score: IoU cost becomes 1 - IoU * score (ByteTrack), so confident detections match first.
+    appearance_max: with an ``iou`` cost, fuse appearance as BoT-SORT does: a pair whose appearance
+        distance d is at most ``appearance_max`` (descriptor units) and whose unfused IoU distance is
+        at most ``proximity`` costs min(iou cost, d * appearance_scale / appearance_max). The scale
+        puts the descriptor's own threshold where BoT-SORT's cosine threshold (0.25) sits, so any
+        descriptor (cosine or Euclidean) competes with IoU on the same footing.
     tracks: which live tracks take part (``all``, ``confirmed``, ``unconfirmed``); tracks matched by an
         earlier stage never take part again.
     max_time_since_update: only tracks missed at most this many frames (counted after predict, so 1
@@ -42,6 +50,15 @@ class Stage:
     max_time_since_update: int | None = None
     cascade: bool = False
     gated: bool = True
+    detections: Literal["high", "low"] = "high"
+    fuse_score: bool = False
+    appearance_max: float | None = None
+    proximity: float = 0.5
+    appearance_scale: float = 0.25
+
+    @property
+    def uses_appearance(self) -> bool:
+        return self.cost == "appearance" or self.appearance_max is not None
 
 
 @dataclass(frozen=True)
@@ -61,12 +78,23 @@ class TrackerConfig:
     gating_threshold: float = CHI2_95_4DOF  # on squared Mahalanobis distance
     # Detection preprocessing.
     min_confidence: float = float("-inf")
+    high_confidence: float | None = None  # scores above this are "high" (ByteTrack); None: all are
+    birth_confidence: float = float("-inf")  # a new track needs a high detection scoring at least this
     min_height: float = 0.0
     nms_max_overlap: float = 1.0  # IoU above which a lower-scored detection is dropped; 1.0 = off
     # Track lifecycle.
     n_init: int = 3  # hits (birth detection included) that confirm a tentative track
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
+    max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
+    confirm_first_frame: bool = False  # tracks born in frame 1 start confirmed (ByteTrack)
+    predict_unconfirmed: bool = True  # ByteTrack matches unconfirmed tracks at their birth state
+    freeze_lost_height: bool = False  # ByteTrack zeroes a lost track's height velocity
+    duplicate_iou: float | None = None  # a lost and an active track overlapping more: drop the younger
+    # Appearance memory: the last `budget` features (DeepSORT) or an exponential moving average
+    # (BoT-SORT: feature <- normalise(ema_alpha * feature + (1 - ema_alpha) * new)).
+    appearance_memory: Literal["gallery", "ema"] = "gallery"
+    ema_alpha: float = 0.9
     # Which tracks are reported each frame.
     report_max_time_since_update: int = 1
     report_min_hit_streak: int = 0  # matches since birth or the last miss, birth not counted
@@ -74,7 +102,13 @@ class TrackerConfig:
 
     @property
     def uses_appearance(self) -> bool:
-        return any(stage.cost == "appearance" for stage in self.stages)
+        return any(stage.uses_appearance for stage in self.stages)
+
+    def at_frame_rate(self, frame_rate: float) -> TrackerConfig:
+        """The configuration for a sequence at ``frame_rate`` (ages given for 30 fps scale when set)."""
+        if not self.max_age_scales_with_frame_rate or frame_rate == 30:
+            return self
+        return self.replace(max_age=int(frame_rate / 30.0 * self.max_age), max_age_scales_with_frame_rate=False)
 
     def replace(self, **changes: Any) -> TrackerConfig:
         return dataclasses.replace(self, **changes)
@@ -83,8 +117,9 @@ class TrackerConfig:
         """The same configuration with every appearance stage's threshold set to ``max_distance``."""
         if not self.uses_appearance:
             raise ValueError(f"preset {self.name!r} has no appearance stage to take a distance threshold")
-        stages = tuple(dataclasses.replace(s, max_cost=max_distance) if s.cost == "appearance" else s
-                       for s in self.stages)
+        stages = tuple(dataclasses.replace(s, max_cost=max_distance) if s.cost == "appearance"
+                       else dataclasses.replace(s, appearance_max=max_distance) if s.appearance_max is not None
+                       else s for s in self.stages)
         return self.replace(stages=stages)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,6 +140,10 @@ class TrackerConfig:
             raise ValueError(f"unknown motion model {self.motion_model!r} (xyah or xysr)")
         if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
             raise ValueError("n_init and budget must be >= 1 and max_age >= 0")
+        if self.appearance_memory not in ("gallery", "ema"):
+            raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
+        if any(s.detections == "low" for s in self.stages) and self.high_confidence is None:
+            raise ValueError("a stage on low-confidence detections needs high_confidence set")
 
 
 def _deepsort_stages(first: Stage) -> tuple[Stage, ...]:
@@ -138,6 +177,43 @@ PRESETS: dict[str, TrackerConfig] = {
         n_init=3, max_age=30, min_confidence=0.3,
     ),
 }
+
+
+def _bytetrack_stages(first: Stage) -> tuple[Stage, ...]:
+    # ByteTrack (boxmot 25.0.0; docs/reference_bytetrack.md): high detections against confirmed
+    # tracks, fused with score; low detections against the tracks seen last frame, plain IoU at
+    # 0.5; the high detections left against unconfirmed tracks, fused, at 0.7.
+    return (first,
+            Stage("iou", max_cost=0.5, tracks="confirmed", max_time_since_update=1, detections="low"),
+            Stage("iou", max_cost=0.7, tracks="unconfirmed", fuse_score=True))
+
+
+# boxmot 25.0.0's ByteTrack with its constructor defaults (as the reference rows were made):
+# min_conf 0.1, track_thresh 0.45, match_thresh 0.8, track_buffer 25 at 30 fps. A lost track
+# expires when more than track_buffer frames old, but lingers one frame more (a quirk of its list
+# bookkeeping), so it can be re-found up to track_buffer + 2 frames after its last update:
+# max_age = track_buffer + 1. (create_tracker's yaml, 0.6 / 0.9 / 30, scores 56.3 IDF1 on FRCNN.)
+_BYTETRACK = TrackerConfig(
+    name="bytetrack", motion_model="xyah",
+    stages=_bytetrack_stages(Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True)),
+    min_confidence=0.1, high_confidence=0.45, n_init=2, max_age=26, tentative_max_age=0,
+    max_age_scales_with_frame_rate=True, confirm_first_frame=True, predict_unconfirmed=False,
+    freeze_lost_height=True, duplicate_iou=0.85, report_max_time_since_update=0,
+)
+PRESETS["bytetrack"] = _BYTETRACK
+# fmtrack: ByteTrack's association with appearance in two places. Stage 1 fuses appearance into
+# the IoU cost as BoT-SORT does (proximity 0.5), which settles ambiguities between overlapping
+# people; a re-identification stage then offers the high detections still unmatched to the lost
+# tracks by appearance inside DeepSORT's Mahalanobis gate, which IoU alone cannot re-find after an
+# occlusion. One appearance threshold serves both: DeepSORT's published 0.2 (cosine, for its
+# features); other embedders bring their own calibrated threshold (with_max_distance).
+PRESETS["fmtrack"] = _BYTETRACK.replace(
+    name="fmtrack",
+    stages=(Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True, appearance_max=0.2, proximity=0.5),
+            Stage("appearance", max_cost=0.2, tracks="confirmed"),
+            *_bytetrack_stages(Stage("iou", max_cost=0.8))[1:]),
+    metric="cosine", appearance_memory="ema",
+)
 
 
 def preset(name: str, **overrides: Any) -> TrackerConfig:

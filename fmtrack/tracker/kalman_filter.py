@@ -64,6 +64,26 @@ class KalmanFilter:
         covariance = covariance - gain @ innovation_cov @ gain.transpose(0, 2, 1)
         return mean, covariance
 
+    def warp(self, mean: np.ndarray, covariance: np.ndarray,
+             affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Move states (T, 8), (T, 8, 8) by a camera motion ``affine`` (2, 3), previous -> current pixels.
+
+        The centre is rotated and translated, its velocity rotated: ``mean' = J mean + t`` and
+        ``P' = J P Jᵀ``. Sizes scale by s = sqrt(|det L|) (``_size_exponents`` says which entries and
+        how), exact for the similarity transforms the estimators fit. BoT-SORT instead multiplies the
+        (w, h) pair by L as if it were a vector, which mixes width into height under rotation.
+        """
+        linear = np.asarray(affine, dtype=np.float64)[:, :2]
+        scale = np.sqrt(abs(np.linalg.det(linear)))
+        jacobian = np.eye(2 * _NDIM)
+        jacobian[0:2, 0:2] = linear
+        jacobian[4:6, 4:6] = linear
+        for index, exponent in self._size_exponents.items():
+            jacobian[index, index] = scale**exponent
+        mean = mean @ jacobian.T
+        mean[:, 0:2] += np.asarray(affine, dtype=np.float64)[:, 2]
+        return mean, jacobian @ covariance @ jacobian.T
+
     def gating_distance(self, mean: np.ndarray, covariance: np.ndarray,
                         measurement: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
@@ -72,7 +92,9 @@ class KalmanFilter:
         # One batched 4x4 inverse per track; S is well conditioned (measurement noise > 0).
         return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
 
-    # Box conversions and noise: model-specific.
+    # Box conversions, noise and how sizes scale under zoom: model-specific.
+    _size_exponents: dict[int, int] = {}
+
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         """(N, 4) tlwh pixels -> (N, 4) measurements."""
         raise NotImplementedError
@@ -103,6 +125,7 @@ class DeepSortKalman(KalmanFilter):
     _process_weight = np.array([_wp, _wp, 0, _wp, _wv, _wv, 0, _wv])
     _measurement_weight = np.array([_wp, _wp, 0, _wp])
     _measurement_floor = np.array([0, 0, 1e-1, 0])
+    _size_exponents = {3: 1, 7: 1}  # h and its velocity scale with zoom; aspect does not
 
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         out = np.array(tlwh, dtype=np.float64, copy=True)
@@ -134,6 +157,7 @@ class SortKalman(KalmanFilter):
     initial_var = np.array([10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4, 0.0])
     process_var = np.array([1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4, 0.0])
     measurement_var = np.array([1.0, 1.0, 10.0, 10.0])
+    _size_exponents = {2: 2, 6: 2}  # area and its velocity scale with zoom squared
 
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         tlwh = np.asarray(tlwh, dtype=np.float64)

@@ -13,14 +13,19 @@ import numpy as np
 
 
 class FeatureGallery:
-    """Ring buffers of the last ``budget`` features of each track.
+    """Ring buffers of the last ``budget`` features of each track, or one moving average.
 
     metric ``cosine``: 1 - cos(a, b), features stored L2-normalised.
     metric ``euclidean``: true L2 distance ||a - b|| (not squared).
+    ema_alpha: when set, each track keeps a single feature, ``alpha * old + (1 - alpha) * new``
+    (re-normalised for cosine), as BoT-SORT does; ``budget`` is then 1.
     """
 
-    def __init__(self, dim: int, budget: int, metric: Literal["cosine", "euclidean"], capacity: int = 32):
-        self.dim, self.budget, self.metric = dim, budget, metric
+    def __init__(self, dim: int, budget: int, metric: Literal["cosine", "euclidean"], capacity: int = 32,
+                 ema_alpha: float | None = None):
+        if ema_alpha is not None:
+            budget = 1
+        self.dim, self.budget, self.metric, self.ema_alpha = dim, budget, metric, ema_alpha
         self._features = np.zeros((capacity, budget, dim), dtype=np.float32)
         self._sq_norms = np.zeros((capacity, budget), dtype=np.float32)
         self._count = np.zeros(capacity, dtype=np.int64)  # features stored, up to budget
@@ -44,6 +49,12 @@ class FeatureGallery:
         if len(slots) == 0:
             return
         features = self._prepare(features)
+        if self.ema_alpha is not None:
+            # Blend into the stored feature where there is one.
+            seen = self._count[slots] > 0
+            old = self._features[slots, 0]
+            features = np.where(seen[:, None], self.ema_alpha * old + (1 - self.ema_alpha) * features, features)
+            features = self._prepare(features)
         pos = self._next[slots]
         self._features[slots, pos] = features
         self._sq_norms[slots, pos] = np.einsum("kd,kd->k", features, features)

@@ -34,11 +34,13 @@ class Tracker:
         self._next_id = 1
 
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
-               features: np.ndarray | None = None) -> list[Track]:
+               features: np.ndarray | None = None, camera_motion: np.ndarray | None = None) -> list[Track]:
         """Advance one frame.
 
         boxes: (N, 4) float, tlwh pixels. scores: (N,) detector confidences (None: all 1).
         features: (N, D) float appearance descriptors; required when a stage uses appearance.
+        camera_motion: (2, 3) affine from the previous frame's pixels to this frame's, applied to
+        every track's Kalman state after prediction (None: static camera).
         Returns the tracks to report in this frame (the preset's report rule).
         """
         boxes, scores, features, skipped = validate_frame_input(
@@ -49,21 +51,31 @@ class Tracker:
         boxes, scores = boxes[keep], scores[keep]
         features = None if features is None else features[keep]
 
-        self._predict()
+        high = np.ones(len(boxes), dtype=bool) if self.config.high_confidence is None \
+            else scores > self.config.high_confidence
+
+        self._predict(camera_motion)
         measurements = self.kf.measure(boxes)
-        track_idx, det_idx = self._associate(boxes, measurements, features)
+        track_idx, det_idx = self._associate(boxes, scores, high, measurements, features)
         self._update(track_idx, det_idx, measurements, scores, features)
-        born = np.ones(len(boxes), dtype=bool)
+        born = high & (scores >= self.config.birth_confidence)
         born[det_idx] = False
         self._birth(measurements[born], scores[born], None if features is None else features[born])
+        if self.config.duplicate_iou is not None:
+            self._remove_duplicates()
         return self._report()
 
     # -- steps ------------------------------------------------------------------------------
-    def _predict(self) -> None:
-        t = self.tracks
+    def _predict(self, camera_motion: np.ndarray | None) -> None:
+        t, cfg = self.tracks, self.config
         if len(t) == 0:
             return
-        t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
+        if cfg.freeze_lost_height:
+            t.mean[t.confirmed & (t.time_since_update > 0), 7] = 0.0
+        moving = slice(None) if cfg.predict_unconfirmed else t.confirmed
+        t.mean[moving], t.covariance[moving] = self.kf.predict(t.mean[moving], t.covariance[moving])
+        if camera_motion is not None:
+            t.mean, t.covariance = self.kf.warp(t.mean, t.covariance, camera_motion)
         t.age += 1
         t.time_since_update += 1
         # A prediction that is no longer a box (SORT: area extrapolated below zero) ends the track.
@@ -72,20 +84,21 @@ class Tracker:
         if not valid.all():
             self._drop(valid)
 
-    def _associate(self, boxes: np.ndarray, measurements: np.ndarray,
+    def _associate(self, boxes: np.ndarray, scores: np.ndarray, high: np.ndarray, measurements: np.ndarray,
                    features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Run the stages in order; returns matched (track indices, detection indices)."""
         t = self.tracks
         track_free = np.ones(len(t), dtype=bool)
         det_free = np.ones(len(boxes), dtype=bool)
+        pools = {"high": high, "low": ~high}
         predicted_tlwh = self.kf.to_tlwh(t.mean)
         matched_tracks, matched_dets = [], []
         for stage in self.config.stages:
             ti = np.flatnonzero(track_free & self._stage_tracks(stage))
-            di = np.flatnonzero(det_free)
+            di = np.flatnonzero(det_free & pools[stage.detections])
             if len(ti) == 0 or len(di) == 0:
                 continue
-            cost = self._cost(stage, ti, di, predicted_tlwh, boxes, measurements, features)
+            cost = self._cost(stage, ti, di, predicted_tlwh, boxes, scores, measurements, features)
             if stage.cascade:
                 # DeepSORT's cascade: most recently seen first, depth max_age; each level sees only
                 # the detections earlier levels left.
@@ -120,11 +133,18 @@ class Tracker:
             mask &= t.time_since_update <= stage.max_time_since_update
         return mask
 
-    def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, predicted_tlwh: np.ndarray,
-              boxes: np.ndarray, measurements: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, predicted_tlwh: np.ndarray, boxes: np.ndarray,
+              scores: np.ndarray, measurements: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
         if stage.cost == "iou":
-            return 1.0 - iou_matrix(predicted_tlwh[ti], boxes[di])
+            iou = iou_matrix(predicted_tlwh[ti], boxes[di])
+            cost = 1.0 - iou * scores[di] if stage.fuse_score else 1.0 - iou
+            if stage.appearance_max is not None:
+                distance = self.gallery.distance(self.tracks.slot[ti], features[di])
+                credit = (distance <= stage.appearance_max) & (1.0 - iou <= stage.proximity)
+                appearance = np.where(credit, distance * (stage.appearance_scale / stage.appearance_max), 1.0)
+                cost = np.minimum(cost, appearance)
+            return cost
         t = self.tracks
         gate = self.kf.gating_distance(t.mean[ti], t.covariance[ti], measurements[di])
         if stage.cost == "mahalanobis":
@@ -162,10 +182,34 @@ class Tracker:
         slots = np.full(k, -1, dtype=np.int64)
         if features is not None:
             if self.gallery is None:
-                self.gallery = FeatureGallery(features.shape[1], self.config.budget, self.config.metric)
+                cfg = self.config
+                self.gallery = FeatureGallery(features.shape[1], cfg.budget, cfg.metric,
+                                              ema_alpha=cfg.ema_alpha if cfg.appearance_memory == "ema" else None)
             slots = np.array([self.gallery.allocate() for _ in range(k)], dtype=np.int64)
             self.gallery.add(slots, features)
-        self.tracks.append(mean, covariance, ids, slots, scores, confirmed=self.config.n_init <= 1)
+        confirmed = self.config.n_init <= 1 or (self.config.confirm_first_frame and self.frame_count == 1)
+        self.tracks.append(mean, covariance, ids, slots, scores, confirmed=confirmed)
+
+    def _remove_duplicates(self) -> None:
+        """A lost track and an active one covering the same person: keep the one tracked longer.
+
+        ByteTrack's rule: IoU above ``duplicate_iou``; the track with the shorter span from birth to
+        its last update goes (the active one on a tie).
+        """
+        t = self.tracks
+        active = np.flatnonzero(t.time_since_update == 0)
+        lost = np.flatnonzero(t.time_since_update > 0)
+        if len(active) == 0 or len(lost) == 0:
+            return
+        tlwh = self.kf.to_tlwh(t.mean)
+        pairs = np.argwhere(iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou)
+        if len(pairs) == 0:
+            return
+        span = t.age - 1 - t.time_since_update  # frames from birth to the last update
+        a, b = active[pairs[:, 0]], lost[pairs[:, 1]]
+        keep = np.ones(len(t), dtype=bool)
+        keep[np.where(span[a] > span[b], b, a)] = False
+        self._drop(keep)
 
     def _drop(self, keep: np.ndarray) -> None:
         if self.gallery is not None:
