@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .io import Detections, ImageSequence, SequenceInfo, atomic_path
+from .io import cache_dir as cache_dir_for
 
 METHODS = ("none", "sof", "ecc")
 IDENTITY = np.eye(2, 3, dtype=np.float64)
@@ -179,10 +179,6 @@ def estimate_motion(previous: np.ndarray, current: np.ndarray, config: CameraMot
                               exclude_boxes)
 
 
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmtrack" / "cmc"
-
-
 def _cache_path(info: SequenceInfo, config: CameraMotionConfig, cache_dir: Path,
                 exclude: Detections | None) -> Path:
     key = hashlib.sha1(config.digest().encode())
@@ -201,11 +197,11 @@ def sequence_camera_motion(info: SequenceInfo, config: CameraMotionConfig,
     Returns (F, 2, 3) float64 with F = info.seq_length: entry ``f - 1`` maps frame ``f - 1`` pixels
     to frame ``f`` pixels; entry 0 (frame 1) is the identity. ``exclude``: detections whose boxes
     are masked out of each previous frame. The cache (``cache_dir``, default
-    ``$XDG_CACHE_HOME/fmtrack/cmc`` or ``~/.cache/fmtrack/cmc``) is keyed by sequence, every config
+    ``fmtrack.io.cache_dir('cmc')``) is keyed by sequence, every config
     field, the frame size and the excluded boxes, so any change recomputes. Missing or unreadable
     frames raise :class:`fmtrack.io.InputError` naming the image.
     """
-    cache = _cache_path(info, config, Path(cache_dir) if cache_dir else _default_cache_dir(), exclude)
+    cache = _cache_path(info, config, Path(cache_dir) if cache_dir else cache_dir_for('cmc'), exclude)
     if cache.is_file():
         return np.load(cache)
     affines = np.repeat(IDENTITY[None], info.seq_length, axis=0)

@@ -28,29 +28,21 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _tracker_overrides(args: argparse.Namespace) -> dict:
-    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget")
+    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget", "camera_motion")
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from .benchmarks.methods import configure
-    from .embedder import PrecomputedFeatures
-    from .io import find_sequence, read_detections, read_seqinfo, write_results
+    from .benchmarks.methods import load_inputs, make_method
+    from .io import find_sequence, read_seqinfo, write_results
     from .pipeline import track_sequence
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
-    config = configure(args.preset, _tracker_overrides(args))
-    embedder = None
-    if args.features:
-        embedder = PrecomputedFeatures(args.features, info.seq_length)
-        detections = embedder.detections
-    elif config.uses_appearance:
-        raise InputError(None, f"preset {config.name!r} uses appearance: pass --features FILE.npy "
-                               "(or --preset motion / sort)")
-    else:
-        detections = read_detections(args.det or info.det_path, info.seq_length)
-    result = track_sequence(info, detections, config, embedder, progress=not args.quiet)
-    out = Path(args.out or f"runs/{config.name}/{info.name}.txt")
+    method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features, args.score_norm)
+    inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
+    detections = inputs.detections
+    result = track_sequence(info, detections, method.config, inputs.embedder, not args.quiet, inputs.camera_motion)
+    out = Path(args.out or f"runs/{method.config.name}/{info.name}.txt")
     write_results(out, result.rows)
     if detections.skipped:
         print(f"warning: skipped {detections.skipped} detections with zero width or height", file=sys.stderr)
@@ -89,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-09")
     _add_data_root(run)
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
-    run.add_argument("--features", help="N x (7 + D) .npy of detections with features (replaces --det)")
+    run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
+                                        "hsv (colour histograms, cached), or an N x (7 + D) .npy file")
+    run.add_argument("--score-norm", default="auto", choices=["auto", "none", "minmax", "logistic", "rank"],
+                     help="map detector scores to [0, 1] (auto: only when they are not already)")
+    run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
+                     help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
     _add_tracker_options(run)
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -29,8 +29,12 @@ class SequenceResult:
 
 
 def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerConfig,
-                   embedder: Embedder | None = None, progress: bool = False) -> SequenceResult:
-    """Track frames 1..seqLength of a sequence and collect the reported boxes."""
+                   embedder: Embedder | None = None, progress: bool = False,
+                   camera_motion: np.ndarray | None = None) -> SequenceResult:
+    """Track frames 1..seqLength of a sequence and collect the reported boxes.
+
+    camera_motion: (F, 2, 3) affines, entry f - 1 moving frame f - 1 pixels to frame f (optional).
+    """
     if config.uses_appearance and embedder is None:
         raise ValueError(f"preset {config.name!r} uses appearance: give an embedder (e.g. --features FILE)")
     config = config.at_frame_rate(info.frame_rate)
@@ -46,7 +50,8 @@ def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerCo
             keep = select_detections(boxes, scores, config)
             boxes, scores = boxes[keep], scores[keep]
             features = embedder.embed(images[frame] if images is not None else None, boxes, frame)
-        for track in tracker.update(boxes, scores, features):
+        motion = None if camera_motion is None else camera_motion[frame - 1]
+        for track in tracker.update(boxes, scores, features, motion):
             rows.append(np.array([frame, track.track_id, *track.tlwh]))
     seconds = time.perf_counter() - start
     table = np.vstack(rows) if rows else np.zeros((0, 6))

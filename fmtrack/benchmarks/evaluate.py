@@ -63,11 +63,12 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
         named = []
         for info in infos:
             try:
-                detections, embedder = load_inputs(method, info, data_root)
+                inputs = load_inputs(method, info, data_root, progress=progress)
             except MethodUnavailable as why:
                 skipped.append(str(why))
                 continue
-            result = track_sequence(info, detections, method.config, embedder, progress=progress)
+            result = track_sequence(info, inputs.detections, method.config, inputs.embedder, progress,
+                                    inputs.camera_motion)
             write_results(folder / f"{info.name}.txt", result.rows)
             speeds[(method.label, info.name)] = result.frames_per_second
             named.append((info.name, accumulate(gts[info.name], results_frame(result.rows), info,
@@ -75,7 +76,7 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
         if not named:
             continue
         with atomic_write(folder / "config.json") as fh:
-            json.dump({"method": method.label, "features": method.features,
+            json.dump({"method": method.label, "features": method.features, "score_norm": method.score_norm,
                        "tracker": method.config.to_dict()}, fh, indent=2, default=str)
         tables.append(_score(named).assign(Method=method.label))
     if not tables:

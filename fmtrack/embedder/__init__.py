@@ -1,6 +1,8 @@
 """Embedders: detection boxes in an image -> appearance descriptors (N, D)."""
 
 from .base import Embedder
+from .cache import cached_features, embed_sequence
+from .hsv import HSVEmbedder
 from .precomputed import PrecomputedFeatures
 
-__all__ = ["Embedder", "PrecomputedFeatures"]
+__all__ = ["Embedder", "HSVEmbedder", "PrecomputedFeatures", "cached_features", "embed_sequence"]

@@ -12,11 +12,13 @@ class Embedder(Protocol):
     """Maps detection boxes in a frame to appearance descriptors.
 
     dim: descriptor length D. needs_image: False when descriptors do not come from pixels
-    (precomputed files), so a pipeline can skip decoding frames.
+    (precomputed files), so a pipeline can skip decoding frames. identity: names the descriptor in
+    feature caches; it changes whenever the descriptor would (recipe version, weights digest).
     """
 
     dim: int
     needs_image: bool
+    identity: str
 
     def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
         """Descriptors (N, D) float32 for boxes (N, 4) float, tlwh pixels, in ``image``

@@ -22,6 +22,7 @@ class PrecomputedFeatures:
         self.path = Path(path)
         self.detections: Detections = read_feature_array(self.path, seq_length)
         self.dim = int(self.detections.features.shape[1])
+        self.identity = f"file-{self.path.stem}"
 
     def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
         """Features (N, D) float32 of boxes (N, 4) tlwh, which must be rows of ``frame``."""

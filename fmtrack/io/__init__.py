@@ -1,6 +1,7 @@
 """MOTChallenge formats and data-root lookup, shared by the CLI, training and benchmarks."""
 
 from .atomic import atomic_path, atomic_write
+from .cache import cache_dir
 from .dataroot import deepsort_features_path, find_sequence, resolve_data_root
 from .errors import InputError
 from .images import ImageSequence
@@ -8,7 +9,7 @@ from .motchallenge import (Detections, SequenceInfo, read_detections, read_featu
                            read_ground_truth, read_results, read_seqinfo, write_results)
 
 __all__ = [
-    "Detections", "ImageSequence", "InputError", "SequenceInfo", "atomic_path", "atomic_write",
+    "Detections", "ImageSequence", "InputError", "SequenceInfo", "atomic_path", "atomic_write", "cache_dir",
     "deepsort_features_path", "find_sequence", "read_detections", "read_feature_array",
     "read_ground_truth", "read_results", "read_seqinfo", "resolve_data_root", "write_results",
 ]

@@ -39,7 +39,14 @@ class SequenceInfo:
 
     @property
     def image_dir(self) -> Path:
-        return self.path / self.im_dir
+        """The frames' folder. MOT17 sequences share their video with MOT16: there ``img1`` may be a
+        symbolic link, or a link stored as a small text file holding the relative target path."""
+        path = self.path / self.im_dir
+        if path.is_file() and path.stat().st_size < 4096:
+            target = (self.path / path.read_text(encoding="utf8").strip()).resolve()
+            if target.is_dir():
+                return target
+        return path
 
     @property
     def det_path(self) -> Path:

@@ -95,6 +95,9 @@ class TrackerConfig:
     # (BoT-SORT: feature <- normalise(ema_alpha * feature + (1 - ema_alpha) * new)).
     appearance_memory: Literal["gallery", "ema"] = "gallery"
     ema_alpha: float = 0.9
+    # Camera-motion compensation the pipeline estimates from the frames (fmtrack.camera_motion) and
+    # passes to update(); a streaming caller passes its own affine instead.
+    camera_motion: Literal["none", "sof", "ecc"] = "none"
     # Which tracks are reported each frame.
     report_max_time_since_update: int = 1
     report_min_hit_streak: int = 0  # matches since birth or the last miss, birth not counted
@@ -140,6 +143,8 @@ class TrackerConfig:
             raise ValueError(f"unknown motion model {self.motion_model!r} (xyah or xysr)")
         if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
             raise ValueError("n_init and budget must be >= 1 and max_age >= 0")
+        if self.camera_motion not in ("none", "sof", "ecc"):
+            raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
         if self.appearance_memory not in ("gallery", "ema"):
             raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
         if any(s.detections == "low" for s in self.stages) and self.high_confidence is None:
