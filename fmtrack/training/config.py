@@ -137,8 +137,9 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(ModelConfig(width=0.25),
                   TrainConfig(precision="bf16", jacobian="projection", projection_probes=2,
                               regulariser_points=16, steps=20_000)),
-    # Tests: a few thousand parameters, trains in seconds.
-    "tiny": Preset(ModelConfig(width=1 / 16, latent_dim=8, hyper_latent_dim=8, prior_hidden=(32, 32)),
-                   TrainConfig(batch_size=16, steps=50, learning_rate=1e-3, log_every=5,
-                               checkpoint_every=10)),
+    # Tests: ~50k parameters, a step takes ~50 ms on 2 cores (channels_last only slows tiny convs).
+    "tiny": Preset(ModelConfig(width=1 / 8, latent_dim=8, hyper_latent_dim=8, prior_hidden=(32, 32)),
+                   TrainConfig(batch_size=16, steps=50, learning_rate=1e-3, ema_decay=0.8,
+                               regulariser_points=4, log_every=5, checkpoint_every=10,
+                               channels_last=False)),
 }

@@ -20,6 +20,9 @@ Terms, per crop and averaged over a batch (all computed in fp32, also under auto
 R is weighted by beta*eta, not eta: while the constraint is violated beta falls and reconstruction
 keeps priority. Weighted independently of beta, R has a trivial minimum, a decoder that ignores z
 (G = 0 = c^2 I), and a probe run collapsed there (C stayed at the data variance, c^2 -> 0).
+For the same reason R enters only once the initial phase ends (like the prior nets): at beta_0 it
+still outweighed C (R ~ 1e4 at initialisation; a tiny run with R on from step 0 kept C_t ~ 1.03
+while c^2 fell 28 -> 3 in 60 steps and never left the initial phase).
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ def importance_weighted_kl(latents: torch.Tensor, latent_mean: torch.Tensor, lat
     latents: (B, N_z) samples of q(z|x) with the given mean and log-variance. Runs in fp32.
     """
     with torch.autocast(latents.device.type, enabled=False):
-        latents, latent_mean, latent_logvar = latents.float(), latent_mean.float(), latent_logvar.float()
+        latents, latent_mean, latent_logvar = (_at_least_fp32(t) for t in (latents, latent_mean, latent_logvar))
         log_q_z = gaussian_log_density(latents, latent_mean, latent_logvar)
         hyper_mean, hyper_logvar = prior.hyper_posterior(latents)
-        noise = torch.randn((num_samples, *hyper_mean.shape), device=latents.device)
+        noise = torch.randn((num_samples, *hyper_mean.shape), device=latents.device, dtype=hyper_mean.dtype)
         hyper = hyper_mean + torch.exp(0.5 * hyper_logvar) * noise                  # (K, B, H)
         cond_mean, cond_logvar = prior.conditional(hyper)                            # (K, B, N_z)
         log_weights = (gaussian_log_density(latents, cond_mean, cond_logvar)
@@ -59,6 +62,11 @@ def importance_weighted_kl(latents: torch.Tensor, latent_mean: torch.Tensor, lat
                        - gaussian_log_density(hyper, hyper_mean, hyper_logvar))
         log_p_z = torch.logsumexp(log_weights, dim=0) - math.log(num_samples)
     return log_q_z - log_p_z
+
+
+def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 -> fp32; fp32 and fp64 unchanged."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def mixup_points(latents: torch.Tensor, extrapolation: float) -> torch.Tensor:
@@ -71,11 +79,12 @@ def mixup_points(latents: torch.Tensor, extrapolation: float) -> torch.Tensor:
 def finite_difference_jacobian(decode: Decode, points: torch.Tensor, step: float) -> torch.Tensor:
     """J_t = (f(m + s e_t) - f(m)) / s for every latent axis t, in one batched decoder pass.
 
-    points: (B, N_z). Returns (B, D, N_z) fp32, D = the decoder's flattened output size.
+    points: (B, N_z). Returns (B, D, N_z) in the decoder's output dtype (callers run it in fp32),
+    D = the decoder's flattened output size.
     """
     batch, dim = points.shape
     shifted = points[:, None, :] + step * torch.eye(dim, device=points.device, dtype=points.dtype)
-    outputs = decode(torch.cat([points, shifted.reshape(batch * dim, dim)])).flatten(1).float()
+    outputs = decode(torch.cat([points, shifted.reshape(batch * dim, dim)])).flatten(1)
     base, moved = outputs[:batch], outputs[batch:].view(batch, dim, -1)
     return ((moved - base[:, None, :]) / step).transpose(1, 2)
 
@@ -143,24 +152,28 @@ class ObjectiveTerms:
     loss: torch.Tensor
     reconstruction_error: torch.Tensor   # C
     kl_bound: torch.Tensor               # F, nats per crop
-    flatness: torch.Tensor               # R (0 when eta = 0)
-    metric_scale: torch.Tensor           # c^2 (0 when eta = 0)
+    flatness: torch.Tensor               # R (NaN when not computed: eta = 0 or regularise off)
+    metric_scale: torch.Tensor           # c^2 (NaN likewise)
 
 
-def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig) -> ObjectiveTerms:
-    """beta*F + C + beta*eta*R on a batch of normalised crops (B, 3, S, S)."""
+def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig,
+              regularise: bool = True) -> ObjectiveTerms:
+    """beta*F + C + beta*eta*R on a batch of normalised crops (B, 3, S, S).
+
+    ``regularise=False`` drops R (reported as NaN); the trainer does so during the initial phase.
+    """
     latent_mean, latent_logvar = model.encode(images)
     latent_mean, latent_logvar = latent_mean.float(), latent_logvar.float()
     latents = latent_mean + torch.exp(0.5 * latent_logvar) * torch.randn_like(latent_mean)
     recon = reconstruction_error(images, model.decode(latents)).mean()
     kl_bound = importance_weighted_kl(latents, latent_mean, latent_logvar, model.prior,
                                       config.importance_samples).mean()
-    zero = torch.zeros((), device=images.device)
-    flat, scale = zero, zero
-    if config.eta > 0:
+    loss = beta * kl_bound + recon
+    flat = scale = torch.full((), math.nan, device=images.device)
+    if regularise and config.eta > 0:
         points = mixup_points(latents, config.mixup_extrapolation)[: config.regulariser_points]
         flat, scale = flatness(model.decode, points, config)
-    loss = beta * kl_bound + recon + beta * config.eta * flat
+        loss = loss + beta * config.eta * flat
     return ObjectiveTerms(loss, recon.detach(), kl_bound.detach(), flat.detach(), scale)
 
 
