@@ -167,3 +167,25 @@ def normalise_crops(images: np.ndarray | torch.Tensor, mean: list[float], std: l
     mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
     return (batch - mean_t) / std_t
+
+
+def synthetic_crops(count: int, size: int = CROP_SIZE, seed: int = 0) -> CropSet:
+    """Label-free stand-in crops for tests and benchmarks where no real data is available.
+
+    Each crop is a flat background with a "person": a torso and a legs rectangle of random colours,
+    horizontal position and height, so the set varies along a few latent factors. Provenance says
+    ``source="synthetic"``; frames and boxes are zeros.
+    """
+    rng = np.random.default_rng(seed)
+    images = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):
+        colours = rng.integers(0, 256, (3, 3), dtype=np.uint8)
+        images[i] = colours[0]
+        centre = int(rng.integers(size // 4, 3 * size // 4))
+        half = int(rng.integers(size // 10, size // 5))
+        top = int(rng.integers(0, size // 4))
+        waist = int(rng.integers(size // 2 - size // 8, size // 2 + size // 8))
+        images[i, top:waist, centre - half:centre + half] = colours[1]
+        images[i, waist:size - 2, centre - half:centre + half] = colours[2]
+    return CropSet(images, np.full(count, "synthetic"), np.zeros(count, np.int64), np.zeros((count, 4)),
+                   np.full(count, -1, np.int64), np.full(count, "synthetic"))

@@ -118,11 +118,12 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         beta = self.controller.beta
         with autocast_context(self.device, config.precision):
-            terms = objective(self.model, images, beta, config)
+            terms = objective(self.model, images, beta, config, regularise=not self.controller.initial_phase)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         if self.controller.initial_phase:
-            # The prior nets wait for the constraint: a None grad makes Adam skip them entirely.
+            # The prior nets wait for the constraint (as R does, see objective): a None grad makes
+            # Adam skip them entirely.
             for parameter in self.model.prior.parameters():
                 parameter.grad = None
         self.optimizer.step()
@@ -132,7 +133,7 @@ class Trainer:
         return {"step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch,
                 "initial_phase": int(initial_phase), "C": float(terms.reconstruction_error),
                 "C_ema": self.controller.constraint_ema, "F": float(terms.kl_bound), "beta": beta,
-                "c2": float(terms.metric_scale), "R": float(terms.flatness), "loss": float(terms.loss)}
+                "c2": float(terms.metric_scale), "R": float(terms.flatness), "loss": float(terms.loss.detach())}
 
     def run(self, stop_after: int | None = None) -> Path:
         """Train to ``train_config.steps`` (or stop once ``stop_after`` steps are done in total).
