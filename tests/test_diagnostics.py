@@ -251,7 +251,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def fake_point_set(rng: np.random.Generator, spread: float) -> PointSetFlatness:
     return PointSetFlatness(
         condition_numbers=np.append(np.exp(rng.normal(0, spread, 40)) + 1, np.inf),
-        normalised_magnification=np.exp(rng.normal(0, spread, 41)),
+        normalised_magnification=np.append(np.exp(rng.normal(0, spread, 40)), 0.0),  # 0: singular G
         straight_line_ratios=1 + np.abs(rng.normal(0, spread / 10, 30)),
         metric_scale_sq=2.0,
     )

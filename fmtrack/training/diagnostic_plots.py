@@ -17,7 +17,8 @@ from fmtrack.io import atomic_path
 from .diagnostics import LatentMap2d, ModelFlatness
 
 # (attribute of PointSetFlatness, axis label, log scale): condition number and MF span decades on
-# models that are not flat; 1 is the flat value of all three.
+# models that are not flat; 1 is the flat value of all three. A singular G gives cond = inf and
+# MF = 0, neither of which a log axis can show.
 _BOX_METRICS = (
     ("condition_numbers", "condition number of G", True),
     ("normalised_magnification", "normalised magnification factor", True),
@@ -27,22 +28,23 @@ _BOX_METRICS = (
 
 def plot_flatness_boxes(models: Mapping[str, ModelFlatness], path: str | Path) -> Path:
     """One PNG comparing models, one box per model: rows data / mixup points, columns condition
-    number, normalised MF and straight-line ratio. Non-finite values (singular G) are left out and
-    counted in the panel title. Returns ``path``."""
+    number, normalised MF and straight-line ratio. Points with a singular G (cond = inf, MF = 0) are
+    left out of the log-scale panels and counted in the panel title. Returns ``path``."""
     names = list(models)
     figure = Figure(figsize=(4.0 * len(_BOX_METRICS), 7.0), layout="constrained")
     axes = figure.subplots(2, len(_BOX_METRICS), squeeze=False)
     for row, set_name in enumerate(("data", "mixup")):
         for column, (attribute, label, log_scale) in enumerate(_BOX_METRICS):
             values = [getattr(getattr(models[name], set_name), attribute) for name in names]
-            finite = [v[np.isfinite(v)] for v in values]
-            dropped = sum(v.size - f.size for v, f in zip(values, finite))
+            shown = [v[np.isfinite(v) & (v > 0)] if log_scale else v for v in values]
+            dropped = sum(v.size - s.size for v, s in zip(values, shown))
             ax = axes[row, column]
-            ax.boxplot(finite, tick_labels=names, showfliers=True)
+            ax.boxplot(shown)
+            ax.set_xticks(range(1, len(names) + 1), names)
             ax.axhline(1.0, color="tab:green", linestyle="--", linewidth=1)
             if log_scale:
                 ax.set_yscale("log")
-            ax.set_title(f"{set_name} points" + (f" ({dropped} non-finite left out)" if dropped else ""),
+            ax.set_title(f"{set_name} points" + (f" ({dropped} with singular G left out)" if dropped else ""),
                          fontsize=10)
             ax.set_ylabel(label)
     _save(figure, path)

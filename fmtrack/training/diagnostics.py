@@ -70,15 +70,14 @@ def condition_number(metric: torch.Tensor) -> torch.Tensor:
     """
     eigenvalues = _metric_eigenvalues(metric, consequence="their condition number is inf")
     smallest, largest = eigenvalues[:, 0], eigenvalues[:, -1]
-    return torch.where(smallest > 0, largest / smallest.clamp_min(torch.finfo(torch.float32).tiny),
-                       torch.full_like(largest, math.inf))
+    return torch.where(smallest > 0, largest / smallest, torch.full_like(largest, math.inf))
 
 
 def log_magnification_factor(metric: torch.Tensor) -> torch.Tensor:
     """log MF = log sqrt(det G) = 1/2 sum_i log S_i, in log space because det G over- or underflows
     for N_z = 128. ``metric``: (B, N_z, N_z); returns (B,) float32, ``-inf`` where G is singular."""
     eigenvalues = _metric_eigenvalues(metric, consequence="their log magnification factor is -inf")
-    return torch.where(eigenvalues[:, 0] > 0, 0.5 * eigenvalues.clamp_min(0).log().sum(dim=1),
+    return torch.where(eigenvalues[:, 0] > 0, 0.5 * eigenvalues.log().sum(dim=1),
                        torch.full_like(eigenvalues[:, 0], -math.inf))
 
 
@@ -112,7 +111,7 @@ def _metric_eigenvalues(metric: torch.Tensor, *, consequence: str) -> torch.Tens
 # ---------------------------------------------------------------------------------------------------
 
 def straight_line_ratio(decode: Decoder, start: torch.Tensor, end: torch.Tensor, *, metric_scale: float,
-                        steps: int = 32, max_decode_batch: int = 512) -> torch.Tensor:
+                        steps: int = 32, max_decode_batch: int = 512, progress: bool = False) -> torch.Tensor:
     """Decoded length of each straight latent segment over ``metric_scale`` * its latent length.
 
     ``start``, ``end``: (P, N_z) float32, pairwise distinct. ``metric_scale``: c, with c^2 from
@@ -125,7 +124,8 @@ def straight_line_ratio(decode: Decoder, start: torch.Tensor, end: torch.Tensor,
     pairs_per_batch = max(1, max_decode_batch // (steps + 1))
     lengths = []
     with torch.no_grad():
-        for first in range(0, start.shape[0], pairs_per_batch):
+        firsts = range(0, start.shape[0], pairs_per_batch)
+        for first in tqdm(firsts, desc="straight lines", unit="batch", disable=not progress):
             a, b = start[first:first + pairs_per_batch], end[first:first + pairs_per_batch]
             path = (a.unsqueeze(1) + t * (b - a).unsqueeze(1)).reshape(-1, a.shape[1])
             decoded = decode(path).reshape(a.shape[0], steps + 1, -1).to(torch.float32)
@@ -202,7 +202,7 @@ def point_set_flatness(decode: Decoder, points: torch.Tensor, *, n_pairs: int, l
     scale_sq = metric_scale_sq(metric)
     i, j = random_pairs(points.shape[0], n_pairs, generator)
     ratios = straight_line_ratio(decode, points[i], points[j], metric_scale=math.sqrt(scale_sq),
-                                 steps=line_steps)
+                                 steps=line_steps, progress=progress)
     return PointSetFlatness(
         condition_numbers=condition_number(metric).numpy(),
         normalised_magnification=normalised_magnification_factor(log_magnification_factor(metric)).numpy(),
