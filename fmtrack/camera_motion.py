@@ -18,7 +18,7 @@ missed compensation costs less than a wrong one.
 
 The tracker applies an affine to its Kalman states with ``KalmanFilter.warp``.
 :func:`sequence_camera_motion` runs a method over a whole sequence, cached on disk.
-``python -m fmtrack.camera_motion`` prints the speed of each method on 1920x1080 frames.
+``fmtrack bench cmc`` (or ``python -m fmtrack.camera_motion``) prints the speed of each method on 1920x1080 frames.
 """
 
 from __future__ import annotations
@@ -247,12 +247,12 @@ def benchmark(frames: list[np.ndarray], methods: tuple[str, ...] = ("sof", "ecc"
     return rates
 
 
-def _benchmark_frames(count: int) -> list[np.ndarray]:
-    """MOT16-11's first frames when the shared data has them, else textured synthetic 1080p."""
+def benchmark_frames(count: int, data_root: str | Path | None = None) -> list[np.ndarray]:
+    """MOT16-11's first frames when the data root has them, else textured synthetic 1080p."""
     from .io import InputError, find_sequence, read_seqinfo
 
     try:
-        images = ImageSequence(read_seqinfo(find_sequence("MOT16-11")))
+        images = ImageSequence(read_seqinfo(find_sequence("MOT16-11", data_root)))
         return [images[frame] for frame in range(1, count + 1)]
     except InputError as err:
         print(f"real frames unavailable ({err}); using synthetic 1920x1080 frames")
@@ -263,4 +263,4 @@ def _benchmark_frames(count: int) -> list[np.ndarray]:
 
 
 if __name__ == "__main__":
-    benchmark(_benchmark_frames(60))
+    benchmark(benchmark_frames(60))

@@ -66,11 +66,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"wrote {csv_path} and {md_path}")
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
+def cmd_bench_tracker(args: argparse.Namespace) -> None:
     from .benchmarks.tracker_speed import run_tracker_benchmark
 
     run_tracker_benchmark(args.seq, args.data_root, args.repeats, args.stream_frames,
                           args.reference_deepsort, args.reference_sort)
+
+
+def cmd_bench_cmc(args: argparse.Namespace) -> None:
+    from .camera_motion import benchmark, benchmark_frames
+
+    benchmark(benchmark_frames(args.frames, args.data_root))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--stream-frames", type=int, default=100_000, help="synthetic frames for the memory check")
     bt.add_argument("--reference-deepsort", help="checkout of nwojke/deep_sort to time in the same run")
     bt.add_argument("--reference-sort", help="checkout of abewley/sort (needs filterpy) to time in the same run")
-    bt.set_defaults(func=cmd_bench)
+    bt.set_defaults(func=cmd_bench_tracker)
+    bc = bench_sub.add_parser("cmc", help="camera-motion estimation frames/s on 1920x1080 frames")
+    bc.add_argument("--frames", type=int, default=60)
+    _add_data_root(bc)
+    bc.set_defaults(func=cmd_bench_cmc)
     return parser
 
 

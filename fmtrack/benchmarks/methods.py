@@ -25,7 +25,7 @@ from ..tracker import TrackerConfig, preset
 
 # Appearance thresholds of the descriptors that need no weights, used when a method gives none.
 # DeepSORT: its published max_cosine_distance. HSV: the reference README's threshold for it.
-DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.1}
+DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.117}
 
 
 class MethodUnavailable(Exception):
