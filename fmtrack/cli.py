@@ -28,7 +28,8 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _tracker_overrides(args: argparse.Namespace) -> dict:
-    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget", "camera_motion")
+    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget", "camera_motion",
+             "score_normalisation")
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -38,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .pipeline import track_sequence
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
-    method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features, args.score_norm)
+    method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features)
     inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
     detections = inputs.detections
     result = track_sequence(info, detections, method.config, inputs.embedder, not args.quiet, inputs.camera_motion)
@@ -89,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
     run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
                                         "hsv (colour histograms, cached), or an N x (7 + D) .npy file")
-    run.add_argument("--score-norm", default="auto", choices=["auto", "none", "minmax", "logistic", "rank"],
-                     help="map detector scores to [0, 1] (auto: only when they are not already)")
+    run.add_argument("--score-norm", dest="score_normalisation", choices=["raw", "auto", "minmax", "logistic", "rank"],
+                     help="map detector scores to [0, 1] (auto: only when they are not already; "
+                          "default: the preset's)")
     run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
                      help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
     _add_tracker_options(run)

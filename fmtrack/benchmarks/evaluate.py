@@ -76,7 +76,7 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
         if not named:
             continue
         with atomic_write(folder / "config.json") as fh:
-            json.dump({"method": method.label, "features": method.features, "score_norm": method.score_norm,
+            json.dump({"method": method.label, "features": method.features,
                        "tracker": method.config.to_dict()}, fh, indent=2, default=str)
         tables.append(_score(named).assign(Method=method.label))
     if not tables:

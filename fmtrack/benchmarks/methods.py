@@ -6,7 +6,8 @@ Spelled on the command line as ``PRESET[@key=value,...]``, e.g. ``sort@min_confi
 - ``max_dist``: the appearance threshold of every appearance stage (descriptor units);
 - ``features``: ``deepsort`` (DeepSORT's own features from the data root), ``hsv`` (computed from
   the images, cached), or a path to an ``N x (7 + D)`` .npy file;
-- ``score_norm``: how detector scores are mapped to [0, 1] (fmtrack.scores; default ``auto``);
+- ``score_norm``: short for ``score_normalisation`` (``raw``, ``auto``, ``minmax``, ``logistic``,
+  ``rank``; fmtrack.scores);
 - ``cmc``: short for ``camera_motion`` (``none``, ``sof`` or ``ecc``; fmtrack.camera_motion).
 """
 
@@ -37,7 +38,6 @@ class Method:
     label: str
     config: TrackerConfig
     features: str | None = None  # "deepsort", "hsv", a .npy path, or None (motion only)
-    score_norm: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ def configure(preset_name: str, overrides: dict) -> TrackerConfig:
     return config
 
 
-def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None,
-                score_norm: str = "auto") -> Method:
+def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None) -> Method:
     """A Method; an appearance preset with no features given uses DeepSORT's, and a descriptor
     with a known default threshold gets it unless ``max_dist`` is set."""
     config = configure(preset_name, overrides)
@@ -83,7 +82,7 @@ def make_method(label: str, preset_name: str, overrides: dict, features: str | N
         features = features or "deepsort"
         if "max_dist" not in overrides and features in DEFAULT_MAX_DIST:
             config = config.with_max_distance(DEFAULT_MAX_DIST[features])
-    return Method(label=label, config=config, features=features, score_norm=score_norm)
+    return Method(label=label, config=config, features=features)
 
 
 def parse_method(spec: str) -> Method:
@@ -96,10 +95,10 @@ def parse_method(spec: str) -> Method:
             raise ValueError(f"method {spec!r}: expected key=value, got {item!r}")
         overrides[key.strip()] = _parse_value(value.strip())
     features = overrides.pop("features", None)
-    score_norm = str(overrides.pop("score_norm", "auto"))
-    if "cmc" in overrides:
-        overrides["camera_motion"] = overrides.pop("cmc")
-    return make_method(spec, name, overrides, None if features is None else str(features), score_norm)
+    for short, field in (("cmc", "camera_motion"), ("score_norm", "score_normalisation")):
+        if short in overrides:
+            overrides[field] = overrides.pop(short)
+    return make_method(spec, name, overrides, None if features is None else str(features))
 
 
 def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None = None,
@@ -119,7 +118,8 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
         if method.features == "deepsort" and not feature_file.is_file():
             raise MethodUnavailable(f"{method.label}: no DeepSORT features for {info.name} ({feature_file})")
         detections = PrecomputedFeatures(feature_file, info.seq_length).detections
-    detections = normalise_detections(detections, method.score_norm)
+    if method.config.score_normalisation != "raw":
+        detections = normalise_detections(detections, method.config.score_normalisation)
     embedder = None
     if method.features is not None and method.config.uses_appearance:
         if method.features == "hsv":

@@ -95,9 +95,12 @@ class TrackerConfig:
     # (BoT-SORT: feature <- normalise(ema_alpha * feature + (1 - ema_alpha) * new)).
     appearance_memory: Literal["gallery", "ema"] = "gallery"
     ema_alpha: float = 0.9
-    # Camera-motion compensation the pipeline estimates from the frames (fmtrack.camera_motion) and
-    # passes to update(); a streaming caller passes its own affine instead.
+    # Done by the pipeline, which sees whole sequences (a streaming caller does its own):
+    # camera-motion compensation estimated from the frames (fmtrack.camera_motion) and passed to
+    # update(); and the mapping of a detection file's scores to [0, 1] (fmtrack.scores), ``raw``
+    # to keep the detector's scale as the original SORT and DeepSORT do.
     camera_motion: Literal["none", "sof", "ecc"] = "none"
+    score_normalisation: Literal["raw", "auto", "minmax", "logistic", "rank"] = "raw"
     # Which tracks are reported each frame.
     report_max_time_since_update: int = 1
     report_min_hit_streak: int = 0  # matches since birth or the last miss, birth not counted
@@ -204,6 +207,7 @@ _BYTETRACK = TrackerConfig(
     min_confidence=0.1, high_confidence=0.45, n_init=2, max_age=26, tentative_max_age=0,
     max_age_scales_with_frame_rate=True, confirm_first_frame=True, predict_unconfirmed=False,
     freeze_lost_height=True, duplicate_iou=0.85, report_max_time_since_update=0,
+    score_normalisation="auto",  # its thresholds assume [0, 1]; DPM and ACF scores are not
 )
 PRESETS["bytetrack"] = _BYTETRACK
 # fmtrack: ByteTrack's association with appearance in two places, and camera-motion compensation.

@@ -12,6 +12,14 @@ from typing import Literal
 import numpy as np
 
 
+def prepare_features(features: np.ndarray, metric: str) -> np.ndarray:
+    """float32 features (N, D) as the gallery stores them: L2-normalised for cosine, as given otherwise."""
+    features = np.asarray(features, dtype=np.float32)
+    if metric == "cosine":
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return features
+
+
 class FeatureGallery:
     """Ring buffers of the last ``budget`` features of each track, or one moving average.
 
@@ -45,16 +53,15 @@ class FeatureGallery:
         self._free.extend(int(s) for s in slots)
 
     def add(self, slots: np.ndarray, features: np.ndarray) -> None:
-        """Append one feature (row of ``features`` (K, D)) to each slot in ``slots`` (K,)."""
+        """Append one feature (row of ``features`` (K, D), from :func:`prepare_features`) to each slot."""
         if len(slots) == 0:
             return
-        features = self._prepare(features)
         if self.ema_alpha is not None:
             # Blend into the stored feature where there is one.
             seen = self._count[slots] > 0
             old = self._features[slots, 0]
             features = np.where(seen[:, None], self.ema_alpha * old + (1 - self.ema_alpha) * features, features)
-            features = self._prepare(features)
+            features = prepare_features(features, self.metric)
         pos = self._next[slots]
         self._features[slots, pos] = features
         self._sq_norms[slots, pos] = np.einsum("kd,kd->k", features, features)
@@ -62,13 +69,11 @@ class FeatureGallery:
         self._count[slots] = np.minimum(self._count[slots] + 1, self.budget)
 
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """Smallest distance (K, N) from each slot's gallery to each query feature (N, D).
-
-        A slot with no features yet is at infinite distance.
+        """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the
+        queries from :func:`prepare_features`. A slot with no features yet is at infinite distance.
         """
         if len(slots) == 0 or len(features) == 0:
             return np.full((len(slots), len(features)), np.inf)
-        features = self._prepare(features)
         depth = int(self._count[slots].max())
         if depth == 0:
             return np.full((len(slots), len(features)), np.inf)
@@ -83,13 +88,6 @@ class FeatureGallery:
         empty = np.arange(depth)[None, :] >= self._count[slots][:, None]
         dist[empty] = np.inf
         return dist.min(axis=1).astype(np.float64)
-
-    def _prepare(self, features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features, dtype=np.float32)
-        if self.metric == "cosine":
-            norms = np.linalg.norm(features, axis=1, keepdims=True)
-            features = features / np.maximum(norms, 1e-12)
-        return features
 
     def _grow(self) -> None:
         old = len(self._count)

@@ -13,7 +13,7 @@ from .config import Stage, TrackerConfig, preset
 from .detections import select_detections, validate_frame_input
 from .kalman_filter import MOTION_MODELS
 from .linear_assignment import INFEASIBLE, iou_matrix, min_cost_matching
-from .nn_matching import FeatureGallery
+from .nn_matching import FeatureGallery, prepare_features
 from .track import Track, TrackTable
 
 
@@ -49,7 +49,7 @@ class Tracker:
         self.frame_count += 1
         keep = select_detections(boxes, scores, self.config)
         boxes, scores = boxes[keep], scores[keep]
-        features = None if features is None else features[keep]
+        features = None if features is None else prepare_features(features[keep], self.config.metric)
 
         high = np.ones(len(boxes), dtype=bool) if self.config.high_confidence is None \
             else scores > self.config.high_confidence
@@ -68,6 +68,7 @@ class Tracker:
     # -- steps ------------------------------------------------------------------------------
     def _predict(self, camera_motion: np.ndarray | None) -> None:
         t, cfg = self.tracks, self.config
+        self._predicted_tlwh = np.zeros((0, 4))
         if len(t) == 0:
             return
         if cfg.freeze_lost_height:
@@ -83,6 +84,8 @@ class Tracker:
         valid = np.isfinite(tlwh).all(axis=1) & (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0)
         if not valid.all():
             self._drop(valid)
+            tlwh = tlwh[valid]
+        self._predicted_tlwh = tlwh
 
     def _associate(self, boxes: np.ndarray, scores: np.ndarray, high: np.ndarray, measurements: np.ndarray,
                    features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -91,14 +94,14 @@ class Tracker:
         track_free = np.ones(len(t), dtype=bool)
         det_free = np.ones(len(boxes), dtype=bool)
         pools = {"high": high, "low": ~high}
-        predicted_tlwh = self.kf.to_tlwh(t.mean)
+        costs = _FrameCosts(self, boxes, measurements, features)
         matched_tracks, matched_dets = [], []
         for stage in self.config.stages:
             ti = np.flatnonzero(track_free & self._stage_tracks(stage))
             di = np.flatnonzero(det_free & pools[stage.detections])
             if len(ti) == 0 or len(di) == 0:
                 continue
-            cost = self._cost(stage, ti, di, predicted_tlwh, boxes, scores, measurements, features)
+            cost = self._cost(stage, ti, di, costs, scores)
             if stage.cascade:
                 # DeepSORT's cascade: most recently seen first, depth max_age; each level sees only
                 # the detections earlier levels left.
@@ -133,23 +136,23 @@ class Tracker:
             mask &= t.time_since_update <= stage.max_time_since_update
         return mask
 
-    def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, predicted_tlwh: np.ndarray, boxes: np.ndarray,
-              scores: np.ndarray, measurements: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
+              scores: np.ndarray) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
+        pick = np.ix_(ti, di)
         if stage.cost == "iou":
-            iou = iou_matrix(predicted_tlwh[ti], boxes[di])
+            iou = costs.iou()[pick]
             cost = 1.0 - iou * scores[di] if stage.fuse_score else 1.0 - iou
             if stage.appearance_max is not None:
-                distance = self.gallery.distance(self.tracks.slot[ti], features[di])
+                distance = costs.appearance()[pick]
                 credit = (distance <= stage.appearance_max) & (1.0 - iou <= stage.proximity)
                 appearance = np.where(credit, distance * (stage.appearance_scale / stage.appearance_max), 1.0)
                 cost = np.minimum(cost, appearance)
             return cost
-        t = self.tracks
-        gate = self.kf.gating_distance(t.mean[ti], t.covariance[ti], measurements[di])
+        gate = costs.gate()[pick]
         if stage.cost == "mahalanobis":
             return gate / self.config.gating_threshold
-        cost = self.gallery.distance(t.slot[ti], features[di])
+        cost = costs.appearance()[pick].copy()
         cost[gate > self.config.gating_threshold] = INFEASIBLE
         return cost
 
@@ -201,8 +204,8 @@ class Tracker:
         lost = np.flatnonzero(t.time_since_update > 0)
         if len(active) == 0 or len(lost) == 0:
             return
-        tlwh = self.kf.to_tlwh(t.mean)
-        pairs = np.argwhere(iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou)
+        pairs = np.argwhere(iou_matrix(self.kf.to_tlwh(t.mean[active]), self.kf.to_tlwh(t.mean[lost]))
+                            > self.config.duplicate_iou)
         if len(pairs) == 0:
             return
         span = t.age - 1 - t.time_since_update  # frames from birth to the last update
@@ -227,3 +230,33 @@ class Tracker:
         return [Track(int(t.track_id[i]), tlwh[k], bool(t.confirmed[i]), int(t.time_since_update[i]),
                       int(t.hits[i]), int(t.age[i]), float(t.score[i]))
                 for k, i in enumerate(idx)]
+
+
+class _FrameCosts:
+    """One frame's pairwise terms between all live tracks and all kept detections.
+
+    Each is computed at most once per frame, for every pair, and the stages take slices: a few
+    whole-matrix numpy calls cost less than one small call per stage.
+    """
+
+    def __init__(self, tracker: Tracker, boxes: np.ndarray, measurements: np.ndarray, features: np.ndarray | None):
+        self.tracker, self.boxes, self.measurements, self.features = tracker, boxes, measurements, features
+        self._iou = self._gate = self._appearance = None
+
+    def iou(self) -> np.ndarray:
+        if self._iou is None:
+            self._iou = iou_matrix(self.tracker._predicted_tlwh, self.boxes)
+        return self._iou
+
+    def gate(self) -> np.ndarray:
+        """Squared Mahalanobis distances (T, N)."""
+        if self._gate is None:
+            t = self.tracker.tracks
+            self._gate = self.tracker.kf.gating_distance(t.mean, t.covariance, self.measurements)
+        return self._gate
+
+    def appearance(self) -> np.ndarray:
+        """Appearance distances (T, N) in the config's metric."""
+        if self._appearance is None:
+            self._appearance = self.tracker.gallery.distance(self.tracker.tracks.slot, self.features)
+        return self._appearance
