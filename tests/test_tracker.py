@@ -270,6 +270,15 @@ def test_min_cost_matching_equals_brute_force(gated):
 # =====================================================================================================
 # Feature gallery
 # =====================================================================================================
+def _as_stored(features, metric: str) -> np.ndarray:
+    """Features as the gallery takes them: float32, L2-normalised for cosine (idempotent, so this
+    holds whether or not the gallery normalises its inputs itself)."""
+    features = np.asarray(features, dtype=np.float32)
+    if metric == "cosine":
+        features = features / np.linalg.norm(features, axis=1, keepdims=True)
+    return features
+
+
 def _reference_distance(gallery_list, queries, metric):
     out = np.full((len(gallery_list), len(queries)), np.inf)
     for k, stored in enumerate(gallery_list):
@@ -294,11 +303,11 @@ def test_gallery_nearest_neighbour_with_budget_eviction(metric):
     for step in range(12):
         chosen = np.array(sorted(rng.choice(slots, size=int(rng.integers(1, 5)), replace=False)))
         feats = rng.normal(size=(len(chosen), dim))
-        gallery.add(chosen, feats)
+        gallery.add(chosen, _as_stored(feats, metric))
         for s, f in zip(chosen, feats):
             reference[int(s)] = (reference[int(s)] + [f])[-budget:]  # the last `budget` features
         queries = rng.normal(size=(4, dim))
-        got = gallery.distance(np.array(slots), queries)
+        got = gallery.distance(np.array(slots), _as_stored(queries, metric))
         expected = _reference_distance([reference[s] for s in slots], queries, metric)
         assert got.shape == (5, 4)
         np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
@@ -313,9 +322,9 @@ def test_euclidean_is_true_distance_not_squared():
     assert gallery.distance(np.array([slot]), np.array([[3.0, 4.0]]))[0, 0] == pytest.approx(5.0, rel=1e-6)
     gallery = FeatureGallery(2, 5, "cosine")
     slot = gallery.allocate()
-    gallery.add(np.array([slot]), np.array([[2.0, 0.0]]))
-    np.testing.assert_allclose(gallery.distance(np.array([slot]), np.array([[0.0, 5.0], [-1.0, 0.0], [3.0, 3.0]])),
-                               [[1.0, 2.0, 1.0 - np.sqrt(0.5)]], rtol=1e-6)
+    gallery.add(np.array([slot]), _as_stored([[2.0, 0.0]], "cosine"))
+    queries = _as_stored([[0.0, 5.0], [-1.0, 0.0], [3.0, 3.0]], "cosine")
+    np.testing.assert_allclose(gallery.distance(np.array([slot]), queries), [[1.0, 2.0, 1.0 - np.sqrt(0.5)]], rtol=1e-6)
 
 
 def test_gallery_slots_recycle_and_capacity_grows():
