@@ -8,6 +8,8 @@ from pathlib import Path
 
 from .io import InputError
 
+DEFAULT_EVAL_SEQUENCES = ["MOT17-09-FRCNN", "MOT17-09-SDP"]
+
 
 def _add_data_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="MOTChallenge data root (else $FMTRACK_DATA, else ../shared/data)")
@@ -59,7 +61,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         out_dir = Path(args.out_dir or args.results)
     else:
         out_dir = Path(args.out_dir or "runs/eval")
-        evaluation = run_methods(args.methods, args.seqs, args.data_root, out_dir, progress=not args.quiet)
+        evaluation = run_methods(args.methods, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
+                                 progress=not args.quiet)
     csv_path, md_path = write_tables(evaluation, out_dir)
     print(format_table(evaluation.table).to_string())
     for note in evaluation.skipped:
@@ -103,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")
     ev.add_argument("--methods", nargs="+", default=["sort@min_confidence=0.3", "deepsort", "motion"],
                     help="PRESET[@key=value,...], e.g. sort@min_confidence=0.3 deepsort@max_dist=0.2")
-    ev.add_argument("--seqs", nargs="+", default=["MOT17-09-FRCNN", "MOT17-09-SDP"])
+    ev.add_argument("--seqs", nargs="+", help="sequences (default with --methods: "
+                    f"{' '.join(DEFAULT_EVAL_SEQUENCES)}; with --results: every SEQ.txt in the folder)")
     ev.add_argument("--results", help="score the SEQ.txt files in this folder instead of running methods")
     _add_data_root(ev)
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..camera_motion import CameraMotionConfig, sequence_camera_motion
 from ..embedder import Embedder, HSVEmbedder, PrecomputedFeatures, cached_features
-from ..io import Detections, SequenceInfo, deepsort_features_path, read_detections
+from ..io import Detections, InputError, SequenceInfo, deepsort_features_path, read_detections
 from ..scores import normalise_detections
 from ..tracker import TrackerConfig, preset
 
@@ -29,7 +29,7 @@ from ..tracker import TrackerConfig, preset
 DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.117}
 
 
-class MethodUnavailable(Exception):
+class MethodUnavailable(InputError):
     """A method cannot run on a sequence (e.g. no precomputed features for it)."""
 
 
@@ -116,7 +116,7 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
         feature_file = (deepsort_features_path(info.name, data_root) if method.features == "deepsort"
                         else Path(method.features))
         if method.features == "deepsort" and not feature_file.is_file():
-            raise MethodUnavailable(f"{method.label}: no DeepSORT features for {info.name} ({feature_file})")
+            raise MethodUnavailable(feature_file, f"{method.label}: no DeepSORT features for {info.name}")
         detections = PrecomputedFeatures(feature_file, info.seq_length).detections
     if method.config.score_normalisation != "raw":
         detections = normalise_detections(detections, method.config.score_normalisation)

@@ -82,7 +82,8 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
             im_ext=sec.get("imExt", ".jpg"),
         )
     except (configparser.Error, KeyError, ValueError) as err:
-        raise InputError(ini, f"malformed seqinfo.ini ({type(err).__name__}: {err})") from None
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InputError(ini, f"malformed seqinfo.ini ({type(err).__name__}: {first_line})") from None
     if info.seq_length <= 0 or info.frame_rate <= 0 or info.im_width <= 0 or info.im_height <= 0:
         raise InputError(ini, "seqLength, frameRate, imWidth and imHeight must be positive")
     return info
