@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fmtrack eval --methods sort,deepsort,motion --seqs MOT17-09-FRCNN,MOT17-09-SDP
+	$(BIN)/fmtrack eval --methods sort@min_confidence=0.3 deepsort motion bytetrack fmtrack@features=deepsort --seqs MOT17-09-FRCNN MOT17-09-SDP
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
