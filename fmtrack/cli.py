@@ -18,7 +18,9 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     from .tracker import PRESETS
 
-    parser.add_argument("--preset", default="deepsort", choices=sorted(PRESETS))
+    parser.add_argument("--preset", default="fmtrack", choices=sorted(PRESETS),
+                        help="fmtrack (default): ByteTrack association + appearance + camera motion; "
+                             "deepsort / sort / bytetrack reproduce the originals; motion: DeepSORT without appearance")
     parser.add_argument("--metric", choices=["cosine", "euclidean"],
                         help="appearance distance: 1 - cosine, or true (not squared) Euclidean")
     parser.add_argument("--max-dist", type=float, help="appearance gating threshold (in --metric units)")
@@ -51,6 +53,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"warning: skipped {detections.skipped} detections with zero width or height", file=sys.stderr)
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks, "
           f"{result.frames_per_second:.0f} frames/s -> {out}")
+    if info.gt_path.is_file() and not args.no_score:
+        from .benchmarks.evaluate import format_table, score_rows
+
+        print(format_table(score_rows(info, result.rows, method.label)).to_string())
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -92,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(run)
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
     run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
-                                        "hsv (colour histograms, cached), or an N x (7 + D) .npy file")
+                                        "hsv (colour histograms, cached), or an N x (7 + D) .npy file "
+                                        "(default: hsv for --preset fmtrack, deepsort for --preset deepsort)")
     run.add_argument("--score-norm", dest="score_normalisation", choices=["raw", "auto", "minmax", "logistic", "rank"],
                      help="map detector scores to [0, 1] (auto: only when they are not already; "
                           "default: the preset's)")
@@ -101,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracker_options(run)
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import (InputError, atomic_write, find_sequence, read_ground_truth, read_results,
+from ..io import (InputError, SequenceInfo, atomic_write, find_sequence, read_ground_truth, read_results,
                   read_seqinfo, write_results)
 from ..pipeline import track_sequence
 from .methods import MethodUnavailable, load_inputs, parse_method
@@ -40,6 +40,13 @@ def results_frame(rows: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame(rows[:, 2:6], columns=["X", "Y", "Width", "Height"], index=index)
     frame["Confidence"] = 1.0
     return frame
+
+
+def score_rows(info: SequenceInfo, rows: np.ndarray, label: str) -> pd.DataFrame:
+    """One sequence's table row (index Method, Sequence) for tracker rows (N, 6)."""
+    gt = read_ground_truth(info.gt_path, info.seq_length)
+    table = _score([(info.name, accumulate(gt, results_frame(rows), info, protocol_for(info)))])
+    return table.assign(Method=label).rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
 
 
 def _slug(label: str) -> str:

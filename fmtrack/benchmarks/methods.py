@@ -25,8 +25,12 @@ from ..scores import normalise_detections
 from ..tracker import TrackerConfig, preset
 
 # Appearance thresholds of the descriptors that need no weights, used when a method gives none.
-# DeepSORT: its published max_cosine_distance. HSV: the reference README's threshold for it.
+# DeepSORT: its published max_cosine_distance. HSV: the label-free calibration on MOT16-11
+# (fmtrack.embedder.calibration; equal-error point, cosine).
 DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.117}
+# Descriptor of an appearance preset when none is named: the paper's setting keeps DeepSORT's
+# supervised features; fmtrack's own preset uses the best label-free descriptor the project has.
+DEFAULT_FEATURES = {"deepsort": "deepsort", "fmtrack": "hsv"}
 
 
 class MethodUnavailable(InputError):
@@ -79,7 +83,7 @@ def make_method(label: str, preset_name: str, overrides: dict, features: str | N
     with a known default threshold gets it unless ``max_dist`` is set."""
     config = configure(preset_name, overrides)
     if config.uses_appearance:
-        features = features or "deepsort"
+        features = features or DEFAULT_FEATURES.get(preset_name, "deepsort")
         if "max_dist" not in overrides and features in DEFAULT_MAX_DIST:
             config = config.with_max_distance(DEFAULT_MAX_DIST[features])
     return Method(label=label, config=config, features=features)
