@@ -66,7 +66,7 @@ class TrainConfig:
     kappa: float = 0.8                        # paper's MOT16 value
     nu: float = 1.0                           # beta update rate, paper's value
     tau: float = 3.0                          # slope of the relaxation toward beta = 1
-    beta_init: float = 1e-3                   # beta_0 << 1 (lambda_0 = 1/beta_0 >> 1 in the paper)
+    beta_init: float = 1e-4                   # beta_0 << 1 (lambda_0 = 1/beta_0 >> 1 in the paper); see BetaController
     ema_decay: float = 0.99                   # of the constraint estimate C_t
     importance_samples: int = 8               # K of the importance-weighted bound
     eta: float = 300.0                        # flatness weight; 0 gives the VHP-VAE baseline

@@ -3,7 +3,7 @@
 A crops file is an uncompressed ``.npz`` (loads without pickle) holding
 
 * ``images``: (N, S, S, 3) uint8 BGR crops (S = 64), the box clipped to the image and resized with
-  cv2.INTER_AREA (the aspect ratio is not kept: every box becomes a square);
+  cv2.INTER_AREA by :func:`fmtrack.embedder.crops.cut_crops` (the aspect ratio is not kept: every box becomes a square);
 * provenance, one entry per crop: ``sequence`` (str), ``frame`` (int64, 1-based), ``box`` (float64
   tlwh pixels as annotated, before clipping), ``track_id`` (int64; the ground-truth id, kept only for
   evaluation and never used in training; -1 for detections), ``source`` ("gt" or "det").
@@ -14,15 +14,14 @@ Sources: ``gt`` keeps pedestrians (class 1) with consider flag 1 and visibility 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..embedder.crops import cut_crops as cut_box_crops
 from ..io import ImageSequence, InputError, atomic_path, find_sequence, read_detections, read_ground_truth, read_seqinfo
 
 CROP_SIZE = 64
@@ -45,30 +44,10 @@ class CropSet:
         return len(self.images)
 
 
-def clip_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer pixel region (x0, y0, x1, y1) of a tlwh box, clipped to a width x height image.
-
-    Always at least one pixel: a box entirely outside the image maps to the nearest border strip
-    (callers that must skip such boxes test :func:`box_outside` first).
-    """
-    left, top, w, h = (float(v) for v in box)
-    x0 = min(max(math.floor(left), 0), width - 1)
-    y0 = min(max(math.floor(top), 0), height - 1)
-    x1 = min(max(math.ceil(left + w), x0 + 1), width)
-    y1 = min(max(math.ceil(top + h), y0 + 1), height)
-    return x0, y0, x1, y1
-
-
 def box_outside(box: np.ndarray, width: int, height: int) -> bool:
     """True when a tlwh box has no overlap with the image (or no area)."""
     left, top, w, h = (float(v) for v in box)
     return w <= 0 or h <= 0 or left >= width or top >= height or left + w <= 0 or top + h <= 0
-
-
-def crop_resized(image: np.ndarray, box: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """(H, W, 3) uint8 image, tlwh box -> (size, size, 3) uint8 crop of the clipped box."""
-    x0, y0, x1, y1 = clip_box(box, image.shape[1], image.shape[0])
-    return cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _select_boxes(info, source: str, min_visibility: float, min_confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,7 +86,7 @@ def cut_crops(sequences: list[str], out_path: str | Path, source: str = "gt", da
                 continue
             if frames[i] != current_frame:
                 current_frame, image = int(frames[i]), reader[int(frames[i])]
-            images.append(crop_resized(image, boxes[i], size))
+            images.append(cut_box_crops(image, boxes[i:i + 1], (size, size))[0])
             names.append(info.name)
             frames_out.append(frames[i])
             boxes_out.append(boxes[i])

@@ -15,6 +15,10 @@ from torch import nn
 from ..io import InputError
 from .config import ModelConfig
 
+# Log-variances are clamped to +-LOGVAR_LIMIT (std in [e^-5, e^5]): once beta is small nothing else
+# bounds a posterior variance, and a tiny run drove one to exp(-logvar) = inf, turning F into NaN.
+LOGVAR_LIMIT = 10.0
+
 # torchvision's VGG16 "D" configuration: channel counts per conv layer, "M" = 2x2 max-pool.
 _VGG16_LAYOUT = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -49,7 +53,7 @@ class Encoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.features(images).flatten(1)
-        return self.latent_mean(hidden), self.latent_logvar(hidden)
+        return self.latent_mean(hidden), self.latent_logvar(hidden).clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
 
 
 class Decoder(nn.Module):
@@ -95,7 +99,7 @@ class GaussianMLP(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.net(inputs).chunk(2, dim=-1)
-        return mean, logvar
+        return mean, logvar.clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
 
 
 class HierarchicalPrior(nn.Module):

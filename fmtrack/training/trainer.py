@@ -230,7 +230,8 @@ class Trainer:
         np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), *rest))
         version, internal, gauss = state["python_rng"]
         random.setstate((version, tuple(internal), gauss))
-        self.log_rows = [row for row in _read_log(self.out_dir / LOG) if int(row["step"]) <= self.step]
+        self.log_rows = [{k: float(v) for k, v in row.items()} for row in _read_log(self.out_dir / LOG)
+                         if int(row["step"]) <= self.step]
 
     def export_weights(self, path: str | Path | None = None, fp16: bool = False) -> Path:
         """Write weights + sidecar (default ``out_dir/weights.safetensors``) with provenance."""

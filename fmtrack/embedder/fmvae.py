@@ -1,0 +1,60 @@
+"""FMVAE appearance descriptor: the 128-d latent mean of q(z|x) of a trained VHP-FMVAE.
+
+Implements the embedder protocol of :mod:`.base`; a whole sequence is embedded with the generic
+:func:`fmtrack.embedder.cache.embed_sequence` (``N x (7 + D)`` layout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..training.crops import normalise_crops
+from ..training.trainer import autocast_context, resolve_device
+from ..training.weights import load_weights
+from .crops import cut_crops
+
+
+class FMVAEEmbedder:
+    """Latent means of crops cut from a BGR frame.
+
+    Boxes are tlwh pixels, clipped to the image; a box entirely outside it is embedded from the
+    nearest one-pixel border strip, so rows always line up with boxes. ``precision`` is the autocast
+    dtype ("fp32", "bf16", or "fp16" on CUDA); outputs are float32 either way. ``identity`` names
+    the descriptor in feature caches: the weights file's SHA-256 prefix.
+    """
+
+    needs_image = True
+
+    def __init__(self, weights_path: str | Path, device: str = "auto", batch_size: int = 256,
+                 precision: str = "fp32"):
+        self.device = resolve_device(device)
+        self.model, self.info = load_weights(weights_path, self.device)
+        self.encoder = self.model.encoder
+        self.size = self.info.model_config.image_size
+        self.dim = self.info.model_config.latent_dim
+        self.batch_size = batch_size
+        self.precision = precision
+        digest = hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()[:16]
+        self.identity = f"fmvae-{digest}"
+
+    @torch.no_grad()
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 BGR crops -> (N, dim) float32 latent means."""
+        out = np.empty((len(crops), self.dim), np.float32)
+        for start in range(0, len(crops), self.batch_size):
+            batch = normalise_crops(crops[start:start + self.batch_size], self.info.mean, self.info.std, self.device)
+            with autocast_context(self.device, self.precision):
+                latent_mean, _ = self.encoder(batch)
+            out[start:start + len(batch)] = latent_mean.float().cpu().numpy()
+        return out
+
+    def embed(self, image: np.ndarray, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 BGR image, (N, 4) tlwh boxes -> (N, dim) float32. ``frame`` is unused."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_crops(cut_crops(image, boxes, (self.size, self.size)))

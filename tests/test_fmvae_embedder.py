@@ -1,0 +1,64 @@
+"""FMVAE embedder and shipped weights: shapes, clipping, fp16 export, clear errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fmtrack.embedder.fmvae import FMVAEEmbedder
+from fmtrack.io import InputError
+from fmtrack.training.config import PRESETS, ModelConfig
+from fmtrack.training.model import FMVAE
+from fmtrack.training.weights import WeightsInfo, load_weights, save_weights, sidecar_path
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    model = FMVAE(PRESETS["tiny"].model)
+    return save_weights(model, tmp_path / "w.safetensors", WeightsInfo(model.config, [0.4] * 3, [0.25] * 3))
+
+
+def test_embed_shapes_clipping_and_empty(weights):
+    embedder = FMVAEEmbedder(weights, device="cpu", batch_size=2)
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 10, 30, 60], [-20, 100, 50, 80], [500, 500, 10, 10], [10, 10, 30, 60]], float)
+    out = embedder.embed(image, boxes)
+    assert out.shape == (4, 8) and out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[0], out[3])
+    assert embedder.embed(image, np.zeros((0, 4))).shape == (0, 8)
+    bf16 = FMVAEEmbedder(weights, device="cpu", precision="bf16").embed(image, boxes)
+    assert bf16.dtype == np.float32 and np.allclose(bf16, out, atol=0.1 * np.abs(out).max() + 1e-3)
+
+
+def test_fp16_weights_round_trip_and_full_model_size(tmp_path, weights):
+    model, info = load_weights(weights)
+    half = save_weights(model, tmp_path / "h.safetensors", info, fp16=True)
+    reloaded, info16 = load_weights(half)
+    assert info16.dtype == "float16"
+    for a, b in zip(model.parameters(), reloaded.parameters()):
+        assert torch.allclose(a, b, atol=1e-2)
+    full = save_weights(FMVAE(ModelConfig()), tmp_path / "full.safetensors", info, fp16=True)
+    assert full.stat().st_size < 40e6
+
+
+def test_weights_errors_are_input_errors(tmp_path, weights):
+    with pytest.raises(InputError, match="weights file not found"):
+        load_weights(tmp_path / "nope.safetensors")
+    side = json.loads(sidecar_path(weights).read_text())
+    side["model_config"]["latent_dim"] = 16
+    sidecar_path(weights).write_text(json.dumps(side))
+    with pytest.raises(InputError, match="shape"):
+        load_weights(weights)
+    sidecar_path(weights).write_text("{not json")
+    with pytest.raises(InputError, match="malformed"):
+        load_weights(weights)
+    sidecar_path(weights).unlink()
+    with pytest.raises(InputError, match="sidecar"):
+        load_weights(weights)
+    other = FMVAE(dataclasses.replace(PRESETS["tiny"].model, prior_hidden=(32,)))
+    path = save_weights(other, tmp_path / "o.safetensors", WeightsInfo(PRESETS["tiny"].model, [0.4] * 3, [0.25] * 3))
+    with pytest.raises(InputError, match="missing|unexpected"):
+        load_weights(path)
