@@ -89,6 +89,66 @@ def cmd_bench_cmc(args: argparse.Namespace) -> None:
     benchmark(benchmark_frames(args.frames, args.data_root))
 
 
+def cmd_crops(args: argparse.Namespace) -> None:
+    from .training.crops import cut_crops
+
+    out = cut_crops(args.seq, args.out, args.source, args.data_root, args.min_visibility, args.min_confidence,
+                    progress=not args.quiet)
+    print(f"wrote {out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .training.config import PRESETS as TRAINING_PRESETS
+    from .training.trainer import train
+
+    chosen = TRAINING_PRESETS[args.preset]
+    train_overrides = {k: v for k, v in (("eta", args.eta), ("steps", args.steps), ("jacobian", args.jacobian),
+                                         ("precision", args.precision), ("device", args.device),
+                                         ("seed", args.seed), ("batch_size", args.batch_size),
+                                         ("learning_rate", args.lr)) if v is not None}
+    model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
+    train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
+    model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
+    weights = train(args.crops, train_config, model_config, args.out, resume=args.resume, progress=not args.quiet)
+    print(f"wrote {weights}")
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    from .embedder import HSVEmbedder, embed_sequence
+    from .io import find_sequence, read_detections, read_seqinfo
+
+    info = read_seqinfo(find_sequence(args.seq, args.data_root))
+    detections = read_detections(args.det or info.det_path, info.seq_length)
+    if args.weights:
+        from .embedder.fmvae import FMVAEEmbedder
+
+        embedder = FMVAEEmbedder(args.weights, device=args.device, precision=args.precision)
+    else:
+        embedder = HSVEmbedder()
+    out = embed_sequence(info, detections, embedder, args.out, progress=not args.quiet)
+    print(f"wrote {out} ({len(detections)} detections x {embedder.dim})")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from .benchmarks.methods import calibrate_descriptor
+
+    calibration = calibrate_descriptor(args.features, args.seq, args.metric, args.data_root, args.write)
+    print(calibration.to_dict())
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    from .training.diagnose import diagnose
+
+    diagnose(args.weights, args.crops, args.out_dir, args.points, progress=not args.quiet)
+    print(f"wrote {Path(args.out_dir) / 'flatness.png'}")
+
+
+def cmd_bench_training(args: argparse.Namespace) -> None:
+    from .benchmarks.training_speed import run
+
+    run(full_width=args.full)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fmtrack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +196,66 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--frames", type=int, default=60)
     _add_data_root(bc)
     bc.set_defaults(func=cmd_bench_cmc)
+    btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s")
+    btr.add_argument("--full", action="store_true", help="also the full-width model (slow on CPU)")
+    btr.set_defaults(func=cmd_bench_training)
+
+    crops = sub.add_parser("crops", help="cut 64x64 training crops from sequences into one file")
+    crops.add_argument("--seq", nargs="+", required=True)
+    crops.add_argument("--source", choices=["gt", "det"], default="det",
+                       help="det: detections, label-free (default); gt: annotated pedestrians")
+    crops.add_argument("--min-visibility", type=float, default=0.5, help="gt source only")
+    crops.add_argument("--min-confidence", type=float, default=0.3, help="det source only")
+    crops.add_argument("--out", required=True, help="crops file (.npz)")
+    _add_data_root(crops)
+    crops.add_argument("--quiet", action="store_true")
+    crops.set_defaults(func=cmd_crops)
+
+    tr = sub.add_parser("train", help="train the flat-manifold VAE on a crops file (resumable)")
+    tr.add_argument("--crops", required=True)
+    tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
+    tr.add_argument("--preset", choices=["paper", "cpu", "tiny"], default="paper",
+                    help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests")
+    tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
+    tr.add_argument("--steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--jacobian", choices=["finite_difference", "projection"])
+    tr.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--latent-dim", type=int)
+    tr.add_argument("--width", type=float, help="channel multiplier of encoder and decoder")
+    tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    em = sub.add_parser("embed", help="embed a sequence's detections into an N x (7 + D) .npy")
+    em.add_argument("--seq", required=True)
+    em.add_argument("--det", help="det.txt (default: the sequence's own)")
+    em.add_argument("--weights", help="FMVAE .safetensors (default: the HSV colour descriptor)")
+    em.add_argument("--device", default="auto")
+    em.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    em.add_argument("--out", required=True)
+    _add_data_root(em)
+    em.add_argument("--quiet", action="store_true")
+    em.set_defaults(func=cmd_embed)
+
+    ca = sub.add_parser("calibrate", help="label-free appearance threshold on a (training) sequence")
+    ca.add_argument("--seq", default="MOT16-11")
+    ca.add_argument("--features", required=True, help="hsv, or an FMVAE .safetensors")
+    ca.add_argument("--metric", choices=["cosine", "euclidean"], default="euclidean")
+    ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
+    _add_data_root(ca)
+    ca.set_defaults(func=cmd_calibrate)
+
+    dg = sub.add_parser("diagnose", help="flatness of trained models: table and box plots")
+    dg.add_argument("--weights", nargs="+", required=True)
+    dg.add_argument("--crops", required=True)
+    dg.add_argument("--points", type=int, default=100, help="encodings and mixup points per model")
+    dg.add_argument("--out-dir", default="runs/diagnose")
+    dg.add_argument("--quiet", action="store_true")
+    dg.set_defaults(func=cmd_diagnose)
     return parser
 
 
@@ -147,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fmtrack: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fmtrack: interrupted", file=sys.stderr)
+        print("fmtrack: interrupted (a training run saved its checkpoint; --resume continues it)", file=sys.stderr)
         return 130
     return 0
 

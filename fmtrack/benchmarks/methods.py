@@ -5,7 +5,10 @@ Spelled on the command line as ``PRESET[@key=value,...]``, e.g. ``sort@min_confi
 
 - ``max_dist``: the appearance threshold of every appearance stage (descriptor units);
 - ``features``: ``deepsort`` (DeepSORT's own features from the data root), ``hsv`` (computed from
-  the images, cached), or a path to an ``N x (7 + D)`` .npy file;
+  the images, cached), a trained FMVAE ``.safetensors`` (latent means computed from the images,
+  cached per weights digest; compared by Euclidean distance unless ``metric`` says otherwise, with
+  the threshold its JSON sidecar holds from ``fmtrack calibrate --write``), or a path to an
+  ``N x (7 + D)`` .npy file;
 - ``score_norm``: short for ``score_normalisation`` (``raw``, ``auto``, ``minmax``, ``logistic``,
   ``rank``; fmtrack.scores);
 - ``cmc``: short for ``camera_motion`` (``none``, ``sof`` or ``ecc``; fmtrack.camera_motion).
@@ -20,7 +23,9 @@ import numpy as np
 
 from ..camera_motion import CameraMotionConfig, sequence_camera_motion
 from ..embedder import Embedder, HSVEmbedder, PrecomputedFeatures, cached_features
-from ..io import Detections, InputError, SequenceInfo, deepsort_features_path, read_detections
+from ..embedder.calibration import Calibration, calibrate_threshold
+from ..io import (Detections, InputError, SequenceInfo, deepsort_features_path, find_sequence, read_detections,
+                  read_seqinfo)
 from ..scores import normalise_detections
 from ..tracker import TrackerConfig, preset
 
@@ -78,14 +83,41 @@ def configure(preset_name: str, overrides: dict) -> TrackerConfig:
     return config
 
 
+def _is_fmvae(features: str | None) -> bool:
+    return features is not None and features.endswith(".safetensors")
+
+
+def image_embedder(features: str) -> Embedder | None:
+    """The embedder that computes ``features`` from frames (``hsv`` or FMVAE weights), else None."""
+    if features == "hsv":
+        return HSVEmbedder()
+    if _is_fmvae(features):
+        from ..embedder.fmvae import FMVAEEmbedder  # torch is imported only when a model is used
+
+        return FMVAEEmbedder(features)
+    return None
+
+
+def default_max_dist(features: str, metric: str) -> float | None:
+    """A descriptor's label-free threshold in ``metric`` units, if one is known."""
+    if _is_fmvae(features):
+        from ..training.weights import read_weights_info
+
+        return read_weights_info(features).thresholds.get(metric)
+    return DEFAULT_MAX_DIST.get(features) if metric == "cosine" else None
+
+
 def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None) -> Method:
-    """A Method; an appearance preset with no features given uses DeepSORT's, and a descriptor
-    with a known default threshold gets it unless ``max_dist`` is set."""
+    """A Method; an appearance preset with no features given uses the preset's default descriptor,
+    and a descriptor with a known label-free threshold gets it unless ``max_dist`` is set."""
+    if _is_fmvae(features) and "metric" not in overrides:
+        overrides = {**overrides, "metric": "euclidean"}  # the flat latent space's own distance
     config = configure(preset_name, overrides)
     if config.uses_appearance:
         features = features or DEFAULT_FEATURES.get(preset_name, "deepsort")
-        if "max_dist" not in overrides and features in DEFAULT_MAX_DIST:
-            config = config.with_max_distance(DEFAULT_MAX_DIST[features])
+        threshold = default_max_dist(features, config.metric)
+        if "max_dist" not in overrides and threshold is not None:
+            config = config.with_max_distance(threshold)
     return Method(label=label, config=config, features=features)
 
 
@@ -114,7 +146,7 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
     cached.
     """
     feature_file = None
-    if method.features in (None, "hsv"):
+    if method.features is None or method.features == "hsv" or _is_fmvae(method.features):
         detections = read_detections(det_path or info.det_path, info.seq_length)
     else:
         feature_file = (deepsort_features_path(info.name, data_root) if method.features == "deepsort"
@@ -126,8 +158,9 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
         detections = normalise_detections(detections, method.config.score_normalisation)
     embedder = None
     if method.features is not None and method.config.uses_appearance:
-        if method.features == "hsv":
-            feature_file = cached_features(info, detections, HSVEmbedder(), progress=progress)
+        from_images = image_embedder(method.features)
+        if from_images is not None:
+            feature_file = cached_features(info, detections, from_images, progress=progress)
         embedder = PrecomputedFeatures(feature_file, info.seq_length)
     camera_motion = None
     if method.config.camera_motion != "none":
@@ -136,3 +169,28 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
         camera_motion = sequence_camera_motion(info, CameraMotionConfig(method=method.config.camera_motion), exclude=detections,
                                                progress=progress)
     return SequenceInputs(detections, embedder, camera_motion)
+
+
+def calibrate_descriptor(features: str, sequence: str, metric: str, data_root: str | Path | None = None,
+                         write: bool = False) -> Calibration:
+    """Label-free threshold of an image descriptor on a (training) sequence's detections.
+
+    With ``write`` and FMVAE weights, the threshold is stored in the weights' JSON sidecar, where
+    ``make_method`` finds it.
+    """
+    embedder = image_embedder(features)
+    if embedder is None:
+        raise InputError(None, f"calibrate needs hsv or FMVAE weights (.safetensors), got {features!r}")
+    info = read_seqinfo(find_sequence(sequence, data_root))
+    detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
+    path = cached_features(info, detections, embedder)
+    described = PrecomputedFeatures(path, info.seq_length).detections
+    calibration = calibrate_threshold(described.features, described, metric)
+    if write:
+        if not _is_fmvae(features):
+            raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
+        from ..training.weights import update_thresholds
+
+        update_thresholds(features, {metric: calibration.threshold},
+                          {"calibration": {**calibration.to_dict(), "sequence": info.name}})
+    return calibration

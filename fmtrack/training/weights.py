@@ -108,3 +108,13 @@ def load_weights(path: str | Path, device: torch.device | str = "cpu") -> tuple[
                                    f"architecture needs {tuple(tensor.shape)}")
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.to(device).eval(), info
+
+
+def update_thresholds(path: str | Path, thresholds: dict[str, float], provenance: dict[str, Any]) -> WeightsInfo:
+    """Merge calibrated thresholds (and how they were obtained) into the sidecar, atomically."""
+    info = read_weights_info(path)
+    info.thresholds.update(thresholds)
+    info.provenance.update(provenance)
+    with atomic_write(sidecar_path(path)) as fh:
+        json.dump(info.to_dict(), fh, indent=2)
+    return info
