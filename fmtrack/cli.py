@@ -132,7 +132,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .benchmarks.methods import calibrate_descriptor
 
-    calibration = calibrate_descriptor(args.features, args.seq, args.metric, args.data_root, args.write)
+    calibration = calibrate_descriptor(args.features, args.seq, args.metric, args.data_root, args.write, args.gap)
     print(calibration.to_dict())
 
 
@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--features", required=True, help="hsv, or an FMVAE .safetensors")
     ca.add_argument("--metric", choices=["cosine", "euclidean"], default="euclidean")
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
+    ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
     _add_data_root(ca)
     ca.set_defaults(func=cmd_calibrate)
 

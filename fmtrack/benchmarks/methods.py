@@ -172,7 +172,7 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
 
 
 def calibrate_descriptor(features: str, sequence: str, metric: str, data_root: str | Path | None = None,
-                         write: bool = False) -> Calibration:
+                         write: bool = False, gap: int = 15) -> Calibration:
     """Label-free threshold of an image descriptor on a (training) sequence's detections.
 
     With ``write`` and FMVAE weights, the threshold is stored in the weights' JSON sidecar, where
@@ -185,7 +185,7 @@ def calibrate_descriptor(features: str, sequence: str, metric: str, data_root: s
     detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
     path = cached_features(info, detections, embedder)
     described = PrecomputedFeatures(path, info.seq_length).detections
-    calibration = calibrate_threshold(described.features, described, metric)
+    calibration = calibrate_threshold(described.features, described, metric, gap)
     if write:
         if not _is_fmvae(features):
             raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
