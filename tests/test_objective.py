@@ -10,7 +10,7 @@ from fmtrack.training.config import PRESETS
 from fmtrack.training.model import FMVAE, HierarchicalPrior
 from fmtrack.training.objective import (BetaController, finite_difference_jacobian, flatness_from_metric,
                                         flatness_projection, importance_weighted_kl, metric_tensor,
-                                        mixup_points, objective)
+                                        mixup_points, normalise_flatness, objective)
 
 
 def linear_decoder(matrix):
@@ -57,6 +57,28 @@ def test_projection_estimator_is_unbiased(jvp_method):
     loss, scale = flatness_projection(linear_decoder(A), points, 20000, jvp_method, 1e-4)
     assert scale.item() == pytest.approx(exact_scale.item(), rel=0.03)
     assert loss.item() == pytest.approx(exact_loss.item(), rel=0.05)
+
+
+def test_relative_flatness_is_scale_free_and_points_the_paper_way():
+    """R / (N_z c^4) = ||G / c^2 - I||^2 / N_z: the same for A and 3A, zero only when flat, and its
+    gradient is a positive multiple of the raw R's."""
+    torch.manual_seed(0)
+    A = torch.randn(20, 4, dtype=torch.float64)
+    values = []
+    for factor in (1.0, 3.0):
+        jacobian = finite_difference_jacobian(linear_decoder(factor * A), torch.zeros(1, 4, dtype=torch.float64), 1e-4)
+        raw, scale = flatness_from_metric(metric_tensor(jacobian))
+        values.append(normalise_flatness(raw, scale, 4, "relative").item())
+    G = A.T @ A
+    c2 = torch.trace(G) / 4
+    assert values[0] == pytest.approx((((G / c2 - torch.eye(4)) ** 2).sum() / 4).item(), rel=1e-5)
+    assert values[1] == pytest.approx(values[0], rel=1e-5)
+    B = A.clone().requires_grad_(True)
+    raw, scale = flatness_from_metric(metric_tensor(finite_difference_jacobian(linear_decoder(B), torch.zeros(1, 4, dtype=torch.float64), 1e-4)))
+    g_raw = torch.autograd.grad(raw, B, retain_graph=True)[0]
+    g_rel = torch.autograd.grad(normalise_flatness(raw, scale, 4, "relative"), B)[0]
+    ratio = (g_rel / g_raw)[g_raw.abs() > 1e-6]
+    assert torch.allclose(ratio, torch.full_like(ratio, (1 / (4 * scale ** 2)).item()), rtol=1e-6)
 
 
 def test_detaching_metric_scale_leaves_gradient_unchanged():

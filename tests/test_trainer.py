@@ -88,12 +88,24 @@ def test_resume_without_checkpoint_or_with_changed_config_is_input_error(crops_f
         Trainer(crops_file, config(learning_rate=0.5), TINY.model, tmp_path, resume=True, progress=False)
 
 
-def test_flat_regulariser_run_meets_constraint_without_collapse(crops_file, tmp_path):
-    """eta = 300 on a tiny model: C_t gets below a relaxed kappa^2 and c^2 stays well above 0."""
-    settings = config(steps=110, eta=300.0, kappa=0.95, beta_init=1e-6, log_every=1)
-    trainer = Trainer(crops_file, settings, TINY.model, tmp_path, progress=False)
+def _regularised_phase(crops_file, out_dir, normalisation):
+    settings = config(steps=160, eta=300.0, kappa=0.95, beta_init=1e-6, log_every=1,
+                      flatness_normalisation=normalisation)
+    trainer = Trainer(crops_file, settings, TINY.model, out_dir, progress=False)
     trainer.run()
-    regularised = [row for row in trainer.log_rows if not row["initial_phase"]]
-    assert regularised, "the constraint was never met"
-    scales = np.array([row["c2"] for row in regularised])
-    assert np.isfinite(scales).all() and scales.min() > 0.1
+    rows = [row for row in trainer.log_rows if not row["initial_phase"]]
+    assert rows, "the constraint was never met"
+    scales = np.array([row["c2"] for row in rows])
+    return np.median(scales[-len(scales) // 3:]), rows[-1]["C_ema"]
+
+
+def test_flat_regulariser_run_meets_constraint_without_collapse(crops_file, tmp_path):
+    """eta = 300 on a tiny model: the constraint is met and stays met, and c^2 stays well above 0
+    (c^2 per batch is noisy on 4 mixup points: judged by the median of the last third of the run).
+    With the paper's raw R instead, the same run collapses to the trivial flat decoder."""
+    kappa_sq = 0.95 ** 2
+    c2_relative, constraint_relative = _regularised_phase(crops_file, tmp_path / "relative", "relative")
+    assert c2_relative > 1.0 and constraint_relative < kappa_sq
+    c2_raw, constraint_raw = _regularised_phase(crops_file, tmp_path / "raw", "none")
+    assert c2_raw < 0.1 and constraint_raw > kappa_sq
+

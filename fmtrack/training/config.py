@@ -76,6 +76,7 @@ class TrainConfig:
     fd_step: float = 0.01                     # finite-difference step in latent units
     projection_probes: int = 1                # probes v ~ N(0, I) per point (projection only)
     projection_jvp: str = "finite_difference"  # or "autodiff" (torch.func.jvp)
+    flatness_normalisation: str = "relative"  # R / (N_z c^4), dimensionless; "none": the paper's raw R
     hflip: bool = True                        # augmentation: random horizontal flip
     shift_pixels: int = 0                     # augmentation: random translation up to this many px
     colour_jitter: float = 0.0                # augmentation: random per-channel gain in 1 +- this
@@ -90,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"jacobian must be one of {JACOBIAN_ESTIMATORS}, got {self.jacobian!r}")
         if self.projection_jvp not in JVP_METHODS:
             raise ValueError(f"projection_jvp must be one of {JVP_METHODS}, got {self.projection_jvp!r}")
+        if self.flatness_normalisation not in ("relative", "none"):
+            raise ValueError(f"flatness_normalisation must be 'relative' or 'none', got {self.flatness_normalisation!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.batch_size < 2:

@@ -130,19 +130,40 @@ def flatness_projection(decode: Decode, points: torch.Tensor, num_probes: int, j
 
 
 def flatness(decode: Decode, points: torch.Tensor, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R, c^2) with the configured Jacobian estimator.
+    """(R, c^2) with the configured Jacobian estimator and normalisation.
 
     Finite differences run in fp32 with autocast off: in bf16, (f(m + s e) - f(m)) / s cancels to
     noise. The autodiff JVP has no cancellation and runs under the caller's autocast.
     """
     if config.jacobian == "projection" and config.projection_jvp == "autodiff":
-        return flatness_projection(decode, points, config.projection_probes, "autodiff", config.fd_step)
-    with torch.autocast(points.device.type, enabled=False):
-        points = points.float()
-        if config.jacobian == "projection":
-            return flatness_projection(decode, points, config.projection_probes, "finite_difference",
-                                       config.fd_step)
-        return flatness_from_metric(metric_tensor(finite_difference_jacobian(decode, points, config.fd_step)))
+        raw, scale = flatness_projection(decode, points, config.projection_probes, "autodiff", config.fd_step)
+    else:
+        with torch.autocast(points.device.type, enabled=False):
+            points = points.float()
+            if config.jacobian == "projection":
+                raw, scale = flatness_projection(decode, points, config.projection_probes, "finite_difference",
+                                                 config.fd_step)
+            else:
+                raw, scale = flatness_from_metric(metric_tensor(finite_difference_jacobian(decode, points,
+                                                                                           config.fd_step)))
+    return normalise_flatness(raw, scale, points.shape[-1], config.flatness_normalisation), scale
+
+
+def normalise_flatness(raw: torch.Tensor, scale: torch.Tensor, latent_dim: int, normalisation: str) -> torch.Tensor:
+    """The regulariser the objective uses, from the paper's R = E||G - c^2 I||_F^2.
+
+    ``relative``: R / (N_z c^4) = E||G / c^2 - I||_F^2 / N_z with c^2 held constant (detached), a
+    dimensionless flatness: 0 for a flat decoder at any scale, unchanged when pixel units, image
+    size or N_z change. Its gradient is the paper's times the positive factor 1 / (N_z c^4), so it
+    pulls G toward c^2 I exactly as the paper's does, but (i) eta means the same whatever the data
+    normalisation (the paper's raw R was 9e4 at the end of a MOT16-11 initial phase, c^2 = 7.3,
+    so beta * 300 * R outweighed C ~ 0.6 by 4000x and the run collapsed to c^2 ~ 0.01 within 60
+    steps) and (ii) shrinking the decoder toward the trivial flat solution G = 0 gains nothing.
+    ``none``: the paper's raw R.
+    """
+    if normalisation == "none":
+        return raw
+    return raw / (latent_dim * scale.detach().clamp_min(1e-12) ** 2)
 
 
 @dataclass
