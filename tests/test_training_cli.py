@@ -61,3 +61,14 @@ def test_train_on_a_missing_crops_file_is_one_line_error(tmp_path, capsys):
     assert main(["train", "--crops", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r"),
                  "--preset", "tiny", "--quiet"]) == 2
     assert "crops file not found" in capsys.readouterr().err
+
+
+def test_two_dimensional_latent_space_gets_its_magnification_map(trained, tmp_path):
+    crops, _ = trained
+    run = tmp_path / "run2d"
+    assert main(["train", "--crops", str(crops), "--out", str(run), "--preset", "tiny", "--latent-dim", "2",
+                 "--steps", "10", "--quiet"]) == 0
+    weights = run / "weights.safetensors"
+    assert main(["diagnose", "--weights", str(weights), "--crops", str(crops), "--points", "6",
+                 "--out-dir", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "latent_map_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
