@@ -32,6 +32,7 @@ class Tracker:
         self.frame_count = 0
         self.skipped_detections = 0  # dropped for non-positive width or height
         self._next_id = 1
+        self._predicted_tlwh = np.zeros((0, 4))  # this frame's predicted boxes (T, 4), set by _predict
 
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
                features: np.ndarray | None = None, camera_motion: np.ndarray | None = None) -> list[Track]:
@@ -49,7 +50,8 @@ class Tracker:
         self.frame_count += 1
         keep = select_detections(boxes, scores, self.config)
         boxes, scores = boxes[keep], scores[keep]
-        features = None if features is None else prepare_features(features[keep], self.config.metric)
+        if features is not None:  # kept only when a stage will compare them
+            features = prepare_features(features[keep], self.config.metric) if self.config.uses_appearance else None
 
         high = np.ones(len(boxes), dtype=bool) if self.config.high_confidence is None \
             else scores > self.config.high_confidence
