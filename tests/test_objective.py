@@ -178,3 +178,16 @@ def test_objective_terms_are_fp32_and_finite(precision, jacobian):
         assert value.dtype == torch.float32 and torch.isfinite(value)
     assert terms.metric_scale > 0
     assert model.decoder.project.weight.grad.abs().sum() > 0
+
+
+def test_eta_ramp_is_zero_in_the_initial_phase_then_linear_to_one():
+    controller = BetaController(kappa=0.5, nu=1.0, tau=3.0, ema_decay=0.0, beta=1e-4)
+    assert controller.ramp(4) == 0.0
+    controller.update(0.3)  # C_t = 0.3 >= 0.25: still initial
+    assert controller.initial_phase and controller.ramp(4) == 0.0
+    controller.update(0.2)  # C_t < kappa^2 ends it
+    ramps = [controller.ramp(4)]
+    for _ in range(5):
+        controller.update(0.2)
+        ramps.append(controller.ramp(4))
+    assert ramps == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]

@@ -90,7 +90,7 @@ def test_resume_without_checkpoint_or_with_changed_config_is_input_error(crops_f
 
 def _regularised_phase(crops_file, out_dir, normalisation):
     settings = config(steps=160, eta=300.0, kappa=0.95, beta_init=1e-6, log_every=1,
-                      flatness_normalisation=normalisation)
+                      flatness_normalisation=normalisation, eta_warmup_steps=1)
     trainer = Trainer(crops_file, settings, TINY.model, out_dir, progress=False)
     trainer.run()
     rows = [row for row in trainer.log_rows if not row["initial_phase"]]

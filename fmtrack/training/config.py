@@ -70,6 +70,7 @@ class TrainConfig:
     ema_decay: float = 0.99                   # of the constraint estimate C_t
     importance_samples: int = 8               # K of the importance-weighted bound
     eta: float = 300.0                        # flatness weight; 0 gives the VHP-VAE baseline
+    eta_warmup_steps: int = 1000              # eta ramps up linearly over this many steps after the initial phase
     mixup_extrapolation: float = 0.2          # a ~ U(-a0, 1 + a0)
     regulariser_points: int | None = None     # mixup points per step; None = the whole batch
     jacobian: str = "finite_difference"       # or "projection"

@@ -178,10 +178,11 @@ class ObjectiveTerms:
 
 
 def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig,
-              regularise: bool = True) -> ObjectiveTerms:
+              regularise: float = 1.0) -> ObjectiveTerms:
     """beta*F + C + beta*eta*R on a batch of normalised crops (B, 3, S, S).
 
-    ``regularise=False`` drops R (reported as NaN); the trainer does so during the initial phase.
+    ``regularise`` scales eta (0 drops R, reported as NaN): the trainer keeps it 0 during the initial
+    phase and then ramps it to 1 over ``config.eta_warmup_steps``.
     """
     latent_mean, latent_logvar = model.encode(images)
     latent_mean, latent_logvar = latent_mean.float(), latent_logvar.float()
@@ -191,10 +192,10 @@ def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConf
                                       config.importance_samples).mean()
     loss = beta * kl_bound + recon
     flat = scale = torch.full((), math.nan, device=images.device)
-    if regularise and config.eta > 0:
+    if regularise > 0 and config.eta > 0:
         points = mixup_points(latents, config.mixup_extrapolation)[: config.regulariser_points]
         flat, scale = flatness(model.decode, points, config)
-        loss = loss + beta * config.eta * flat
+        loss = loss + beta * config.eta * regularise * flat
     return ObjectiveTerms(loss, recon.detach(), kl_bound.detach(), flat.detach(), scale)
 
 
@@ -223,6 +224,13 @@ class BetaController:
     beta: float
     constraint_ema: float | None = None
     initial_phase: bool = True
+    constrained_steps: int = 0  # updates since the initial phase ended
+
+    def ramp(self, warmup_steps: int) -> float:
+        """0 during the initial phase, then rising linearly to 1 over ``warmup_steps`` updates."""
+        if self.initial_phase:
+            return 0.0
+        return min(1.0, (self.constrained_steps + 1) / max(warmup_steps, 1))
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "BetaController":
@@ -239,6 +247,8 @@ class BetaController:
             if violation >= 0:
                 return
             self.initial_phase = False
+        else:
+            self.constrained_steps += 1
         step = heaviside(violation)
         gain = (1 - step) * math.tanh(self.tau * (self.beta - 1)) - step
         self.beta *= math.exp(self.nu * gain * violation)

@@ -118,7 +118,8 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         beta = self.controller.beta
         with autocast_context(self.device, config.precision):
-            terms = objective(self.model, images, beta, config, regularise=not self.controller.initial_phase)
+            terms = objective(self.model, images, beta, config,
+                              regularise=self.controller.ramp(config.eta_warmup_steps))
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         if self.controller.initial_phase:
