@@ -11,13 +11,14 @@ INFEASIBLE = 1e5
 
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """IoU (A, B) between tlwh boxes (A, 4) and (B, 4)."""
-    a_tl, a_br = boxes_a[:, None, :2], boxes_a[:, None, :2] + boxes_a[:, None, 2:]
-    b_tl, b_br = boxes_b[None, :, :2], boxes_b[None, :, :2] + boxes_b[None, :, 2:]
-    wh = np.clip(np.minimum(a_br, b_br) - np.maximum(a_tl, b_tl), 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = boxes_a[:, 2] * boxes_a[:, 3]
-    area_b = boxes_b[:, 2] * boxes_b[:, 3]
-    union = area_a[:, None] + area_b[None, :] - inter
+    ax0, ay0 = boxes_a[:, 0:1], boxes_a[:, 1:2]
+    ax1, ay1 = ax0 + boxes_a[:, 2:3], ay0 + boxes_a[:, 3:4]
+    bx0, by0 = boxes_b[:, 0], boxes_b[:, 1]
+    bx1, by1 = bx0 + boxes_b[:, 2], by0 + boxes_b[:, 3]
+    width = np.minimum(ax1, bx1) - np.maximum(ax0, bx0)
+    height = np.minimum(ay1, by1) - np.maximum(ay0, by0)
+    inter = np.maximum(width, 0.0) * np.maximum(height, 0.0)
+    union = (boxes_a[:, 2:3] * boxes_a[:, 3:4]) + (boxes_b[:, 2] * boxes_b[:, 3]) - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / union, 0.0)
 

@@ -17,6 +17,11 @@ from .nn_matching import FeatureGallery, prepare_features
 from .track import Track, TrackTable
 
 
+def _indices(mask: np.ndarray) -> np.ndarray:
+    """Indices of the True entries of a 1-d mask (np.flatnonzero without its ravel overhead)."""
+    return mask.nonzero()[0]
+
+
 class Tracker:
     """Multi-object tracker, fed one frame at a time.
 
@@ -63,9 +68,10 @@ class Tracker:
         born = high & (scores >= self.config.birth_confidence)
         born[det_idx] = False
         self._birth(measurements[born], scores[born], None if features is None else features[born])
+        tlwh = self.kf.to_tlwh(self.tracks.mean)
         if self.config.duplicate_iou is not None:
-            self._remove_duplicates()
-        return self._report()
+            tlwh = self._remove_duplicates(tlwh)
+        return self._report(tlwh)
 
     # -- steps ------------------------------------------------------------------------------
     def _predict(self, camera_motion: np.ndarray | None) -> None:
@@ -99,8 +105,8 @@ class Tracker:
         costs = _FrameCosts(self, boxes, measurements, features)
         matched_tracks, matched_dets = [], []
         for stage in self.config.stages:
-            ti = np.flatnonzero(track_free & self._stage_tracks(stage))
-            di = np.flatnonzero(det_free & pools[stage.detections])
+            ti = _indices(track_free & self._stage_tracks(stage))
+            di = _indices(det_free & pools[stage.detections])
             if len(ti) == 0 or len(di) == 0:
                 continue
             cost = self._cost(stage, ti, di, costs, scores)
@@ -108,15 +114,15 @@ class Tracker:
                 # DeepSORT's cascade: most recently seen first, depth max_age; each level sees only
                 # the detections earlier levels left.
                 tsu = t.time_since_update[ti]
-                groups = [np.flatnonzero(tsu == lv) for lv in np.unique(tsu) if lv <= self.config.max_age]
+                groups = [_indices(tsu == lv) for lv in np.unique(tsu) if lv <= self.config.max_age]
             else:
                 groups = [np.arange(len(ti))]
             cols_free = np.ones(len(di), dtype=bool)
             for rows_in in groups:
-                cols_in = np.flatnonzero(cols_free)
+                cols_in = _indices(cols_free)
                 if len(cols_in) == 0:
                     break
-                rows, cols = min_cost_matching(cost[np.ix_(rows_in, cols_in)], stage.max_cost, stage.gated)
+                rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
                 cols_free[cols_in[cols]] = False
                 track_free[ti[rows_in[rows]]] = False
                 matched_tracks.append(ti[rows_in[rows]])
@@ -141,20 +147,22 @@ class Tracker:
     def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
               scores: np.ndarray) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
-        pick = np.ix_(ti, di)
+        def pick(matrix: np.ndarray) -> np.ndarray:
+            return matrix[ti][:, di]
+
         if stage.cost == "iou":
-            iou = costs.iou()[pick]
+            iou = pick(costs.iou())
             cost = 1.0 - iou * scores[di] if stage.fuse_score else 1.0 - iou
             if stage.appearance_max is not None:
-                distance = costs.appearance()[pick]
+                distance = pick(costs.appearance())
                 credit = (distance <= stage.appearance_max) & (1.0 - iou <= stage.proximity)
                 appearance = np.where(credit, distance * (stage.appearance_scale / stage.appearance_max), 1.0)
                 cost = np.minimum(cost, appearance)
             return cost
-        gate = costs.gate()[pick]
+        gate = pick(costs.gate())
         if stage.cost == "mahalanobis":
             return gate / self.config.gating_threshold
-        cost = costs.appearance()[pick].copy()
+        cost = pick(costs.appearance())
         cost[gate > self.config.gating_threshold] = INFEASIBLE
         return cost
 
@@ -195,26 +203,27 @@ class Tracker:
         confirmed = self.config.n_init <= 1 or (self.config.confirm_first_frame and self.frame_count == 1)
         self.tracks.append(mean, covariance, ids, slots, scores, confirmed=confirmed)
 
-    def _remove_duplicates(self) -> None:
+    def _remove_duplicates(self, tlwh: np.ndarray) -> np.ndarray:
         """A lost track and an active one covering the same person: keep the one tracked longer.
 
         ByteTrack's rule: IoU above ``duplicate_iou``; the track with the shorter span from birth to
-        its last update goes (the active one on a tie).
+        its last update goes (the active one on a tie). tlwh: (T, 4) the tracks' boxes; returns
+        those of the tracks kept.
         """
         t = self.tracks
-        active = np.flatnonzero(t.time_since_update == 0)
-        lost = np.flatnonzero(t.time_since_update > 0)
+        active = _indices(t.time_since_update == 0)
+        lost = _indices(t.time_since_update > 0)
         if len(active) == 0 or len(lost) == 0:
-            return
-        pairs = np.argwhere(iou_matrix(self.kf.to_tlwh(t.mean[active]), self.kf.to_tlwh(t.mean[lost]))
-                            > self.config.duplicate_iou)
+            return tlwh
+        pairs = np.argwhere(iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou)
         if len(pairs) == 0:
-            return
+            return tlwh
         span = t.age - 1 - t.time_since_update  # frames from birth to the last update
         a, b = active[pairs[:, 0]], lost[pairs[:, 1]]
         keep = np.ones(len(t), dtype=bool)
         keep[np.where(span[a] > span[b], b, a)] = False
         self._drop(keep)
+        return tlwh[keep]
 
     def _drop(self, keep: np.ndarray) -> None:
         if self.gallery is not None:
@@ -222,16 +231,15 @@ class Tracker:
             self.gallery.release(slots[slots >= 0])
         self.tracks.keep(keep)
 
-    def _report(self) -> list[Track]:
+    def _report(self, tlwh: np.ndarray) -> list[Track]:
         t, cfg = self.tracks, self.config
         recent = t.time_since_update <= cfg.report_max_time_since_update
         established = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
         warmup = (self.frame_count <= cfg.report_warmup_frames) & (t.time_since_update == 0)
-        idx = np.flatnonzero(recent & (established | warmup))
-        tlwh = self.kf.to_tlwh(t.mean[idx])
-        return [Track(int(t.track_id[i]), tlwh[k], bool(t.confirmed[i]), int(t.time_since_update[i]),
+        idx = _indices(recent & (established | warmup))
+        return [Track(int(t.track_id[i]), tlwh[i], bool(t.confirmed[i]), int(t.time_since_update[i]),
                       int(t.hits[i]), int(t.age[i]), float(t.score[i]))
-                for k, i in enumerate(idx)]
+                for i in idx]
 
 
 class _FrameCosts:
