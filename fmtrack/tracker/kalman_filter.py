@@ -57,11 +57,12 @@ class KalmanFilter:
                measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct each track (row) with its own measurement (T, 4)."""
         projected_mean, innovation_cov = self.project(mean, covariance)
-        # Kalman gain K = P Hᵀ S⁻¹; solve S Kᵀ = H P (S and P symmetric).
-        gain = np.linalg.solve(innovation_cov, covariance[:, :_NDIM, :]).transpose(0, 2, 1)
+        # Kalman gain K = P Hᵀ S⁻¹ (S is a well-conditioned 4x4: measurement noise > 0), and
+        # P - K S Kᵀ = P - K H P.
+        gain = covariance[:, :, :_NDIM] @ np.linalg.inv(innovation_cov)
         innovation = measurement - projected_mean
         mean = mean + np.einsum("tij,tj->ti", gain, innovation)
-        covariance = covariance - gain @ innovation_cov @ gain.transpose(0, 2, 1)
+        covariance = covariance - gain @ covariance[:, :_NDIM, :]
         return mean, covariance
 
     def warp(self, mean: np.ndarray, covariance: np.ndarray,
