@@ -57,16 +57,22 @@ class FeatureGallery:
         if len(slots) == 0:
             return
         if self.ema_alpha is not None:
-            # Blend into the stored feature where there is one.
+            # One feature per slot: blend into it where there is one already.
             seen = self._count[slots] > 0
-            old = self._features[slots, 0]
-            features = np.where(seen[:, None], self.ema_alpha * old + (1 - self.ema_alpha) * features, features)
-            features = prepare_features(features, self.metric)
-        pos = self._next[slots]
+            if seen.any():
+                old = self._features[slots[seen], 0]
+                features = features.copy()
+                features[seen] = prepare_features(self.ema_alpha * old + (1 - self.ema_alpha) * features[seen],
+                                                  self.metric)
+            pos = 0
+            self._count[slots] = 1
+        else:
+            pos = self._next[slots]
+            self._next[slots] = (pos + 1) % self.budget
+            self._count[slots] = np.minimum(self._count[slots] + 1, self.budget)
         self._features[slots, pos] = features
-        self._sq_norms[slots, pos] = np.einsum("kd,kd->k", features, features)
-        self._next[slots] = (pos + 1) % self.budget
-        self._count[slots] = np.minimum(self._count[slots] + 1, self.budget)
+        if self.metric == "euclidean":  # squared norms serve the Euclidean distance only
+            self._sq_norms[slots, pos] = np.einsum("kd,kd->k", features, features)
 
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the

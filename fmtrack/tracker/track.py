@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Track:
-    """A reported track in one frame.
+class Track(NamedTuple):
+    """A reported track in one frame (a named tuple: immutable and cheap to make every frame).
 
     tlwh: (4,) float64 box in pixels (left, top, width, height): the Kalman estimate after this
     frame's update, or the prediction when the track was missed in this frame.

@@ -81,8 +81,13 @@ class Tracker:
             return
         if cfg.freeze_lost_height:
             t.mean[t.confirmed & (t.time_since_update > 0), 7] = 0.0
-        moving = slice(None) if cfg.predict_unconfirmed else t.confirmed
-        t.mean[moving], t.covariance[moving] = self.kf.predict(t.mean[moving], t.covariance[moving])
+        if cfg.predict_unconfirmed:
+            t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
+        else:  # predict all, then put back the (few) unconfirmed tracks' birth states
+            waiting = ~t.confirmed
+            birth_mean, birth_covariance = t.mean[waiting], t.covariance[waiting]
+            t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
+            t.mean[waiting], t.covariance[waiting] = birth_mean, birth_covariance
         if camera_motion is not None:
             t.mean, t.covariance = self.kf.warp(t.mean, t.covariance, camera_motion)
         t.age += 1
