@@ -105,7 +105,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     train_overrides = {k: v for k, v in (("eta", args.eta), ("steps", args.steps), ("jacobian", args.jacobian),
                                          ("precision", args.precision), ("device", args.device),
                                          ("seed", args.seed), ("batch_size", args.batch_size),
-                                         ("learning_rate", args.lr)) if v is not None}
+                                         ("learning_rate", args.lr), ("nu", args.nu), ("kappa", args.kappa),
+                                         ("beta_init", args.beta_init),
+                                         ("eta_warmup_steps", args.eta_warmup)) if v is not None}
     model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
     train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
     model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
@@ -220,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int)
     tr.add_argument("--batch-size", type=int)
     tr.add_argument("--lr", type=float)
+    tr.add_argument("--kappa", type=float, help="reconstruction constraint: RMS error in pixel standard deviations")
+    tr.add_argument("--nu", type=float, help="beta update rate")
+    tr.add_argument("--beta-init", type=float)
+    tr.add_argument("--eta-warmup", type=int, help="steps over which eta ramps up after the initial phase")
     tr.add_argument("--jacobian", choices=["finite_difference", "projection"])
     tr.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
