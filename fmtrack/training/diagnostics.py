@@ -261,7 +261,7 @@ class LatentMap2d:
 
 
 def latent_map_2d(decode: Decoder, latents: torch.Tensor, centres: torch.Tensor, *, resolution: int = 64,
-                  margin: float = 0.1, chunk_size: int = 256, progress: bool = False) -> LatentMap2d:
+                  margin: float = 0.1, chunk_size: int = 64, progress: bool = False) -> LatentMap2d:
     """Magnification map and equidistance fields for a 2-d latent space (the paper's Figs. 1, 3, 8).
 
     The grid is ``resolution`` x ``resolution`` square cells over the bounding square of ``latents``
