@@ -243,6 +243,20 @@ def read_feature_array(path: str | Path, seq_length: int | None = None) -> Detec
     return _detections_from_table(path, array[:, :7], rows, array[:, first:], seq_length)
 
 
+def _indexed_by_frame_and_id(path: Path, table: np.ndarray, line_numbers: np.ndarray, values: np.ndarray,
+                             columns: list[str], id_name: str) -> pd.DataFrame:
+    """py-motmetrics' layout: ``values`` indexed by (FrameId, Id) from the table's first two columns;
+    InputError naming the line where an id repeats within a frame."""
+    frame_ids = table[:, :2].astype(np.int64)
+    index = pd.MultiIndex.from_arrays(frame_ids.T, names=["FrameId", "Id"])
+    duplicate = index.duplicated()
+    if duplicate.any():
+        i = int(np.argmax(duplicate))
+        raise InputError(path, f"{id_name} {frame_ids[i, 1]} appears twice in frame {frame_ids[i, 0]}",
+                         int(line_numbers[i]))
+    return pd.DataFrame(values, columns=columns, index=index).sort_index()
+
+
 def read_ground_truth(path: str | Path, seq_length: int | None = None) -> pd.DataFrame:
     """Read ``gt.txt`` into py-motmetrics' layout: index (FrameId, Id), columns GT_COLUMNS.
 
@@ -254,14 +268,7 @@ def read_ground_truth(path: str | Path, seq_length: int | None = None) -> pd.Dat
     _check_frames(path, table[:, 0], line_numbers, seq_length)
     if table.shape[1] == 10:
         table = np.column_stack([table[:, :7], np.ones(len(table)), np.ones(len(table))])
-    frame_ids = table[:, :2].astype(np.int64)
-    duplicate = pd.MultiIndex.from_arrays(frame_ids.T).duplicated()
-    if duplicate.any():
-        i = int(np.argmax(duplicate))
-        raise InputError(path, f"id {frame_ids[i, 1]} appears twice in frame {frame_ids[i, 0]}", int(line_numbers[i]))
-    frame = pd.DataFrame(table[:, 2:], columns=GT_COLUMNS,
-                         index=pd.MultiIndex.from_arrays(frame_ids.T, names=["FrameId", "Id"]))
-    return frame.sort_index()
+    return _indexed_by_frame_and_id(path, table, line_numbers, table[:, 2:], GT_COLUMNS, "id")
 
 
 def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFrame:
@@ -280,17 +287,9 @@ def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFram
     if bad_size.any():
         i = int(np.argmax(bad_size))
         raise InputError(path, f"non-positive box size {table[i, 4]:g} x {table[i, 5]:g}", int(line_numbers[i]))
-    frame_ids = table[:, :2].astype(np.int64)
-    duplicate = pd.MultiIndex.from_arrays(frame_ids.T).duplicated()
-    if duplicate.any():
-        i = int(np.argmax(duplicate))
-        raise InputError(path, f"track id {frame_ids[i, 1]} appears twice in frame {frame_ids[i, 0]}",
-                         int(line_numbers[i]))
     conf = table[:, 6] if table.shape[1] > 6 else np.ones(len(table))
-    values = np.column_stack([table[:, 2:6], conf])
-    frame = pd.DataFrame(values, columns=RESULT_COLUMNS,
-                         index=pd.MultiIndex.from_arrays(frame_ids.T, names=["FrameId", "Id"]))
-    return frame.sort_index()
+    return _indexed_by_frame_and_id(path, table, line_numbers, np.column_stack([table[:, 2:6], conf]),
+                                    RESULT_COLUMNS, "track id")
 
 
 def write_results(path: str | Path, rows: np.ndarray) -> Path:
