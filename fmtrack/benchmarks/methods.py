@@ -145,7 +145,7 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
     and the embedder serves those rows; image descriptors and camera motion are computed once and
     cached.
     """
-    feature_file = None
+    from_file = None  # features stored with their detections: the detections are that file's rows
     if method.features is None or method.features == "hsv" or _is_fmvae(method.features):
         detections = read_detections(det_path or info.det_path, info.seq_length)
     else:
@@ -153,21 +153,21 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
                         else Path(method.features))
         if method.features == "deepsort" and not feature_file.is_file():
             raise MethodUnavailable(feature_file, f"{method.label}: no DeepSORT features for {info.name}")
-        detections = PrecomputedFeatures(feature_file, info.seq_length).detections
+        from_file = PrecomputedFeatures(feature_file, info.seq_length)
+        detections = from_file.detections
     if method.config.score_normalisation != "raw":
         detections = normalise_detections(detections, method.config.score_normalisation)
     embedder = None
     if method.features is not None and method.config.uses_appearance:
         from_images = image_embedder(method.features)
-        if from_images is not None:
-            feature_file = cached_features(info, detections, from_images, progress=progress)
-        embedder = PrecomputedFeatures(feature_file, info.seq_length)
+        embedder = from_file if from_images is None else PrecomputedFeatures(
+            cached_features(info, detections, from_images, progress=progress), info.seq_length)
     camera_motion = None
     if method.config.camera_motion != "none":
         # People moving in front of the background are masked out, as BoT-SORT's GMC does: on the
         # static MOT17-09 this cuts the spurious motion from 1.9 to 0.5 px (90th percentile).
-        camera_motion = sequence_camera_motion(info, CameraMotionConfig(method=method.config.camera_motion), exclude=detections,
-                                               progress=progress)
+        camera_motion = sequence_camera_motion(info, CameraMotionConfig(method=method.config.camera_motion),
+                                               exclude=detections, progress=progress)
     return SequenceInputs(detections, embedder, camera_motion)
 
 
