@@ -76,6 +76,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"wrote {csv_path} and {md_path}")
 
 
+def cmd_eval_descriptor(args: argparse.Namespace) -> None:
+    from .benchmarks.descriptor_quality import evaluate_descriptors
+
+    table, _ = evaluate_descriptors(args.features, args.seqs, args.out_dir,
+                                    None if args.sweep_preset == "none" else args.sweep_preset,
+                                    args.data_root, progress=not args.quiet)
+    print(table.round(3).to_string())
+    print(f"wrote {args.out_dir}")
+
+
 def cmd_bench_tracker(args: argparse.Namespace) -> None:
     from .benchmarks.tracker_speed import run_tracker_benchmark
 
@@ -134,8 +144,9 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .benchmarks.methods import calibrate_descriptor
 
-    calibration = calibrate_descriptor(args.features, args.seq, args.metric, args.data_root, args.write, args.gap)
-    print(calibration.to_dict())
+    for calibration in calibrate_descriptor(args.features, args.seq, tuple(args.metric), args.data_root,
+                                            args.write, args.gap).values():
+        print(calibration.to_dict())
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
@@ -183,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    ed = sub.add_parser("eval-descriptor", help="descriptor AUC and rank-1 against gt identities; IDF1 vs threshold")
+    ed.add_argument("--features", nargs="+", default=["hsv", "deepsort"],
+                    help="deepsort, hsv, FMVAE .safetensors, or N x (7 + D) .npy files")
+    ed.add_argument("--seqs", nargs="+", default=DEFAULT_EVAL_SEQUENCES)
+    ed.add_argument("--sweep-preset", default="deepsort",
+                    help="tracker preset of the IDF1-vs-threshold sweep ('none': no sweep)")
+    ed.add_argument("--out-dir", default="runs/descriptors")
+    _add_data_root(ed)
+    ed.add_argument("--quiet", action="store_true")
+    ed.set_defaults(func=cmd_eval_descriptor)
 
     bench = sub.add_parser("bench", help="print speed benchmarks")
     bench_sub = bench.add_subparsers(dest="target", required=True)
@@ -250,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("calibrate", help="label-free appearance threshold on a (training) sequence")
     ca.add_argument("--seq", default="MOT16-11")
     ca.add_argument("--features", required=True, help="hsv, or an FMVAE .safetensors")
-    ca.add_argument("--metric", choices=["cosine", "euclidean"], default="euclidean")
+    ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"])
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
     ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
     _add_data_root(ca)

@@ -126,8 +126,13 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def render_markdown(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table with the index levels as leading columns."""
-    shown = format_table(table).reset_index()
+    """The paper's columns as a GitHub Markdown table."""
+    return markdown_table(format_table(table))
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table with the index levels as leading columns, values as printed by str()."""
+    shown = table.reset_index()
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ from ..tracker import TrackerConfig, preset
 # Appearance thresholds of the descriptors that need no weights, used when a method gives none.
 # DeepSORT: its published max_cosine_distance. HSV: the label-free calibration on MOT16-11
 # (fmtrack.embedder.calibration; equal-error point, cosine).
-DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.117}
+DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.113}
 # Descriptor of an appearance preset when none is named: the paper's setting keeps DeepSORT's
 # supervised features; fmtrack's own preset uses the best label-free descriptor the project has.
 DEFAULT_FEATURES = {"deepsort": "deepsort", "fmtrack": "hsv"}
@@ -171,26 +171,28 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
     return SequenceInputs(detections, embedder, camera_motion)
 
 
-def calibrate_descriptor(features: str, sequence: str, metric: str, data_root: str | Path | None = None,
-                         write: bool = False, gap: int = 15) -> Calibration:
-    """Label-free threshold of an image descriptor on a (training) sequence's detections.
+def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] = ("euclidean", "cosine"),
+                         data_root: str | Path | None = None, write: bool = False,
+                         gap: int = 15) -> dict[str, Calibration]:
+    """Label-free thresholds of an image descriptor on a (training) sequence's detections, per metric.
 
-    With ``write`` and FMVAE weights, the threshold is stored in the weights' JSON sidecar, where
-    ``make_method`` finds it.
+    With ``write`` and FMVAE weights, the thresholds are stored in the weights' JSON sidecar, where
+    ``make_method`` finds them.
     """
     embedder = image_embedder(features)
     if embedder is None:
         raise InputError(None, f"calibrate needs hsv or FMVAE weights (.safetensors), got {features!r}")
+    if write and not _is_fmvae(features):
+        raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
     info = read_seqinfo(find_sequence(sequence, data_root))
     detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
     path = cached_features(info, detections, embedder)
     described = PrecomputedFeatures(path, info.seq_length).detections
-    calibration = calibrate_threshold(described.features, described, metric, gap)
+    calibrations = {metric: calibrate_threshold(described.features, described, metric, gap) for metric in metrics}
     if write:
-        if not _is_fmvae(features):
-            raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
         from ..training.weights import update_thresholds
 
-        update_thresholds(features, {metric: calibration.threshold},
-                          {"calibration": {**calibration.to_dict(), "sequence": info.name}})
-    return calibration
+        update_thresholds(features, {metric: c.threshold for metric, c in calibrations.items()},
+                          {"calibration": {"sequence": info.name,
+                                           **{metric: c.to_dict() for metric, c in calibrations.items()}}})
+    return calibrations

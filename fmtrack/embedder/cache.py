@@ -42,8 +42,9 @@ def embed_sequence(info: SequenceInfo, detections: Detections, embedder: Embedde
 def cached_features(info: SequenceInfo, detections: Detections, embedder: Embedder,
                     cache_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Path of the cached features for this sequence, detections and embedder; computed if absent."""
+    # Scores do not change a descriptor, so raw and normalised detections share one cache entry.
     source = hashlib.sha256(np.ascontiguousarray(np.column_stack(
-        [detections.frames, detections.boxes, detections.scores])).tobytes()).hexdigest()[:12]
+        [detections.frames, detections.boxes])).tobytes()).hexdigest()[:12]
     path = Path(cache_dir or cache_dir_for('features')) / f"{info.name}-{embedder.identity}-{source}.npy"
     if not path.is_file():
         embed_sequence(info, detections, embedder, path, progress)

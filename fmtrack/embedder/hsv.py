@@ -1,7 +1,8 @@
 """A hand-crafted, label-free colour descriptor: the honest floor a learned one must clear.
 
 Recipe (../shared/reference/README.md): the crop, clipped to the image, is resized to 32 x 64
-(w x h) and converted to HSV (OpenCV ranges); a hue x saturation histogram with 8 x 8 bins over
+(w x h, bilinear: the reference's own figures need cv2.resize's default, INTER_LINEAR; INTER_AREA
+gives AUC 0.931 instead of 0.933 on MOT17-09-FRCNN) and converted to HSV (OpenCV ranges); a hue x saturation histogram with 8 x 8 bins over
 H in [0, 180) and S in [0, 256) is taken for the upper and the lower half separately;
 the two are concatenated (128 values), square-rooted and L2-normalised.
 """
@@ -23,12 +24,12 @@ class HSVEmbedder:
 
     needs_image = True
     dim = 2 * BINS[0] * BINS[1]
-    identity = "hsv-v1"  # names cached features; change it when the recipe changes
+    identity = "hsv-v2"  # names cached features; change it when the recipe changes
 
     def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
         if image is None:
             raise ValueError("the HSV embedder needs the frame image")
-        crops = cut_crops(image, boxes, CROP_SIZE)
+        crops = cut_crops(image, boxes, CROP_SIZE, cv2.INTER_LINEAR)
         out = np.empty((len(crops), self.dim), dtype=np.float32)
         half = CROP_SIZE[1] // 2
         for i, crop in enumerate(crops):

@@ -119,6 +119,16 @@ class TrackerConfig:
     def replace(self, **changes: Any) -> TrackerConfig:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def appearance_threshold(self) -> float:
+        """The appearance threshold of the first appearance stage (descriptor units)."""
+        for stage in self.stages:
+            if stage.cost == "appearance":
+                return stage.max_cost
+            if stage.appearance_max is not None:
+                return stage.appearance_max
+        raise ValueError(f"preset {self.name!r} has no appearance stage")
+
     def with_max_distance(self, max_distance: float) -> TrackerConfig:
         """The same configuration with every appearance stage's threshold set to ``max_distance``."""
         if not self.uses_appearance:

@@ -1,0 +1,236 @@
+"""Descriptor quality without a tracker, and a tracker's sensitivity to the appearance threshold.
+
+``fmtrack eval-descriptor`` follows the reference README's protocol (../shared/reference/README.md,
+"Descriptor quality without a tracker"): detections with confidence >= 0.3 are matched to gt
+pedestrians (consider = 1, class 1, IoU >= 0.5, Hungarian per frame); every pair of matched
+detections 10 to 150 frames apart is scored, with no sampling, so the ROC AUC of the negated
+distance for "same identity" is exact. Rank-1 retrieval: for each matched detection that has a
+same-identity detection 10 to 150 frames away, is its nearest neighbour among all detections 10 to
+150 frames away that identity?
+
+Identities are used here to *measure* descriptors only; nothing trained or calibrated sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from ..io import Detections, SequenceInfo, find_sequence, read_ground_truth, read_seqinfo
+from ..pipeline import track_sequence
+from ..tracker.linear_assignment import iou_matrix
+from ..embedder.calibration import roc_auc
+from .evaluate import markdown_table, score_rows
+from .methods import load_inputs, make_method
+
+METRICS = ("cosine", "euclidean")
+
+
+@dataclass(frozen=True)
+class PairProtocol:
+    """The reference protocol's settings. Frame gaps are in frames; IoU is intersection over union."""
+
+    min_confidence: float = 0.3
+    min_iou: float = 0.5
+    min_gap: int = 10
+    max_gap: int = 150
+
+
+@dataclass(frozen=True)
+class DescriptorQuality:
+    """One descriptor on one sequence. AUC and rank-1 are fractions in [0, 1]."""
+
+    descriptor: str
+    sequence: str
+    matched_detections: int
+    identities: int
+    same_pairs: int
+    different_pairs: int
+    auc_cosine: float
+    auc_euclidean: float
+    rank1_cosine: float
+    rank1_euclidean: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def match_identities(detections: Detections, gt: pd.DataFrame, min_iou: float = 0.5) -> np.ndarray:
+    """(N,) int64 gt identity of each detection row, -1 where none matches.
+
+    gt: py-motmetrics layout (``read_ground_truth``); only pedestrians with consider = 1 count.
+    Per frame, a Hungarian assignment maximising IoU among pairs with IoU >= ``min_iou``.
+    """
+    pedestrians = gt[(gt["Confidence"] > 0) & (gt["ClassId"] == 1)]
+    identity = np.full(len(detections), -1, dtype=np.int64)
+    for frame, rows in pedestrians.groupby(level="FrameId"):
+        here = detections.frame_slice(int(frame))
+        if here.stop == here.start:
+            continue
+        iou = iou_matrix(detections.boxes[here], rows[["X", "Y", "Width", "Height"]].to_numpy())
+        det_rows, gt_rows = linear_sum_assignment(np.where(iou >= min_iou, 1.0 - iou, 2.0))
+        ok = iou[det_rows, gt_rows] >= min_iou
+        identity[det_rows[ok] + here.start] = rows.index.get_level_values("Id").to_numpy()[gt_rows[ok]]
+    return identity
+
+
+def distance_matrix(features: np.ndarray, metric: str) -> np.ndarray:
+    """(N, N) float64 distances between the rows of ``features`` (N, D): 1 - cosine or Euclidean."""
+    x = np.asarray(features, dtype=np.float64)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return 1.0 - x @ x.T
+    squared = (x * x).sum(axis=1)
+    return np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * x @ x.T, 0.0))
+
+
+def pair_quality(features: np.ndarray, frames: np.ndarray, identity: np.ndarray, metric: str,
+                 protocol: PairProtocol = PairProtocol()) -> tuple[float, float, int, int]:
+    """(AUC, rank-1, same pairs, different pairs) over all pairs ``min_gap..max_gap`` frames apart.
+
+    features: (N, D) of matched detections; frames, identity: (N,) int.
+    """
+    distance = distance_matrix(features, metric)
+    gap = np.abs(frames[:, None] - frames[None, :])
+    in_range = (gap >= protocol.min_gap) & (gap <= protocol.max_gap)
+    same = identity[:, None] == identity[None, :]
+    upper = np.triu(in_range, k=1)
+    auc = roc_auc(-distance[upper & same], -distance[upper & ~same])
+    # Rank-1: queries with a same-identity candidate in range; nearest candidate in range.
+    queries = np.flatnonzero((in_range & same).any(axis=1))
+    candidates = np.where(in_range[queries], distance[queries], np.inf)
+    nearest = candidates.argmin(axis=1)
+    rank1 = float(np.mean(identity[nearest] == identity[queries])) if len(queries) else float("nan")
+    return auc, rank1, int((upper & same).sum()), int((upper & ~same).sum())
+
+
+def described_detections(features: str, info: SequenceInfo, data_root: str | Path | None = None,
+                         progress: bool = True) -> Detections:
+    """A sequence's detections (raw scores) with ``features`` (deepsort, hsv, FMVAE weights, .npy)."""
+    method = make_method(features, "deepsort", {"score_normalisation": "raw"}, features)
+    inputs = load_inputs(method, info, data_root, progress=progress)
+    return inputs.embedder.detections
+
+
+def descriptor_quality(features: str, sequence: str, data_root: str | Path | None = None,
+                       protocol: PairProtocol = PairProtocol(), progress: bool = True) -> DescriptorQuality:
+    """The reference protocol's AUC and rank-1, both metrics, for one descriptor on one sequence."""
+    info = read_seqinfo(find_sequence(sequence, data_root))
+    detections = described_detections(features, info, data_root, progress)
+    identity = match_identities(detections, read_ground_truth(info.gt_path, info.seq_length), protocol.min_iou)
+    keep = (identity >= 0) & (detections.scores >= protocol.min_confidence)
+    frames, ids, vectors = detections.frames[keep], identity[keep], detections.features[keep]
+    scores = {metric: pair_quality(vectors, frames, ids, metric, protocol) for metric in METRICS}
+    _, _, same, different = scores["euclidean"]
+    return DescriptorQuality(descriptor=features, sequence=info.name, matched_detections=int(keep.sum()),
+                             identities=len(np.unique(ids)), same_pairs=same, different_pairs=different,
+                             auc_cosine=scores["cosine"][0], auc_euclidean=scores["euclidean"][0],
+                             rank1_cosine=scores["cosine"][1], rank1_euclidean=scores["euclidean"][1])
+
+
+def threshold_sweep(features: str, sequence: str, preset_name: str = "deepsort",
+                    relative_thresholds: np.ndarray = np.geomspace(0.25, 4.0, 13),
+                    data_root: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """IDF1, MOTA and IDs of ``preset_name`` with ``features`` at thresholds around its calibrated one.
+
+    Returns one row per threshold: columns threshold, relative (threshold / calibrated), IDF1, MOTA,
+    IDs; ``attrs["calibrated"]`` holds the label-free threshold (the method's default ``max_dist``).
+    """
+    info = read_seqinfo(find_sequence(sequence, data_root))
+    method = make_method(features, preset_name, {}, features)
+    calibrated = method.config.appearance_threshold
+    inputs = load_inputs(method, info, data_root, progress=progress)
+    rows = []
+    for relative in relative_thresholds:
+        config = method.config.with_max_distance(float(relative * calibrated))
+        result = track_sequence(info, inputs.detections, config, inputs.embedder, False, inputs.camera_motion)
+        scored = score_rows(info, result.rows, features).iloc[0]
+        rows.append({"threshold": float(relative * calibrated), "relative": float(relative),
+                     "IDF1": float(scored["IDF1"]), "MOTA": float(scored["MOTA"]), "IDs": int(scored["IDs"])})
+    table = pd.DataFrame(rows)
+    table.attrs["calibrated"] = calibrated
+    return table
+
+
+def descriptor_label(features: str) -> str:
+    """A short name for a descriptor spec: weights and feature files by their file stem."""
+    return Path(features).stem if features.endswith((".safetensors", ".npy")) else features
+
+
+def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str | Path,
+                         sweep_preset: str | None = "deepsort", data_root: str | Path | None = None,
+                         progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """AUC / rank-1 table for every descriptor x sequence, and (with ``sweep_preset``) the IDF1 sweep.
+
+    Writes ``descriptors.csv``/``.md``, and ``threshold_sweep.csv`` + ``idf1_vs_threshold.png``, to
+    ``out_dir``. A descriptor a sequence lacks (DeepSORT features outside MOT17) is skipped.
+    """
+    from ..io import atomic_write
+    from .methods import MethodUnavailable
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, sweeps = [], []
+    for spec in features:
+        for sequence in sequences:
+            try:
+                quality = descriptor_quality(spec, sequence, data_root, progress=progress)
+            except MethodUnavailable as err:
+                print(f"skipped: {err}")
+                continue
+            rows.append({**quality.to_dict(), "descriptor": descriptor_label(spec)})
+            if sweep_preset is not None:
+                sweep = threshold_sweep(spec, sequence, sweep_preset, data_root=data_root, progress=progress)
+                sweeps.append(sweep.assign(descriptor=descriptor_label(spec), sequence=quality.sequence,
+                                           calibrated=sweep.attrs["calibrated"], preset=sweep_preset))
+    table = pd.DataFrame(rows).set_index(["descriptor", "sequence"])
+    with atomic_write(out_dir / "descriptors.csv") as fh:
+        table.to_csv(fh)
+    with atomic_write(out_dir / "descriptors.md") as fh:
+        fh.write(markdown_table(table.round(3)))
+    sweep_table = None
+    if sweeps:
+        sweep_table = pd.concat(sweeps, ignore_index=True)
+        with atomic_write(out_dir / "threshold_sweep.csv") as fh:
+            sweep_table.to_csv(fh, index=False)
+        plot_threshold_sweep(sweep_table, out_dir / "idf1_vs_threshold.png")
+    return table, sweep_table
+
+
+def plot_threshold_sweep(sweep: pd.DataFrame, path: str | Path) -> Path:
+    """IDF1 against the threshold relative to each descriptor's calibrated one (log x), per sequence.
+
+    The calibrated threshold is x = 1 for every descriptor (dashed line); the legend gives its value.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_path
+
+    sequences = list(dict.fromkeys(sweep["sequence"]))
+    fig, axes = plt.subplots(1, len(sequences), figsize=(4.5 * len(sequences), 3.8), squeeze=False, sharey=True)
+    for ax, sequence in zip(axes[0], sequences):
+        for descriptor, curve in sweep[sweep["sequence"] == sequence].groupby("descriptor", sort=False):
+            ax.plot(curve["relative"], curve["IDF1"], marker="o", ms=3,
+                    label=f"{descriptor} (calibrated {curve['calibrated'].iloc[0]:.3g})")
+        ax.axvline(1.0, color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks([0.25, 0.5, 1, 2, 4], ["0.25", "0.5", "1", "2", "4"])
+        ax.minorticks_off()
+        ax.set_title(f"{sequence} ({sweep['preset'].iloc[0]} preset)")
+        ax.set_xlabel("threshold / label-free calibrated threshold")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("IDF1 (%)")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
