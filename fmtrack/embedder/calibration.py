@@ -41,7 +41,7 @@ class Calibration:
         return asdict(self)
 
 
-def _links(detections: Detections, min_iou: float, max_competitor: float | None) -> np.ndarray:
+def unambiguous_links(detections: Detections, min_iou: float, max_competitor: float | None) -> np.ndarray:
     """(N,) row of each detection's unambiguous successor in the next frame, or -1."""
     successor = np.full(len(detections), -1, dtype=np.int64)
     for frame in np.unique(detections.frames):
@@ -63,7 +63,7 @@ def _links(detections: Detections, min_iou: float, max_competitor: float | None)
 def label_free_pairs(detections: Detections, gap: int = 15, min_iou: float = 0.7, max_competitor: float | None = None,
                      max_different_per_frame: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Row-index pairs ``(same (P, 2), different (Q, 2))`` into ``detections``; no labels used."""
-    successor = _links(detections, min_iou, max_competitor)
+    successor = unambiguous_links(detections, min_iou, max_competitor)
     end = np.arange(len(detections))
     for _ in range(gap):
         end = np.where(end >= 0, successor[np.maximum(end, 0)], -1)

@@ -5,11 +5,15 @@ A crops file is an uncompressed ``.npz`` (loads without pickle) holding
 * ``images``: (N, S, S, 3) uint8 BGR crops (S = 64), the box clipped to the image and resized with
   cv2.INTER_AREA by :func:`fmtrack.embedder.crops.cut_crops` (the aspect ratio is not kept: every box becomes a square);
 * provenance, one entry per crop: ``sequence`` (str), ``frame`` (int64, 1-based), ``box`` (float64
-  tlwh pixels as annotated, before clipping), ``track_id`` (int64; the ground-truth id, kept only for
-  evaluation and never used in training; -1 for detections), ``source`` ("gt" or "det").
+  tlwh pixels as annotated, before clipping), ``track_id`` (int64, unique within a sequence: the
+  ground-truth id for ``gt``, kept only for evaluation; the mined tracklet id for ``tracklets``; -1
+  for detections in no tracklet), ``source`` ("gt", "det" or "tracklets").
 
 Sources: ``gt`` keeps pedestrians (class 1) with consider flag 1 and visibility >= ``min_visibility``;
-``det`` keeps detections with confidence >= ``min_confidence`` and is fully label-free.
+``det`` keeps detections with confidence >= ``min_confidence`` and is fully label-free;
+``tracklets`` keeps the same detections and labels them with tracklets mined from them alone
+(:func:`fmtrack.training.tracklets.mine_tracklets`), still label-free. On MOT16-11's DPM detections,
+``min_confidence=0`` gives the reference README probe's 106 tracklets at the default mining thresholds.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import torch
 from tqdm import tqdm
 
 from ..embedder.crops import cut_crops as cut_box_crops
-from ..io import ImageSequence, InputError, atomic_path, find_sequence, read_detections, read_ground_truth, read_seqinfo
+from ..io import (Detections, ImageSequence, InputError, atomic_path, find_sequence, read_detections,
+                  read_ground_truth, read_seqinfo)
+from .tracklets import MiningConfig, mine_tracklets
 
 CROP_SIZE = 64
-SOURCES = ("gt", "det")
+SOURCES = ("gt", "det", "tracklets")
 _PROVENANCE = ("sequence", "frame", "box", "track_id", "source")
 
 
@@ -50,7 +56,8 @@ def box_outside(box: np.ndarray, width: int, height: int) -> bool:
     return w <= 0 or h <= 0 or left >= width or top >= height or left + w <= 0 or top + h <= 0
 
 
-def _select_boxes(info, source: str, min_visibility: float, min_confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _select_boxes(info, source: str, min_visibility: float, min_confidence: float,
+                  mining: MiningConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frames (N,), boxes (N, 4) tlwh, track ids (N,)) of one sequence's usable boxes."""
     if source == "gt":
         gt = read_ground_truth(info.gt_path, info.seq_length)
@@ -61,13 +68,19 @@ def _select_boxes(info, source: str, min_visibility: float, min_confidence: floa
         return frames, gt[["X", "Y", "Width", "Height"]].to_numpy(np.float64), ids
     dets = read_detections(info.det_path, info.seq_length)
     keep = dets.scores >= min_confidence
-    return dets.frames[keep], dets.boxes[keep], np.full(int(keep.sum()), -1, np.int64)
+    if source == "det":
+        return dets.frames[keep], dets.boxes[keep], np.full(int(keep.sum()), -1, np.int64)
+    # Mined on the kept detections only: those are the crops, and dropped ones must not cut tracklets.
+    kept = Detections(dets.frames[keep], dets.boxes[keep], dets.scores[keep])
+    return kept.frames, kept.boxes, mine_tracklets(kept, mining)
 
 
 def cut_crops(sequences: list[str], out_path: str | Path, source: str = "gt", data_root: str | Path | None = None,
               min_visibility: float = 0.5, min_confidence: float = 0.3, size: int = CROP_SIZE,
-              progress: bool = True) -> Path:
+              progress: bool = True, mining: MiningConfig = MiningConfig()) -> Path:
     """Cut crops from named sequences (e.g. ``["MOT16-11"]``) into one crops file, written atomically.
+
+    ``mining``: tracklet thresholds of the ``tracklets`` source (ignored by the others).
 
     Boxes partly outside an image are clipped; boxes entirely outside it are skipped. Raises
     InputError for an unknown source, missing files, or when no crop survives the filters.
@@ -77,7 +90,7 @@ def cut_crops(sequences: list[str], out_path: str | Path, source: str = "gt", da
     images, names, frames_out, boxes_out, ids_out = [], [], [], [], []
     for name in sequences:
         info = read_seqinfo(find_sequence(name, data_root))
-        frames, boxes, ids = _select_boxes(info, source, min_visibility, min_confidence)
+        frames, boxes, ids = _select_boxes(info, source, min_visibility, min_confidence, mining)
         reader = ImageSequence(info)
         order = np.argsort(frames, kind="stable")
         current_frame, image = -1, None

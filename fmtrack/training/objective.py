@@ -1,4 +1,4 @@
-"""The constrained VHP-FMVAE objective: beta*F + C + beta*eta*R, with beta set by a constraint on C.
+"""The constrained VHP-FMVAE objective: beta*F + C + beta*eta*R (+ w*L_T), with beta set by a constraint on C.
 
 Terms, per crop and averaged over a batch (all computed in fp32, also under autocast):
 
@@ -16,6 +16,12 @@ Terms, per crop and averaged over a batch (all computed in fp32, also under auto
   (dR/dc^2 = -2 mean tr(G - c^2 I) = 0), so with the exact or finite-difference G the detached and
   attached gradients are identical (tests/test_objective.py checks this); for the projection
   estimator detaching drops a zero-mean noise term.
+* **L_T** (tracklet self-supervision, optional, weight w = ``tracklet_weight``): InfoNCE on the latent
+  means of two crops each of P label-free tracklets (:mod:`.tracklets`), see :func:`tracklet_infonce`.
+  It acts on the descriptor itself (the latent mean the tracker compares) and needs no labels: a
+  tracklet's two crops are the same person, the other tracklets' crops in the batch almost surely
+  are not (many of them share a frame with the anchor, surely different people). With
+  ``reconstruction=False`` it is the whole objective (C, F and R are skipped and reported as NaN).
 
 R is weighted by beta*eta, not eta: while the constraint is violated beta falls and reconstruction
 keeps priority. Weighted independently of beta, R has a trivial minimum, a decoder that ignores z
@@ -167,6 +173,25 @@ def normalise_flatness(raw: torch.Tensor, scale: torch.Tensor, latent_dim: int, 
     return raw / (latent_dim * scale.clamp_min(1e-12) ** 2)
 
 
+def tracklet_infonce(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
+    """L_T: symmetric InfoNCE (NT-Xent) of P positive pairs, a scalar in nats (fp32).
+
+    first, second: (P, N_z) latent means; row i of each is one crop of tracklet i. Every one of the
+    2P crops is an anchor once: its positive is its partner, its negatives the 2P - 2 crops of the
+    other tracklets; logits are -||m_a - m_b||^2 / temperature (squared Euclidean, the distance the
+    tracker uses; temperature in squared latent units). The mean cross-entropy over all anchors is
+    symmetric in the two views. Minimum 0; log(2P - 1) when all distances are equal.
+    """
+    with torch.autocast(first.device.type, enabled=False):
+        means = torch.cat([first, second]).float()                                  # (2P, N_z)
+        count = len(first)
+        logits = -(means[:, None, :] - means[None, :, :]).pow(2).sum(-1) / temperature
+        self_pair = torch.eye(2 * count, dtype=torch.bool, device=means.device)
+        logits = logits.masked_fill(self_pair, -math.inf)
+        partner = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(means.device)
+        return torch.nn.functional.cross_entropy(logits, partner)
+
+
 @dataclass
 class ObjectiveTerms:
     """One batch's objective: ``loss`` to minimise and its batch-mean parts (scalars, fp32)."""
@@ -176,15 +201,36 @@ class ObjectiveTerms:
     kl_bound: torch.Tensor               # F, nats per crop
     flatness: torch.Tensor               # R (NaN when not computed: eta = 0 or regularise off)
     metric_scale: torch.Tensor           # c^2 (NaN likewise)
+    tracklet: torch.Tensor               # L_T, nats (NaN when tracklet_weight = 0)
 
 
-def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig,
-              regularise: float = 1.0) -> ObjectiveTerms:
-    """beta*F + C + beta*eta*R on a batch of normalised crops (B, 3, S, S).
+def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: TrainConfig,
+              regularise: float = 1.0, tracklet_images: torch.Tensor | None = None) -> ObjectiveTerms:
+    """beta*F + C + beta*eta*R (+ tracklet_weight * L_T) on batches of normalised crops (B, 3, S, S).
 
     ``regularise`` scales eta (0 drops R, reported as NaN): the trainer keeps it 0 during the initial
-    phase and then ramps it to 1 over ``config.eta_warmup_steps``.
+    phase and then ramps it to 1 over ``config.eta_warmup_steps``. ``tracklet_images``: (2P, 3, S, S),
+    rows i and P + i two crops of tracklet i; needed when ``config.tracklet_weight`` > 0. ``images``
+    is unused (may be None) when ``config.reconstruction`` is False.
     """
+    if config.tracklet_weight > 0 and tracklet_images is None:
+        raise ValueError("tracklet_weight > 0 needs tracklet_images")
+    if config.reconstruction:
+        terms = _vae_objective(model, images, beta, config, regularise)
+    else:
+        nan = torch.full((), math.nan, device=tracklet_images.device)
+        terms = ObjectiveTerms(torch.zeros((), device=nan.device), nan, nan, nan, nan, nan)
+    if config.tracklet_weight > 0:
+        first, second = model.encode(tracklet_images)[0].chunk(2)
+        tracklet = tracklet_infonce(first, second, config.tracklet_temperature)
+        terms.loss = terms.loss + config.tracklet_weight * tracklet
+        terms.tracklet = tracklet.detach()
+    return terms
+
+
+def _vae_objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig,
+                   regularise: float) -> ObjectiveTerms:
+    """beta*F + C + beta*eta*R; see :func:`objective`."""
     latent_mean, latent_logvar = model.encode(images)
     latent_mean, latent_logvar = latent_mean.float(), latent_logvar.float()
     latents = latent_mean + torch.exp(0.5 * latent_logvar) * torch.randn_like(latent_mean)
@@ -197,7 +243,8 @@ def objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConf
         points = mixup_points(latents, config.mixup_extrapolation)[: config.regulariser_points]
         flat, scale = flatness(model.decode, points, config)
         loss = loss + beta * config.eta * regularise * flat
-    return ObjectiveTerms(loss, recon.detach(), kl_bound.detach(), flat.detach(), scale.detach())
+    return ObjectiveTerms(loss, recon.detach(), kl_bound.detach(), flat.detach(), scale.detach(),
+                          torch.full((), math.nan, device=images.device))
 
 
 def heaviside(x: float) -> float:

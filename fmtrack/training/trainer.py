@@ -7,7 +7,15 @@ when training finishes, ``weights.safetensors`` + ``weights.json`` (see :mod:`.w
 Determinism: batch ``i`` of epoch ``e`` is slice ``i`` of a permutation drawn from a generator seeded
 with ``seed * 1_000_003 + e``; every other random draw (reparameterisation, importance samples,
 mixup, probes, augmentation) uses torch's global generator, whose state (with numpy's and Python's)
-is checkpointed. A run resumed after kill -9 therefore repeats the uninterrupted run exactly on CPU.
+is checkpointed. The tracklet batch of step ``t`` (``tracklet_weight`` > 0) is drawn by numpy's
+generator seeded with ``(seed, t)`` alone. A run resumed after kill -9 therefore repeats the
+uninterrupted run exactly on CPU.
+
+Tracklet batches: ``tracklet_pairs_per_batch`` distinct tracklets (crops with ``track_id`` >= 0,
+grouped by sequence and id), two crops each at least ``tracklet_min_gap`` frames apart, augmented
+like reconstruction batches. Tracklets spanning fewer frames cannot give a pair and are never drawn.
+Mined tracklets (``fmtrack crops --source tracklets``) keep this label-free; ground-truth ids
+(``--source gt``) would make the term supervised, an upper bound for ablations only.
 
 Augmentation (defaults in TrainConfig): random horizontal flip on (pedestrians are left-right
 symmetric; identity cues are not), shifts and colour jitter off (colour is the main appearance cue
@@ -20,6 +28,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import platform
 import random
 import time
@@ -33,7 +42,7 @@ from tqdm import tqdm
 
 from ..io import InputError, atomic_path, atomic_write
 from .config import ModelConfig, TrainConfig
-from .crops import channel_statistics, load_crops, normalise_crops
+from .crops import CropSet, channel_statistics, load_crops, normalise_crops
 from .model import FMVAE
 from .objective import BetaController, objective
 from .weights import WeightsInfo, save_weights
@@ -41,7 +50,7 @@ from .weights import WeightsInfo, save_weights
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.csv"
 WEIGHTS = "weights.safetensors"
-LOG_COLUMNS = ["step", "epoch", "initial_phase", "C", "C_ema", "F", "beta", "c2", "R", "loss",
+LOG_COLUMNS = ["step", "epoch", "initial_phase", "C", "C_ema", "F", "beta", "c2", "R", "tracklet", "loss",
                "crops_per_s", "elapsed_s"]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -83,6 +92,13 @@ class Trainer:
         self.elapsed_s = 0.0
         self.log_rows: list[dict] = []
         self._epoch_order: tuple[int, torch.Tensor] | None = None
+        self.tracklets: list[np.ndarray] = []
+        if train_config.tracklet_weight > 0:
+            self.tracklets = tracklet_groups(self.crops, train_config.tracklet_min_gap)
+            if len(self.tracklets) < train_config.tracklet_pairs_per_batch:
+                raise InputError(self.crops_path, f"{len(self.tracklets)} tracklets span "
+                                 f"{train_config.tracklet_min_gap}+ frames, fewer than tracklet_pairs_per_batch="
+                                 f"{train_config.tracklet_pairs_per_batch}")
         if not resume:
             _seed_everything(train_config.seed)
         self.model = FMVAE(model_config).to(self.device)
@@ -108,18 +124,42 @@ class Trainer:
         images = normalise_crops(self.images[self.batch_indices(step)], self.mean, self.std, self.device)
         return augment(images, self.train_config, self.mean, self.std)
 
+    def tracklet_indices(self, step: int) -> torch.Tensor:
+        """(2P,) crop indices of ``step``'s tracklet batch: rows i and P + i are tracklet i's pair."""
+        config = self.train_config
+        rng = np.random.default_rng((config.seed, step))
+        gap = config.tracklet_min_gap
+        first, second = [], []
+        for chosen in rng.choice(len(self.tracklets), config.tracklet_pairs_per_batch, replace=False):
+            rows = self.tracklets[chosen]
+            frames = self.crops.frame[rows]
+            # An anchor needs a partner gap frames away; frames are sorted, so the ends decide.
+            anchor = rng.choice(np.flatnonzero((frames - frames[0] >= gap) | (frames[-1] - frames >= gap)))
+            partner = rng.choice(np.flatnonzero(np.abs(frames - frames[anchor]) >= gap))
+            first.append(rows[anchor])
+            second.append(rows[partner])
+        return torch.from_numpy(np.asarray(first + second, dtype=np.int64))
+
+    def tracklet_batch(self, step: int) -> torch.Tensor:
+        """(2P, 3, S, S) normalised, augmented crop pairs of ``step``; see :meth:`tracklet_indices`."""
+        images = normalise_crops(self.images[self.tracklet_indices(step)], self.mean, self.std, self.device)
+        return augment(images, self.train_config, self.mean, self.std)
+
     # -- training -------------------------------------------------------------------------------
     def train_step(self) -> dict:
         """One optimiser step; returns the logged quantities of this batch."""
         config = self.train_config
         self.model.train()
-        images = self.batch(self.step)
+        images = self.batch(self.step) if config.reconstruction else None
+        tracklet_images = self.tracklet_batch(self.step) if config.tracklet_weight > 0 else None
         if config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+            images, tracklet_images = (None if x is None else x.contiguous(memory_format=torch.channels_last)
+                                       for x in (images, tracklet_images))
         beta = self.controller.beta
         with autocast_context(self.device, config.precision):
             terms = objective(self.model, images, beta, config,
-                              regularise=self.controller.ramp(config.eta_warmup_steps))
+                              regularise=self.controller.ramp(config.eta_warmup_steps),
+                              tracklet_images=tracklet_images)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         if self.controller.initial_phase:
@@ -129,12 +169,15 @@ class Trainer:
                 parameter.grad = None
         self.optimizer.step()
         initial_phase = self.controller.initial_phase
-        self.controller.update(float(terms.reconstruction_error))
+        if config.reconstruction:
+            self.controller.update(float(terms.reconstruction_error))
         self.step += 1
+        constraint_ema = self.controller.constraint_ema
         return {"step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch,
                 "initial_phase": int(initial_phase), "C": float(terms.reconstruction_error),
-                "C_ema": self.controller.constraint_ema, "F": float(terms.kl_bound), "beta": beta,
-                "c2": float(terms.metric_scale), "R": float(terms.flatness), "loss": float(terms.loss.detach())}
+                "C_ema": math.nan if constraint_ema is None else constraint_ema, "F": float(terms.kl_bound),
+                "beta": beta, "c2": float(terms.metric_scale), "R": float(terms.flatness),
+                "tracklet": float(terms.tracklet), "loss": float(terms.loss.detach())}
 
     def run(self, stop_after: int | None = None) -> Path:
         """Train to ``train_config.steps`` (or stop once ``stop_after`` steps are done in total).
@@ -174,7 +217,8 @@ class Trainer:
     # -- persistence ----------------------------------------------------------------------------
     def _write_log(self) -> None:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS)
+        # Rows resumed from a log that predates a column get "nan" there, which reads back as a float.
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, restval="nan")
         writer.writeheader()
         writer.writerows(self.log_rows)
         with atomic_write(self.out_dir / LOG) as fh:
@@ -210,8 +254,11 @@ class Trainer:
         with safe_open(str(path), framework="pt") as fh:
             state = json.loads(fh.metadata()["state"])
         tensors = load_file(str(path))
-        for name, saved, given in (("model", state["model_config"], self.model_config.to_dict()),
-                                   ("training", state["train_config"], self.train_config.to_dict())):
+        # Keys a checkpoint predates take their defaults, the values that run trained with.
+        for name, saved, given in (("model", {**ModelConfig().to_dict(), **state["model_config"]},
+                                    self.model_config.to_dict()),
+                                   ("training", {**TrainConfig().to_dict(), **state["train_config"]},
+                                    self.train_config.to_dict())):
             changed = sorted(k for k in saved if k != "steps" and saved[k] != given.get(k))
             if changed:
                 raise InputError(path, f"checkpoint's {name} config differs in {', '.join(changed)}")
@@ -267,6 +314,17 @@ def augment(images: torch.Tensor, config: TrainConfig, mean: list[float], std: l
         shift = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) / torch.tensor(std, device=images.device).view(1, 3, 1, 1)
         images = gain * images + (gain - 1) * shift
     return images
+
+
+def tracklet_groups(crops: CropSet, min_gap: int) -> list[np.ndarray]:
+    """Crop indices of each tracklet (sequence and ``track_id`` >= 0) spanning ``min_gap``+ frames,
+    each sorted by frame; tracklets in order of (sequence, id)."""
+    sequence = np.unique(crops.sequence, return_inverse=True)[1]
+    labelled = np.flatnonzero(crops.track_id >= 0)
+    labelled = labelled[np.lexsort((crops.frame[labelled], crops.track_id[labelled], sequence[labelled]))]
+    new_tracklet = (np.diff(crops.track_id[labelled]) != 0) | (np.diff(sequence[labelled]) != 0)
+    groups = np.split(labelled, np.flatnonzero(new_tracklet) + 1)
+    return [rows for rows in groups if crops.frame[rows[-1]] - crops.frame[rows[0]] >= min_gap]
 
 
 def hardware_description(device: torch.device) -> str:
