@@ -117,7 +117,13 @@ def cmd_train(args: argparse.Namespace) -> None:
                                          ("seed", args.seed), ("batch_size", args.batch_size),
                                          ("learning_rate", args.lr), ("nu", args.nu), ("kappa", args.kappa),
                                          ("beta_init", args.beta_init),
-                                         ("eta_warmup_steps", args.eta_warmup)) if v is not None}
+                                         ("eta_warmup_steps", args.eta_warmup),
+                                         ("tracklet_weight", args.tracklet_weight),
+                                         ("tracklet_temperature", args.tracklet_temperature),
+                                         ("tracklet_pairs_per_batch", args.tracklet_pairs),
+                                         ("tracklet_min_gap", args.tracklet_min_gap),
+                                         ("reconstruction", False if args.no_reconstruction else None))
+                       if v is not None}
     model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
     train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
     model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
@@ -226,10 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     crops = sub.add_parser("crops", help="cut 64x64 training crops from sequences into one file")
     crops.add_argument("--seq", nargs="+", required=True)
-    crops.add_argument("--source", choices=["gt", "det"], default="det",
-                       help="det: detections, label-free (default); gt: annotated pedestrians")
+    crops.add_argument("--source", choices=["gt", "det", "tracklets"], default="det",
+                       help="det: detections, label-free (default); gt: annotated pedestrians; tracklets: "
+                            "detections with label-free mined tracklet ids (for --tracklet-weight)")
     crops.add_argument("--min-visibility", type=float, default=0.5, help="gt source only")
-    crops.add_argument("--min-confidence", type=float, default=0.3, help="det source only")
+    crops.add_argument("--min-confidence", type=float, default=0.3, help="det and tracklets sources only")
     crops.add_argument("--out", required=True, help="crops file (.npz)")
     _add_data_root(crops)
     crops.add_argument("--quiet", action="store_true")
@@ -248,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--nu", type=float, help="beta update rate")
     tr.add_argument("--beta-init", type=float)
     tr.add_argument("--eta-warmup", type=int, help="steps over which eta ramps up after the initial phase")
+    tr.add_argument("--tracklet-weight", type=float,
+                    help="weight of the InfoNCE tracklet term (0: off; needs a 'tracklets' crops file)")
+    tr.add_argument("--tracklet-temperature", type=float, help="InfoNCE temperature, squared latent units")
+    tr.add_argument("--tracklet-pairs", type=int, help="tracklets per step (two crops each)")
+    tr.add_argument("--tracklet-min-gap", type=int, help="frames between a positive pair's crops")
+    tr.add_argument("--no-reconstruction", action="store_true",
+                    help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
     tr.add_argument("--jacobian", choices=["finite_difference", "projection"])
     tr.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
