@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .benchmarks.evaluate import format_table, run_methods, score_results_dir, write_tables
+    from .benchmarks.evaluate import format_table, run_methods, score_results_dir, with_ids_ratio, write_tables
 
     if args.results:
         evaluation = score_results_dir(args.results, args.seqs, args.data_root)
@@ -69,6 +69,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         out_dir = Path(args.out_dir or "runs/eval")
         evaluation = run_methods(args.methods, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
                                  progress=not args.quiet)
+    if args.ids_baseline:
+        evaluation.table = with_ids_ratio(evaluation.table, args.ids_baseline)
     csv_path, md_path = write_tables(evaluation, out_dir)
     print(format_table(evaluation.table).to_string())
     for note in evaluation.skipped:
@@ -198,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", help="score the SEQ.txt files in this folder instead of running methods")
     _add_data_root(ev)
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
+    ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
 

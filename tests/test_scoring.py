@@ -218,3 +218,17 @@ def test_score_results_dir_matches_direct_path(data_root, tmp_path):
     # And the named-sequence form scores the same file.
     named = score_results_dir(folder, ["TUD-Campus"], data_root).table
     pd.testing.assert_frame_equal(named, scored.table)
+
+
+def test_ids_ratio_is_the_baseline_ids_over_each_rows_ids_per_sequence():
+    from fmtrack.benchmarks.evaluate import IDS_RATIO, format_table, with_ids_ratio
+    from fmtrack.io import InputError
+
+    index = pd.MultiIndex.from_tuples([("sort", "A"), ("sort", "B"), ("ours", "A"), ("ours", "B")],
+                                      names=["Method", "Sequence"])
+    table = pd.DataFrame({"IDF1": [50.0, 40.0, 60.0, 45.0], "IDs": [30, 12, 12, 0]}, index=index)
+    ratio = with_ids_ratio(table, "sort")[IDS_RATIO]
+    assert ratio.tolist() == [1.0, 1.0, 2.5, 12.0]  # zero IDs counts as one: the ratio stays finite
+    assert format_table(with_ids_ratio(table, "sort"))[IDS_RATIO].tolist()[2] == "2.50x"
+    with pytest.raises(InputError, match="not one of the evaluated methods"):
+        with_ids_ratio(table, "bytetrack")

@@ -134,7 +134,11 @@ def parse_method(spec: str) -> Method:
     for short, field in (("cmc", "camera_motion"), ("score_norm", "score_normalisation")):
         if short in overrides:
             overrides[field] = overrides.pop(short)
-    return make_method(spec, name, overrides, None if features is None else str(features))
+    if features is not None:
+        features = str(features)
+        # Label a weights or feature file by its stem: table rows stay short and path-independent.
+        spec = spec.replace(features, Path(features).stem) if features.endswith((".safetensors", ".npy")) else spec
+    return make_method(spec, name, overrides, features)
 
 
 def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None = None,
