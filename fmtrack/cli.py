@@ -133,6 +133,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"wrote {weights}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from .training.weights import export_weights
+
+    out = export_weights(args.weights, args.out, fp16=not args.fp32, provenance={"exported_from": str(args.weights)})
+    print(f"wrote {out} and its sidecar")
+
+
 def cmd_embed(args: argparse.Namespace) -> None:
     from .embedder import HSVEmbedder, embed_sequence
     from .io import find_sequence, read_detections, read_seqinfo
@@ -274,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser("export", help="copy trained weights and their sidecar for shipping (fp16 by default)")
+    ex.add_argument("--weights", required=True, help="a run's weights.safetensors")
+    ex.add_argument("--out", required=True, help="e.g. weights/fmvae-eta300.safetensors")
+    ex.add_argument("--fp32", action="store_true", help="keep fp32 tensors")
+    ex.set_defaults(func=cmd_export)
 
     em = sub.add_parser("embed", help="embed a sequence's detections into an N x (7 + D) .npy")
     em.add_argument("--seq", required=True)

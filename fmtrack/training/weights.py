@@ -118,3 +118,12 @@ def update_thresholds(path: str | Path, thresholds: dict[str, float], provenance
     with atomic_write(sidecar_path(path)) as fh:
         json.dump(info.to_dict(), fh, indent=2)
     return info
+
+
+def export_weights(source: str | Path, destination: str | Path, fp16: bool = True,
+                   provenance: dict[str, Any] | None = None) -> Path:
+    """Copy trained weights (and their sidecar: provenance, thresholds) to ``destination``, as fp16
+    by default: a quarter-width model drops from 8.7 to 4.3 MB, which is what ``weights/`` ships."""
+    model, info = load_weights(source)
+    info.provenance.update(provenance or {})
+    return save_weights(model, destination, info, fp16=fp16)
