@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 from ..io import Detections, SequenceInfo, find_sequence, read_ground_truth, read_seqinfo
 from ..pipeline import track_sequence
-from ..tracker.linear_assignment import iou_matrix
 from ..embedder.calibration import roc_auc
 from .evaluate import markdown_table, score_rows
+from .scoring import match_identities
 from .methods import load_inputs, make_method
 
 METRICS = ("cosine", "euclidean")
@@ -57,25 +56,6 @@ class DescriptorQuality:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def match_identities(detections: Detections, gt: pd.DataFrame, min_iou: float = 0.5) -> np.ndarray:
-    """(N,) int64 gt identity of each detection row, -1 where none matches.
-
-    gt: py-motmetrics layout (``read_ground_truth``); only pedestrians with consider = 1 count.
-    Per frame, a Hungarian assignment maximising IoU among pairs with IoU >= ``min_iou``.
-    """
-    pedestrians = gt[(gt["Confidence"] > 0) & (gt["ClassId"] == 1)]
-    identity = np.full(len(detections), -1, dtype=np.int64)
-    for frame, rows in pedestrians.groupby(level="FrameId"):
-        here = detections.frame_slice(int(frame))
-        if here.stop == here.start:
-            continue
-        iou = iou_matrix(detections.boxes[here], rows[["X", "Y", "Width", "Height"]].to_numpy())
-        det_rows, gt_rows = linear_sum_assignment(np.where(iou >= min_iou, 1.0 - iou, 2.0))
-        ok = iou[det_rows, gt_rows] >= min_iou
-        identity[det_rows[ok] + here.start] = rows.index.get_level_values("Id").to_numpy()[gt_rows[ok]]
-    return identity
 
 
 def distance_matrix(features: np.ndarray, metric: str) -> np.ndarray:
@@ -133,7 +113,7 @@ def descriptor_quality(features: str, sequence: str, data_root: str | Path | Non
 
 
 def threshold_sweep(features: str, sequence: str, preset_name: str = "deepsort",
-                    relative_thresholds: np.ndarray = np.geomspace(0.25, 4.0, 13),
+                    relative_thresholds: np.ndarray = np.geomspace(0.25, 4.0, 9),
                     data_root: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
     """IDF1, MOTA and IDs of ``preset_name`` with ``features`` at thresholds around its calibrated one.
 

@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..io import SequenceInfo
+from ..io import Detections, SequenceInfo
+from ..tracker.linear_assignment import iou_matrix, min_cost_matching
 from .motmetrics_compat import motmetrics as mm
 
 Protocol = Literal["mot16", "mot15"]
@@ -69,3 +70,22 @@ def summarise(accumulators: list, names: list[str]) -> pd.DataFrame:
     for col in COUNTS:
         table[col] = table[col].astype(int)
     return table
+
+
+def match_identities(detections: Detections, gt: pd.DataFrame, min_iou: float = 0.5) -> np.ndarray:
+    """(N,) int64 gt identity of each detection row, -1 where none matches.
+
+    gt: py-motmetrics layout (``read_ground_truth``); only pedestrians (class 1) with consider = 1
+    count. Per frame, a Hungarian assignment on 1 - IoU among pairs with IoU >= ``min_iou``. Used to
+    *measure* descriptors and mined tracklets; nothing trained or calibrated sees it.
+    """
+    pedestrians = gt[(gt["Confidence"] > 0) & (gt["ClassId"] == 1)]
+    identity = np.full(len(detections), -1, dtype=np.int64)
+    for frame, rows in pedestrians.groupby(level="FrameId"):
+        here = detections.frame_slice(int(frame))
+        if here.stop == here.start:
+            continue
+        overlap = iou_matrix(detections.boxes[here], rows[["X", "Y", "Width", "Height"]].to_numpy(np.float64))
+        matched, columns = min_cost_matching(1.0 - overlap, 1.0 - min_iou)
+        identity[matched + here.start] = rows.index.get_level_values("Id").to_numpy(np.int64)[columns]
+    return identity

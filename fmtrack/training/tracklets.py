@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..embedder.calibration import unambiguous_links
 from ..io import Detections
-from ..tracker.linear_assignment import iou_matrix, min_cost_matching
+from ..benchmarks.scoring import match_identities
 
 
 @dataclass(frozen=True)
@@ -86,31 +86,13 @@ class TrackletPurity:
         return asdict(self)
 
 
-def match_ground_truth(detections: Detections, gt: pd.DataFrame, min_iou: float = 0.5) -> np.ndarray:
-    """(N,) gt identity matched to each detection row (Hungarian on 1 - IoU per frame), -1 for none.
-
-    gt: :func:`fmtrack.io.read_ground_truth`'s frame; rows with consider flag 0 (non-pedestrians,
-    distractors) are left out, as in scoring.
-    """
-    gt = gt[gt["Confidence"] == 1]
-    identity = np.full(len(detections), -1, dtype=np.int64)
-    for frame, rows in gt.groupby(level="FrameId"):
-        here = detections.frame_slice(int(frame))
-        if here.stop == here.start:
-            continue
-        overlap = iou_matrix(detections.boxes[here], rows[["X", "Y", "Width", "Height"]].to_numpy(np.float64))
-        matched, columns = min_cost_matching(1.0 - overlap, 1.0 - min_iou)
-        identity[matched + here.start] = rows.index.get_level_values("Id").to_numpy(np.int64)[columns]
-    return identity
-
-
 def tracklet_purity(detections: Detections, tracklet_ids: np.ndarray, gt: pd.DataFrame,
                     min_iou: float = 0.5) -> TrackletPurity:
     """Purity of ``tracklet_ids`` ((N,) per detection row, -1 = none) against ground truth.
 
-    Evaluation only. Detections match gt boxes at IoU >= ``min_iou`` (see :func:`match_ground_truth`).
+    Evaluation only. Detections match gt boxes at IoU >= ``min_iou`` (see :func:`fmtrack.benchmarks.scoring.match_identities`).
     """
-    identity = match_ground_truth(detections, gt, min_iou)
+    identity = match_identities(detections, gt, min_iou)
     kept = np.flatnonzero(tracklet_ids >= 0)
     # Rows are sorted by frame, so a stable sort by id lists each tracklet in frame order.
     ordered = kept[np.argsort(tracklet_ids[kept], kind="stable")]
