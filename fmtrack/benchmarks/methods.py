@@ -33,9 +33,13 @@ from ..tracker import TrackerConfig, preset
 # DeepSORT: its published max_cosine_distance. HSV: the label-free calibration on MOT16-11
 # (fmtrack.embedder.calibration; equal-error point, cosine).
 DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.113}
+# The shipped default model (weights/README.md, the model card, says how it was trained and why it
+# is the default). The repository's weights/ folder: run from a checkout or an editable install.
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "fmvae-tracklets-strict.safetensors"
 # Descriptor of an appearance preset when none is named: the paper's setting keeps DeepSORT's
-# supervised features; fmtrack's own preset uses the best label-free descriptor the project has.
-DEFAULT_FEATURES = {"deepsort": "deepsort", "fmtrack": "hsv"}
+# supervised features; fmtrack's own preset uses the shipped default model.
+DEFAULT_FEATURES = {"deepsort": "deepsort", "fmtrack": str(DEFAULT_MODEL)}
 
 
 class MethodUnavailable(InputError):
