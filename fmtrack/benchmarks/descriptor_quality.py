@@ -194,10 +194,12 @@ def plot_threshold_sweep(sweep: pd.DataFrame, path: str | Path) -> Path:
     from ..io import atomic_path
 
     sequences = list(dict.fromkeys(sweep["sequence"]))
+    # One colour per descriptor in every panel (a descriptor may be missing from a sequence).
+    colours = {d: f"C{i % 10}" for i, d in enumerate(dict.fromkeys(sweep["descriptor"]))}
     fig, axes = plt.subplots(1, len(sequences), figsize=(4.5 * len(sequences), 3.8), squeeze=False, sharey=True)
     for ax, sequence in zip(axes[0], sequences):
         for descriptor, curve in sweep[sweep["sequence"] == sequence].groupby("descriptor", sort=False):
-            ax.plot(curve["relative"], curve["IDF1"], marker="o", ms=3,
+            ax.plot(curve["relative"], curve["IDF1"], marker="o", ms=3, color=colours[descriptor],
                     label=f"{descriptor} (calibrated {curve['calibrated'].iloc[0]:.3g})")
         ax.axvline(1.0, color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
