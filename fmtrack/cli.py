@@ -120,7 +120,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                                          ("learning_rate", args.lr), ("nu", args.nu), ("kappa", args.kappa),
                                          ("beta_init", args.beta_init),
                                          ("eta_warmup_steps", args.eta_warmup),
-                                         ("tracklet_weight", args.tracklet_weight),
+                                         ("tracklet_weight", args.tracklet_weight if args.tracklet_weight is not None
+                                          else 1.0 if args.from_video else None),
                                          ("tracklet_temperature", args.tracklet_temperature),
                                          ("tracklet_pairs_per_batch", args.tracklet_pairs),
                                          ("tracklet_min_gap", args.tracklet_min_gap),
@@ -129,8 +130,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
     train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
     model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
-    weights = train(args.crops, train_config, model_config, args.out, resume=args.resume, progress=not args.quiet)
+    weights = train(_training_crops(args), train_config, model_config, args.out, resume=args.resume,
+                    progress=not args.quiet)
     print(f"wrote {weights}")
+
+
+def _training_crops(args: argparse.Namespace) -> Path:
+    """``--crops``, or with ``--from-video`` the mined tracklet crops of those sequences in the run
+    folder (cut once: a resumed run reuses them)."""
+    if args.crops:
+        return Path(args.crops)
+    from .training.crops import cut_crops
+
+    crops = Path(args.out) / "tracklet-crops.npz"
+    if not crops.is_file():
+        cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet)
+    return crops
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -253,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     crops.set_defaults(func=cmd_crops)
 
     tr = sub.add_parser("train", help="train the flat-manifold VAE on a crops file (resumable)")
-    tr.add_argument("--crops", required=True)
+    source = tr.add_mutually_exclusive_group(required=True)
+    source.add_argument("--crops", help="a crops file from fmtrack crops")
+    source.add_argument("--from-video", nargs="+", metavar="SEQ",
+                        help="mine label-free tracklets from these sequences' detections and train with the "
+                             "tracklet term (weight 1 unless --tracklet-weight says otherwise)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     tr.add_argument("--preset", choices=["paper", "cpu", "tiny"], default="paper",
                     help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests")
@@ -280,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--width", type=float, help="channel multiplier of encoder and decoder")
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     tr.add_argument("--quiet", action="store_true")
+    _add_data_root(tr)
     tr.set_defaults(func=cmd_train)
 
     ex = sub.add_parser("export", help="copy trained weights and their sidecar for shipping (fp16 by default)")

@@ -114,11 +114,12 @@ def default_max_dist(features: str, metric: str) -> float | None:
 def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None) -> Method:
     """A Method; an appearance preset with no features given uses the preset's default descriptor,
     and a descriptor with a known label-free threshold gets it unless ``max_dist`` is set."""
+    if preset(preset_name).uses_appearance:
+        features = features or DEFAULT_FEATURES.get(preset_name, "deepsort")
     if _is_fmvae(features) and "metric" not in overrides:
         overrides = {**overrides, "metric": "euclidean"}  # the flat latent space's own distance
     config = configure(preset_name, overrides)
     if config.uses_appearance:
-        features = features or DEFAULT_FEATURES.get(preset_name, "deepsort")
         threshold = default_max_dist(features, config.metric)
         if "max_dist" not in overrides and threshold is not None:
             config = config.with_max_distance(threshold)
