@@ -114,14 +114,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .training.trainer import train
 
     chosen = TRAINING_PRESETS[args.preset]
+    # --from-video trains on mined tracklets, so their term is on unless a weight is given.
+    tracklet_weight = 1.0 if args.from_video and args.tracklet_weight is None else args.tracklet_weight
     train_overrides = {k: v for k, v in (("eta", args.eta), ("steps", args.steps), ("jacobian", args.jacobian),
                                          ("precision", args.precision), ("device", args.device),
                                          ("seed", args.seed), ("batch_size", args.batch_size),
                                          ("learning_rate", args.lr), ("nu", args.nu), ("kappa", args.kappa),
                                          ("beta_init", args.beta_init),
                                          ("eta_warmup_steps", args.eta_warmup),
-                                         ("tracklet_weight", args.tracklet_weight if args.tracklet_weight is not None
-                                          else 1.0 if args.from_video else None),
+                                         ("tracklet_weight", tracklet_weight),
                                          ("tracklet_temperature", args.tracklet_temperature),
                                          ("tracklet_pairs_per_batch", args.tracklet_pairs),
                                          ("tracklet_min_gap", args.tracklet_min_gap),

@@ -24,7 +24,7 @@ from ..pipeline import track_sequence
 from ..embedder.calibration import roc_auc
 from .evaluate import markdown_table, score_rows
 from .scoring import match_identities
-from .methods import load_inputs, make_method
+from .methods import descriptor_label, load_inputs, make_method
 
 METRICS = ("cosine", "euclidean")
 
@@ -134,11 +134,6 @@ def threshold_sweep(features: str, sequence: str, preset_name: str = "deepsort",
     table = pd.DataFrame(rows)
     table.attrs["calibrated"] = calibrated
     return table
-
-
-def descriptor_label(features: str) -> str:
-    """A short name for a descriptor spec: weights and feature files by their file stem."""
-    return Path(features).stem if features.endswith((".safetensors", ".npy")) else features
 
 
 def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str | Path,

@@ -126,6 +126,12 @@ def make_method(label: str, preset_name: str, overrides: dict, features: str | N
     return Method(label=label, config=config, features=features)
 
 
+def descriptor_label(features: str) -> str:
+    """A short name for a descriptor: weights and feature files by their stem, so table rows stay
+    short and do not depend on where the file lives."""
+    return Path(features).stem if features.endswith((".safetensors", ".npy")) else features
+
+
 def parse_method(spec: str) -> Method:
     """``PRESET[@key=value,...]`` -> Method."""
     name, _, settings = spec.partition("@")
@@ -141,8 +147,7 @@ def parse_method(spec: str) -> Method:
             overrides[field] = overrides.pop(short)
     if features is not None:
         features = str(features)
-        # Label a weights or feature file by its stem: table rows stay short and path-independent.
-        spec = spec.replace(features, Path(features).stem) if features.endswith((".safetensors", ".npy")) else spec
+        spec = spec.replace(features, descriptor_label(features))
     return make_method(spec, name, overrides, features)
 
 
