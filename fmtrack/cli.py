@@ -126,6 +126,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                                          ("tracklet_temperature", args.tracklet_temperature),
                                          ("tracklet_pairs_per_batch", args.tracklet_pairs),
                                          ("tracklet_min_gap", args.tracklet_min_gap),
+                                         ("tracklet_negatives", args.tracklet_negatives),
+                                         ("shift_pixels", args.shift_pixels),
                                          ("reconstruction", False if args.no_reconstruction else None))
                        if v is not None}
     model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
@@ -290,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tracklet-temperature", type=float, help="InfoNCE temperature, squared latent units")
     tr.add_argument("--tracklet-pairs", type=int, help="tracklets per step (two crops each)")
     tr.add_argument("--tracklet-min-gap", type=int, help="frames between a positive pair's crops")
+    tr.add_argument("--tracklet-negatives", choices=["shared-frame", "batch"],
+                    help="shared-frame (default): negatives are tracklets sharing a frame (surely other "
+                         "people); batch: every other tracklet of the batch")
+    tr.add_argument("--shift-pixels", type=int, help="augmentation: random translation up to this many pixels")
     tr.add_argument("--no-reconstruction", action="store_true",
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
     tr.add_argument("--jacobian", choices=["finite_difference", "projection"])

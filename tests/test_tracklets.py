@@ -224,8 +224,9 @@ def test_tracklet_batches_are_distinct_tracklets_with_pairs_min_gap_apart(trackl
     trainer = Trainer(tracklet_crops_file, settings(), TINY.model, tmp_path, progress=False)
     crops = trainer.crops
     for step in range(5):
-        indices = trainer.tracklet_indices(step).numpy()
-        assert torch.equal(trainer.tracklet_indices(step), torch.from_numpy(indices))  # a function of the step
+        indices, negatives = (x.numpy() for x in trainer.tracklet_indices(step))
+        again = trainer.tracklet_indices(step)
+        assert torch.equal(again[0], torch.from_numpy(indices)) and torch.equal(again[1], torch.from_numpy(negatives))
         first, second = indices[:4], indices[4:]
         assert (crops.track_id[first] == crops.track_id[second]).all() and (crops.track_id[first] >= 0).all()
         assert (crops.sequence[first] == crops.sequence[second]).all()
@@ -233,6 +234,43 @@ def test_tracklet_batches_are_distinct_tracklets_with_pairs_min_gap_apart(trackl
         assert len({(s, t) for s, t in zip(crops.sequence[first], crops.track_id[first])}) == 4
     with pytest.raises(InputError, match="tracklets span"):
         Trainer(tracklet_crops_file, settings(tracklet_pairs_per_batch=10), TINY.model, tmp_path, progress=False)
+
+
+def test_shared_frame_negatives_are_exactly_the_tracklets_sharing_a_frame(tracklet_crops_file, tmp_path):
+    """Tracklets of crops.sequence "synthetic" all span frames 1-51 (they share frames); the one of
+    "other" shares none with them. Each drawn pair of tracklets is a negative iff one sequence and
+    overlapping frame spans, checked from the crops themselves; "batch" makes every other one a negative."""
+    trainer = Trainer(tracklet_crops_file, settings(tracklet_pairs_per_batch=3), TINY.model, tmp_path,
+                      progress=False)
+    crops = trainer.crops
+    for step in range(20):
+        indices, negatives = (x.numpy() for x in trainer.tracklet_indices(step))
+        first = indices[:3]
+        key = list(zip(crops.sequence[first], crops.track_id[first]))
+        assert len(set(key)) == 3
+        spans = [(crops.frame[(crops.sequence == s) & (crops.track_id == t)].min(),
+                  crops.frame[(crops.sequence == s) & (crops.track_id == t)].max()) for s, t in key]
+        for i in range(3):
+            for j in range(3):
+                shares = i != j and key[i][0] == key[j][0] and spans[i][0] <= spans[j][1] and spans[j][0] <= spans[i][1]
+                assert negatives[i, j] == shares
+    uniform = Trainer(tracklet_crops_file, settings(tracklet_negatives="batch"), TINY.model, tmp_path, progress=False)
+    assert (uniform.tracklet_indices(0)[1].numpy() == ~np.eye(4, dtype=bool)).all()
+
+
+def test_infonce_ignores_what_is_not_a_negative():
+    """A tracklet that is no negative of the others gets no gradient from them, an anchor with no
+    negative costs 0, and the all-others mask is the default."""
+    first = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    second = torch.tensor([[0.5, 0.0], [1.0, 0.5], [0.5, 1.0]], requires_grad=True)
+    everyone = ~torch.eye(3, dtype=torch.bool)
+    assert tracklet_infonce(first, second, 1.0, everyone).item() == tracklet_infonce(first, second, 1.0).item()
+    isolated = everyone.clone()
+    isolated[2, :] = isolated[:, 2] = False          # tracklet 2 shares no frame with 0 or 1
+    tracklet_infonce(first, second, 1.0, isolated).backward()
+    assert first.grad[2].abs().sum() == 0 and second.grad[2].abs().sum() == 0
+    alone = torch.zeros(3, 3, dtype=torch.bool)
+    assert tracklet_infonce(first, second, 1.0, alone).item() == 0.0
 
 
 def test_resume_with_tracklet_term_is_bit_identical(tracklet_crops_file, tmp_path):

@@ -19,8 +19,10 @@ Terms, per crop and averaged over a batch (all computed in fp32, also under auto
 * **L_T** (tracklet self-supervision, optional, weight w = ``tracklet_weight``): InfoNCE on the latent
   means of two crops each of P label-free tracklets (:mod:`.tracklets`), see :func:`tracklet_infonce`.
   It acts on the descriptor itself (the latent mean the tracker compares) and needs no labels: a
-  tracklet's two crops are the same person, the other tracklets' crops in the batch almost surely
-  are not (many of them share a frame with the anchor, surely different people). With
+  tracklet's two crops are the same person, and a tracklet that shares a frame with it is surely
+  another person (the trainer draws such groups; other tracklets are no negatives, since one
+  person's track is cut into many tracklets: on MOT16-11, 8.6% of tracklet pairs are one person,
+  2.5 times more than the pairs that share a frame). With
   ``reconstruction=False`` it is the whole objective (C, F and R are skipped and reported as NaN).
 
 R is weighted by beta*eta, not eta: while the constraint is violated beta falls and reconstruction
@@ -173,22 +175,28 @@ def normalise_flatness(raw: torch.Tensor, scale: torch.Tensor, latent_dim: int, 
     return raw / (latent_dim * scale.clamp_min(1e-12) ** 2)
 
 
-def tracklet_infonce(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
+def tracklet_infonce(first: torch.Tensor, second: torch.Tensor, temperature: float,
+                     negatives: torch.Tensor | None = None) -> torch.Tensor:
     """L_T: symmetric InfoNCE (NT-Xent) of P positive pairs, a scalar in nats (fp32).
 
     first, second: (P, N_z) latent means; row i of each is one crop of tracklet i. Every one of the
-    2P crops is an anchor once: its positive is its partner, its negatives the 2P - 2 crops of the
-    other tracklets; logits are -||m_a - m_b||^2 / temperature (squared Euclidean, the distance the
-    tracker uses; temperature in squared latent units). The mean cross-entropy over all anchors is
-    symmetric in the two views. Minimum 0; log(2P - 1) when all distances are equal.
+    2P crops is an anchor once: its positive is its partner, its negatives both crops of every
+    tracklet j with ``negatives[i, j]`` ((P, P) bool; None: every other tracklet); logits are
+    -||m_a - m_b||^2 / temperature (squared Euclidean, the distance the tracker uses; temperature in
+    squared latent units). The mean cross-entropy over all anchors is symmetric in the two views.
+    Minimum 0 (also for an anchor with no negative); log(2P - 1) when all distances are equal and
+    every other tracklet is a negative.
     """
+    count = len(first)
+    if negatives is None:
+        negatives = ~torch.eye(count, dtype=torch.bool, device=first.device)
     with torch.autocast(first.device.type, enabled=False):
         means = torch.cat([first, second]).float()                                  # (2P, N_z)
-        count = len(first)
         logits = -(means[:, None, :] - means[None, :, :]).pow(2).sum(-1) / temperature
-        self_pair = torch.eye(2 * count, dtype=torch.bool, device=means.device)
-        logits = logits.masked_fill(self_pair, -math.inf)
         partner = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(means.device)
+        candidate = negatives.to(means.device).repeat(2, 2)                          # (2P, 2P)
+        candidate[torch.arange(2 * count, device=means.device), partner] = True
+        logits = logits.masked_fill(~candidate, -math.inf)
         return torch.nn.functional.cross_entropy(logits, partner)
 
 
@@ -205,13 +213,15 @@ class ObjectiveTerms:
 
 
 def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: TrainConfig,
-              regularise: float = 1.0, tracklet_images: torch.Tensor | None = None) -> ObjectiveTerms:
+              regularise: float = 1.0, tracklet_images: torch.Tensor | None = None,
+              tracklet_negatives: torch.Tensor | None = None) -> ObjectiveTerms:
     """beta*F + C + beta*eta*R (+ tracklet_weight * L_T) on batches of normalised crops (B, 3, S, S).
 
     ``regularise`` scales eta (0 drops R, reported as NaN): the trainer keeps it 0 during the initial
     phase and then ramps it to 1 over ``config.eta_warmup_steps``. ``tracklet_images``: (2P, 3, S, S),
-    rows i and P + i two crops of tracklet i; needed when ``config.tracklet_weight`` > 0. ``images``
-    is unused (may be None) when ``config.reconstruction`` is False.
+    rows i and P + i two crops of tracklet i; needed when ``config.tracklet_weight`` > 0.
+    ``tracklet_negatives``: (P, P) bool, which tracklets are negatives of which (see
+    :func:`tracklet_infonce`; None: all others). ``images`` is unused (may be None) when ``config.reconstruction`` is False.
     """
     if config.tracklet_weight > 0 and tracklet_images is None:
         raise ValueError("tracklet_weight > 0 needs tracklet_images")
@@ -222,7 +232,7 @@ def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: Tr
         terms = ObjectiveTerms(torch.zeros((), device=nan.device), nan, nan, nan, nan, nan)
     if config.tracklet_weight > 0:
         first, second = model.encode(tracklet_images)[0].chunk(2)
-        tracklet = tracklet_infonce(first, second, config.tracklet_temperature)
+        tracklet = tracklet_infonce(first, second, config.tracklet_temperature, tracklet_negatives)
         terms.loss = terms.loss + config.tracklet_weight * tracklet
         terms.tracklet = tracklet.detach()
     return terms

@@ -13,7 +13,8 @@ uninterrupted run exactly on CPU.
 
 Tracklet batches: ``tracklet_pairs_per_batch`` distinct tracklets (crops with ``track_id`` >= 0,
 grouped by sequence and id), two crops each at least ``tracklet_min_gap`` frames apart, augmented
-like reconstruction batches. Tracklets spanning fewer frames cannot give a pair and are never drawn.
+like reconstruction batches; drawn in groups that share a frame, whose members are each other's
+negatives (``tracklet_negatives``, see TrainConfig). Tracklets spanning fewer frames cannot give a pair and are never drawn.
 Mined tracklets (``fmtrack crops --source tracklets``) keep this label-free; ground-truth ids
 (``--source gt``) would make the term supervised, an upper bound for ablations only.
 
@@ -95,6 +96,7 @@ class Trainer:
         self.tracklets: list[np.ndarray] = []
         if train_config.tracklet_weight > 0:
             self.tracklets = tracklet_groups(self.crops, train_config.tracklet_min_gap)
+            self.shares_frame = shared_frames(self.crops, self.tracklets)
             if len(self.tracklets) < train_config.tracklet_pairs_per_batch:
                 raise InputError(self.crops_path, f"{len(self.tracklets)} tracklets span "
                                  f"{train_config.tracklet_min_gap}+ frames, fewer than tracklet_pairs_per_batch="
@@ -124,26 +126,53 @@ class Trainer:
         images = normalise_crops(self.images[self.batch_indices(step)], self.mean, self.std, self.device)
         return augment(images, self.train_config, self.mean, self.std)
 
-    def tracklet_indices(self, step: int) -> torch.Tensor:
-        """(2P,) crop indices of ``step``'s tracklet batch: rows i and P + i are tracklet i's pair."""
+    def tracklet_indices(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(2P,) crop indices of ``step``'s tracklet batch (rows i and P + i are tracklet i's pair)
+        and its (P, P) bool negatives (see :func:`.objective.tracklet_infonce`)."""
         config = self.train_config
         rng = np.random.default_rng((config.seed, step))
+        chosen = self._draw_tracklets(rng)
         gap = config.tracklet_min_gap
         first, second = [], []
-        for chosen in rng.choice(len(self.tracklets), config.tracklet_pairs_per_batch, replace=False):
-            rows = self.tracklets[chosen]
+        for rows in (self.tracklets[i] for i in chosen):
             frames = self.crops.frame[rows]
             # An anchor needs a partner gap frames away; frames are sorted, so the ends decide.
             anchor = rng.choice(np.flatnonzero((frames - frames[0] >= gap) | (frames[-1] - frames >= gap)))
             partner = rng.choice(np.flatnonzero(np.abs(frames - frames[anchor]) >= gap))
             first.append(rows[anchor])
             second.append(rows[partner])
-        return torch.from_numpy(np.asarray(first + second, dtype=np.int64))
+        if config.tracklet_negatives == "shared-frame":
+            negatives = self.shares_frame[np.ix_(chosen, chosen)]
+        else:
+            negatives = ~np.eye(len(chosen), dtype=bool)
+        return torch.from_numpy(np.asarray(first + second, dtype=np.int64)), torch.from_numpy(negatives)
 
-    def tracklet_batch(self, step: int) -> torch.Tensor:
-        """(2P, 3, S, S) normalised, augmented crop pairs of ``step``; see :meth:`tracklet_indices`."""
-        images = normalise_crops(self.images[self.tracklet_indices(step)], self.mean, self.std, self.device)
-        return augment(images, self.train_config, self.mean, self.std)
+    def _draw_tracklets(self, rng: np.random.Generator) -> np.ndarray:
+        """(P,) distinct tracklet indices: uniform ("batch" negatives) or, for "shared-frame",
+        groups: a random tracklet, then the not yet drawn ones sharing a frame with it, in random
+        order, until P are drawn."""
+        count = self.train_config.tracklet_pairs_per_batch
+        if self.train_config.tracklet_negatives == "batch":
+            return rng.choice(len(self.tracklets), count, replace=False)
+        drawn = np.zeros(len(self.tracklets), dtype=bool)
+        chosen: list[int] = []
+        for seed in rng.permutation(len(self.tracklets)):
+            if len(chosen) == count:
+                break
+            if drawn[seed]:
+                continue
+            group = np.concatenate([[seed], rng.permutation(np.flatnonzero(self.shares_frame[seed] & ~drawn))])
+            group = group[:count - len(chosen)]
+            drawn[group] = True
+            chosen.extend(int(i) for i in group)
+        return np.asarray(chosen, dtype=np.int64)
+
+    def tracklet_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(2P, 3, S, S) normalised, augmented crop pairs of ``step`` and their (P, P) negatives;
+        see :meth:`tracklet_indices`."""
+        indices, negatives = self.tracklet_indices(step)
+        images = normalise_crops(self.images[indices], self.mean, self.std, self.device)
+        return augment(images, self.train_config, self.mean, self.std), negatives.to(self.device)
 
     # -- training -------------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -151,7 +180,8 @@ class Trainer:
         config = self.train_config
         self.model.train()
         images = self.batch(self.step) if config.reconstruction else None
-        tracklet_images = self.tracklet_batch(self.step) if config.tracklet_weight > 0 else None
+        tracklet_images, tracklet_negatives = (self.tracklet_batch(self.step) if config.tracklet_weight > 0
+                                               else (None, None))
         if config.channels_last:
             images, tracklet_images = (None if x is None else x.contiguous(memory_format=torch.channels_last)
                                        for x in (images, tracklet_images))
@@ -159,7 +189,7 @@ class Trainer:
         with autocast_context(self.device, config.precision):
             terms = objective(self.model, images, beta, config,
                               regularise=self.controller.ramp(config.eta_warmup_steps),
-                              tracklet_images=tracklet_images)
+                              tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         if self.controller.initial_phase:
@@ -325,6 +355,18 @@ def tracklet_groups(crops: CropSet, min_gap: int) -> list[np.ndarray]:
     new_tracklet = (np.diff(crops.track_id[labelled]) != 0) | (np.diff(sequence[labelled]) != 0)
     groups = np.split(labelled, np.flatnonzero(new_tracklet) + 1)
     return [rows for rows in groups if crops.frame[rows[-1]] - crops.frame[rows[0]] >= min_gap]
+
+
+def shared_frames(crops: CropSet, tracklets: list[np.ndarray]) -> np.ndarray:
+    """(T, T) bool: tracklets ``i`` and ``j`` (crop indices sorted by frame) share a frame of one
+    sequence, so they are surely two people. False on the diagonal."""
+    first = np.array([crops.frame[rows[0]] for rows in tracklets])
+    last = np.array([crops.frame[rows[-1]] for rows in tracklets])
+    sequence = np.array([crops.sequence[rows[0]] for rows in tracklets])
+    # Tracklets link consecutive frames, so overlapping spans share a frame.
+    shared = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None]) & (sequence[:, None] == sequence[None, :])
+    np.fill_diagonal(shared, False)
+    return shared
 
 
 def hardware_description(device: torch.device) -> str:
