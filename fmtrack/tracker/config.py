@@ -7,7 +7,8 @@ lifecycle numbers, run by the same :class:`~fmtrack.tracker.tracker.Tracker`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from scipy.stats import chi2
@@ -106,7 +107,7 @@ class TrackerConfig:
     report_min_hit_streak: int = 0  # matches since birth or the last miss, birth not counted
     report_warmup_frames: int = 0  # during the first frames, report any track updated this frame
 
-    @property
+    @functools.cached_property  # asked several times per frame; the config is frozen
     def uses_appearance(self) -> bool:
         return any(stage.uses_appearance for stage in self.stages)
 
