@@ -81,20 +81,27 @@ class FeatureGallery:
         """
         if len(slots) == 0 or len(features) == 0:
             return np.full((len(slots), len(features)), np.inf)
-        depth = int(self._count[slots].max())
-        if depth == 0:
-            return np.full((len(slots), len(features)), np.inf)
+        count = self._count[slots]
         # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
         # costs 40x more than the product on a busy machine (measured: 11 ms vs 0.3 ms per call).
+        if self.budget == 1:  # one feature per slot (EMA): no minimum over a gallery to take
+            dist = self._distance(np.einsum("kd,nd->kn", self._features[slots, 0], features),
+                                  self._sq_norms[slots, 0, None], features)
+            dist[count == 0] = np.inf
+            return dist.astype(np.float64)
+        depth = int(count.max())
+        if depth == 0:
+            return np.full((len(slots), len(features)), np.inf)
         dots = np.einsum("kbd,nd->kbn", self._features[slots, :depth], features)  # (K, depth, N)
-        if self.metric == "cosine":
-            dist = 1.0 - dots
-        else:
-            sq = self._sq_norms[slots, :depth, None] + np.einsum("nd,nd->n", features, features)[None, None, :]
-            dist = np.sqrt(np.maximum(sq - 2.0 * dots, 0.0))
-        empty = np.arange(depth)[None, :] >= self._count[slots][:, None]
-        dist[empty] = np.inf
+        dist = self._distance(dots, self._sq_norms[slots, :depth, None], features)
+        dist[np.arange(depth)[None, :] >= count[:, None]] = np.inf
         return dist.min(axis=1).astype(np.float64)
+
+    def _distance(self, dots: np.ndarray, stored_sq_norms: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Distances from inner products ``dots`` (..., N) of stored features with the queries."""
+        if self.metric == "cosine":
+            return 1.0 - dots
+        return np.sqrt(np.maximum(stored_sq_norms + np.einsum("nd,nd->n", features, features) - 2.0 * dots, 0.0))
 
     def _grow(self) -> None:
         old = len(self._count)
