@@ -126,6 +126,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                                          ("tracklet_temperature", args.tracklet_temperature),
                                          ("tracklet_pairs_per_batch", args.tracklet_pairs),
                                          ("tracklet_min_gap", args.tracklet_min_gap),
+                                         ("tracklet_draw", args.tracklet_draw),
                                          ("tracklet_negatives", args.tracklet_negatives),
                                          ("shift_pixels", args.shift_pixels),
                                          ("reconstruction", False if args.no_reconstruction else None))
@@ -292,9 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tracklet-temperature", type=float, help="InfoNCE temperature, squared latent units")
     tr.add_argument("--tracklet-pairs", type=int, help="tracklets per step (two crops each)")
     tr.add_argument("--tracklet-min-gap", type=int, help="frames between a positive pair's crops")
-    tr.add_argument("--tracklet-negatives", choices=["shared-frame", "batch"],
-                    help="shared-frame (default): negatives are tracklets sharing a frame (surely other "
-                         "people); batch: every other tracklet of the batch")
+    tr.add_argument("--tracklet-draw", choices=["shared-frame", "uniform"],
+                    help="draw a step's tracklets in groups that share a frame (default) or uniformly")
+    tr.add_argument("--tracklet-negatives", choices=["batch", "shared-frame"],
+                    help="negatives: every other tracklet of the batch (default) or only those sharing a frame")
     tr.add_argument("--shift-pixels", type=int, help="augmentation: random translation up to this many pixels")
     tr.add_argument("--no-reconstruction", action="store_true",
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")

@@ -239,9 +239,10 @@ def test_tracklet_batches_are_distinct_tracklets_with_pairs_min_gap_apart(trackl
 def test_shared_frame_negatives_are_exactly_the_tracklets_sharing_a_frame(tracklet_crops_file, tmp_path):
     """Tracklets of crops.sequence "synthetic" all span frames 1-51 (they share frames); the one of
     "other" shares none with them. Each drawn pair of tracklets is a negative iff one sequence and
-    overlapping frame spans, checked from the crops themselves; "batch" makes every other one a negative."""
-    trainer = Trainer(tracklet_crops_file, settings(tracklet_pairs_per_batch=3), TINY.model, tmp_path,
-                      progress=False)
+    overlapping frame spans, checked from the crops themselves; "batch" makes every other one a
+    negative, and the "shared-frame" draw puts tracklets sharing a frame together."""
+    trainer = Trainer(tracklet_crops_file, settings(tracklet_pairs_per_batch=3, tracklet_negatives="shared-frame"),
+                      TINY.model, tmp_path, progress=False)
     crops = trainer.crops
     for step in range(20):
         indices, negatives = (x.numpy() for x in trainer.tracklet_indices(step))
@@ -254,8 +255,17 @@ def test_shared_frame_negatives_are_exactly_the_tracklets_sharing_a_frame(trackl
             for j in range(3):
                 shares = i != j and key[i][0] == key[j][0] and spans[i][0] <= spans[j][1] and spans[j][0] <= spans[i][1]
                 assert negatives[i, j] == shares
-    uniform = Trainer(tracklet_crops_file, settings(tracklet_negatives="batch"), TINY.model, tmp_path, progress=False)
-    assert (uniform.tracklet_indices(0)[1].numpy() == ~np.eye(4, dtype=bool)).all()
+    batch = Trainer(tracklet_crops_file, settings(tracklet_negatives="batch"), TINY.model, tmp_path, progress=False)
+    assert (batch.tracklet_indices(0)[1].numpy() == ~np.eye(4, dtype=bool)).all()
+    # The 8 tracklets of "synthetic" share frames; the one of "other" shares none. A draw of 4 whose
+    # first tracklet is in "synthetic" fills up from its group there; one that starts at "other"
+    # (a group of one) must go on in "synthetic". A uniform draw mixes them.
+    def mixed_after_synthetic_seed(trainer):
+        sequences = [trainer.crops.sequence[trainer.tracklet_indices(step)[0].numpy()[:4]] for step in range(40)]
+        return sum(s[0] == "synthetic" and "other" in s[1:] for s in sequences)
+    assert mixed_after_synthetic_seed(batch) == 0
+    uniform = Trainer(tracklet_crops_file, settings(tracklet_draw="uniform"), TINY.model, tmp_path, progress=False)
+    assert mixed_after_synthetic_seed(uniform) > 0
 
 
 def test_infonce_ignores_what_is_not_a_negative():

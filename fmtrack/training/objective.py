@@ -19,10 +19,9 @@ Terms, per crop and averaged over a batch (all computed in fp32, also under auto
 * **L_T** (tracklet self-supervision, optional, weight w = ``tracklet_weight``): InfoNCE on the latent
   means of two crops each of P label-free tracklets (:mod:`.tracklets`), see :func:`tracklet_infonce`.
   It acts on the descriptor itself (the latent mean the tracker compares) and needs no labels: a
-  tracklet's two crops are the same person, and a tracklet that shares a frame with it is surely
-  another person (the trainer draws such groups; other tracklets are no negatives, since one
-  person's track is cut into many tracklets: on MOT16-11, 8.6% of tracklet pairs are one person,
-  2.5 times more than the pairs that share a frame). With
+  tracklet's two crops are the same person; the other tracklets of the batch are negatives. Those
+  that share a frame with it are surely other people (the trainer draws such groups); the rest
+  almost surely (on MOT16-11, 8.6% of tracklet pairs are one person: a track cut into pieces). With
   ``reconstruction=False`` it is the whole objective (C, F and R are skipped and reported as NaN).
 
 R is weighted by beta*eta, not eta: while the constraint is violated beta falls and reconstruction

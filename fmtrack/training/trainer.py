@@ -13,8 +13,9 @@ uninterrupted run exactly on CPU.
 
 Tracklet batches: ``tracklet_pairs_per_batch`` distinct tracklets (crops with ``track_id`` >= 0,
 grouped by sequence and id), two crops each at least ``tracklet_min_gap`` frames apart, augmented
-like reconstruction batches; drawn in groups that share a frame, whose members are each other's
-negatives (``tracklet_negatives``, see TrainConfig). Tracklets spanning fewer frames cannot give a pair and are never drawn.
+like reconstruction batches; drawn in groups that share a frame (``tracklet_draw``), the other
+tracklets of the batch (or only those sharing a frame: ``tracklet_negatives``) the negatives.
+Tracklets spanning fewer frames cannot give a pair and are never drawn.
 Mined tracklets (``fmtrack crops --source tracklets``) keep this label-free; ground-truth ids
 (``--source gt``) would make the term supervised, an upper bound for ablations only.
 
@@ -148,11 +149,10 @@ class Trainer:
         return torch.from_numpy(np.asarray(first + second, dtype=np.int64)), torch.from_numpy(negatives)
 
     def _draw_tracklets(self, rng: np.random.Generator) -> np.ndarray:
-        """(P,) distinct tracklet indices: uniform ("batch" negatives) or, for "shared-frame",
-        groups: a random tracklet, then the not yet drawn ones sharing a frame with it, in random
-        order, until P are drawn."""
+        """(P,) distinct tracklet indices: uniform, or ("shared-frame" draw) groups: a random
+        tracklet, then the not yet drawn ones sharing a frame with it, in random order, until P."""
         count = self.train_config.tracklet_pairs_per_batch
-        if self.train_config.tracklet_negatives == "batch":
+        if self.train_config.tracklet_draw == "uniform":
             return rng.choice(len(self.tracklets), count, replace=False)
         drawn = np.zeros(len(self.tracklets), dtype=bool)
         chosen: list[int] = []
