@@ -62,3 +62,21 @@ def test_weights_errors_are_input_errors(tmp_path, weights):
     path = save_weights(other, tmp_path / "o.safetensors", WeightsInfo(PRESETS["tiny"].model, [0.4] * 3, [0.25] * 3))
     with pytest.raises(InputError, match="missing|unexpected"):
         load_weights(path)
+
+
+def test_model_is_loaded_only_to_embed(tmp_path, weights):
+    """Building the embedder reads the sidecar and hashes the file (the cache identity) but loads no
+    model, so a run served from the feature cache never builds one; a broken tensor file is still
+    reported, with its name, on the first crop."""
+    embedder = FMVAEEmbedder(weights, device="cpu")
+    assert embedder._encoder is None and embedder.identity.startswith("fmvae-") and embedder.dim == 8
+    embedder.embed_crops(np.zeros((1, 64, 64, 3), np.uint8))
+    assert embedder._encoder is not None
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    sidecar_path(broken).write_text(sidecar_path(weights).read_text())
+    lazy = FMVAEEmbedder(broken, device="cpu")
+    with pytest.raises(InputError, match="broken.safetensors"):
+        lazy.embed_crops(np.zeros((1, 64, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="weights file not found"):
+        FMVAEEmbedder(tmp_path / "missing.safetensors")

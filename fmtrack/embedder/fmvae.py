@@ -14,7 +14,8 @@ import torch
 
 from ..training.crops import normalise_crops
 from ..training.trainer import autocast_context, resolve_device
-from ..training.weights import load_weights
+from ..io import InputError
+from ..training.weights import load_weights, read_weights_info
 from .crops import cut_crops
 
 
@@ -24,22 +25,33 @@ class FMVAEEmbedder:
     Boxes are tlwh pixels, clipped to the image; a box entirely outside it is embedded from the
     nearest one-pixel border strip, so rows always line up with boxes. ``precision`` is the autocast
     dtype ("fp32", "bf16", or "fp16" on CUDA); outputs are float32 either way. ``identity`` names
-    the descriptor in feature caches: the weights file's SHA-256 prefix.
+    the descriptor in feature caches: the weights file's SHA-256 prefix. The model itself is loaded
+    on the first crop to embed, so a run served from the feature cache never builds it.
     """
 
     needs_image = True
 
     def __init__(self, weights_path: str | Path, device: str = "auto", batch_size: int = 256,
                  precision: str = "fp32"):
+        self.weights_path = Path(weights_path)
+        if not self.weights_path.is_file():
+            raise InputError(self.weights_path, "weights file not found")
         self.device = resolve_device(device)
-        self.model, self.info = load_weights(weights_path, self.device)
-        self.encoder = self.model.encoder
+        self.info = read_weights_info(self.weights_path)
+        self._encoder: torch.nn.Module | None = None
         self.size = self.info.model_config.image_size
         self.dim = self.info.model_config.latent_dim
         self.batch_size = batch_size
         self.precision = precision
-        digest = hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:16]
         self.identity = f"fmvae-{digest}"
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The model's encoder, loaded (and checked against the sidecar) on first use."""
+        if self._encoder is None:
+            self._encoder = load_weights(self.weights_path, self.device)[0].encoder
+        return self._encoder
 
     @torch.no_grad()
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
