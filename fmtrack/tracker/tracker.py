@@ -110,9 +110,11 @@ class Tracker:
         costs = _FrameCosts(self, boxes, measurements, features)
         matched_tracks, matched_dets = [], []
         for stage in self.config.stages:
-            ti = _indices(track_free & self._stage_tracks(stage))
             di = _indices(det_free & pools[stage.detections])
-            if len(ti) == 0 or len(di) == 0:
+            if len(di) == 0:  # often so for the later stages: skip before building the track mask
+                continue
+            ti = _indices(track_free & self._stage_tracks(stage))
+            if len(ti) == 0:
                 continue
             cost = self._cost(stage, ti, di, costs, scores)
             if stage.cascade:
@@ -152,8 +154,10 @@ class Tracker:
     def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
               scores: np.ndarray) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
+        rows_cols = np.ix_(ti, di)
+
         def pick(matrix: np.ndarray) -> np.ndarray:
-            return matrix[ti][:, di]
+            return matrix[rows_cols]
 
         if stage.cost == "iou":
             iou = pick(costs.iou())
