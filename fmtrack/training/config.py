@@ -72,9 +72,10 @@ class TrainConfig:
     ``tracklet_negatives``: "batch" (default) takes every other tracklet of the batch as a negative,
     though on MOT16-11 a random other tracklet is the same person 8.6% of the time (a track cut into
     several tracklets); "shared-frame" takes only those sharing a frame (surely other people), but
-    then an anchor has ~4 negatives and the term saturates within a few hundred steps. Measured
-    (strict, 2,000 steps, Euclidean AUC on MOT17-09-FRCNN / SDP): uniform + batch 0.908 / 0.877,
-    shared-frame + shared-frame 0.887 / 0.850, shared-frame + batch (the defaults) 0.929 / 0.890.
+    then an anchor has ~4 negatives and the term saturates within a few hundred steps. Chosen by the
+    Euclidean AUC on TUD-Campus, a sequence in no results table (strict, 2,000 steps): uniform + batch
+    0.854, shared-frame + shared-frame 0.843, shared-frame + batch (the defaults) 0.869; MOT17-09
+    (FRCNN / SDP) ranks them alike: 0.908 / 0.877, 0.887 / 0.850, 0.929 / 0.890.
     ``reconstruction=False`` drops C, F and
     R (the tracklet term alone then trains the encoder mean: the ablation without a generative model).
     """
