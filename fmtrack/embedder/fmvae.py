@@ -14,8 +14,7 @@ import torch
 
 from ..training.crops import normalise_crops
 from ..training.trainer import autocast_context, resolve_device
-from ..io import InputError
-from ..training.weights import load_weights, read_weights_info
+from ..training.weights import existing_weights, load_weights, read_weights_info
 from .crops import cut_crops
 
 
@@ -33,9 +32,7 @@ class FMVAEEmbedder:
 
     def __init__(self, weights_path: str | Path, device: str = "auto", batch_size: int = 256,
                  precision: str = "fp32"):
-        self.weights_path = Path(weights_path)
-        if not self.weights_path.is_file():
-            raise InputError(self.weights_path, "weights file not found")
+        self.weights_path = existing_weights(weights_path)
         self.device = resolve_device(device)
         self.info = read_weights_info(self.weights_path)
         self._encoder: torch.nn.Module | None = None

@@ -16,6 +16,8 @@ T = TypeVar("T")
 JACOBIAN_ESTIMATORS = ("finite_difference", "projection")
 JVP_METHODS = ("finite_difference", "autodiff")
 PRECISIONS = ("fp32", "bf16", "fp16")
+TRACKLET_DRAWS = ("shared-frame", "uniform")
+TRACKLET_NEGATIVES = ("batch", "shared-frame")
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,8 @@ class TrainConfig:
     Euclidean AUC on TUD-Campus, a sequence in no results table (strict, 2,000 steps): uniform + batch
     0.854, shared-frame + shared-frame 0.843, shared-frame + batch (the defaults) 0.869; MOT17-09
     (FRCNN / SDP) ranks them alike: 0.908 / 0.877, 0.887 / 0.850, 0.929 / 0.890.
-    ``reconstruction=False`` drops C, F and
-    R (the tracklet term alone then trains the encoder mean: the ablation without a generative model).
+    ``reconstruction=False`` drops C, F and R (the tracklet term alone then trains the encoder mean:
+    the ablation without a generative model).
     """
 
     seed: int = 0
@@ -134,10 +136,10 @@ class TrainConfig:
             raise ValueError("tracklet_weight and tracklet_min_gap must be non-negative, tracklet_temperature positive")
         if self.tracklet_pairs_per_batch < 2:
             raise ValueError("tracklet_pairs_per_batch must be at least 2 (a positive needs a negative)")
-        if self.tracklet_draw not in ("shared-frame", "uniform"):
-            raise ValueError(f"tracklet_draw must be 'shared-frame' or 'uniform', got {self.tracklet_draw!r}")
-        if self.tracklet_negatives not in ("shared-frame", "batch"):
-            raise ValueError(f"tracklet_negatives must be 'shared-frame' or 'batch', got {self.tracklet_negatives!r}")
+        if self.tracklet_draw not in TRACKLET_DRAWS:
+            raise ValueError(f"tracklet_draw must be one of {TRACKLET_DRAWS}, got {self.tracklet_draw!r}")
+        if self.tracklet_negatives not in TRACKLET_NEGATIVES:
+            raise ValueError(f"tracklet_negatives must be one of {TRACKLET_NEGATIVES}, got {self.tracklet_negatives!r}")
         if not self.reconstruction and self.tracklet_weight <= 0:
             raise ValueError("reconstruction=False leaves nothing to train unless tracklet_weight > 0")
 

@@ -220,7 +220,8 @@ def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: Tr
     phase and then ramps it to 1 over ``config.eta_warmup_steps``. ``tracklet_images``: (2P, 3, S, S),
     rows i and P + i two crops of tracklet i; needed when ``config.tracklet_weight`` > 0.
     ``tracklet_negatives``: (P, P) bool, which tracklets are negatives of which (see
-    :func:`tracklet_infonce`; None: all others). ``images`` is unused (may be None) when ``config.reconstruction`` is False.
+    :func:`tracklet_infonce`; None: all others). ``images`` is unused (may be None) when
+    ``config.reconstruction`` is False.
     """
     if config.tracklet_weight > 0 and tracklet_images is None:
         raise ValueError("tracklet_weight > 0 needs tracklet_images")

@@ -81,14 +81,20 @@ def read_weights_info(path: str | Path) -> WeightsInfo:
     return info
 
 
+def existing_weights(path: str | Path) -> Path:
+    """``path`` as a Path; InputError naming it when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file not found")
+    return path
+
+
 def load_weights(path: str | Path, device: torch.device | str = "cpu") -> tuple[FMVAE, WeightsInfo]:
     """Rebuild the model from the sidecar's architecture and load the tensors (as fp32).
 
     InputError for a missing file, a missing/unexpected key or a shape that disagrees with the sidecar.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "weights file not found")
+    path = existing_weights(path)
     info = read_weights_info(path)
     try:
         tensors = load_file(str(path))
