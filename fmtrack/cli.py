@@ -103,9 +103,13 @@ def cmd_bench_cmc(args: argparse.Namespace) -> None:
 
 def cmd_crops(args: argparse.Namespace) -> None:
     from .training.crops import cut_crops
+    from .training.tracklets import MiningConfig
 
+    mining = MiningConfig(**{name: value for name, value in (("min_iou", args.min_iou),
+                             ("max_competitor", args.max_competitor), ("min_length", args.min_length))
+                             if value is not None})
     out = cut_crops(args.seq, args.out, args.source, args.data_root, args.min_visibility, args.min_confidence,
-                    progress=not args.quiet)
+                    progress=not args.quiet, mining=mining)
     print(f"wrote {out}")
 
 
@@ -129,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                                          ("tracklet_draw", args.tracklet_draw),
                                          ("tracklet_negatives", args.tracklet_negatives),
                                          ("shift_pixels", args.shift_pixels),
+                                         ("colour_jitter", args.colour_jitter),
                                          ("reconstruction", False if args.no_reconstruction else None))
                        if v is not None}
     model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
@@ -266,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "detections with label-free mined tracklet ids (for --tracklet-weight)")
     crops.add_argument("--min-visibility", type=float, default=0.5, help="gt source only")
     crops.add_argument("--min-confidence", type=float, default=0.3, help="det and tracklets sources only")
+    # Mining defaults live in MiningConfig (0.7, 0.3, 10); the CLI does not import torch-side modules.
+    crops.add_argument("--min-iou", type=float, help="tracklets source: IoU a link needs (default 0.7)")
+    crops.add_argument("--max-competitor", type=float,
+                       help="tracklets source: any other overlap this large cuts a link (default 0.3)")
+    crops.add_argument("--min-length", type=int,
+                       help="tracklets source: shorter tracklets are dropped (detections; default 10)")
     crops.add_argument("--out", required=True, help="crops file (.npz)")
     _add_data_root(crops)
     crops.add_argument("--quiet", action="store_true")
@@ -298,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tracklet-negatives", choices=["batch", "shared-frame"],
                     help="negatives: every other tracklet of the batch (default) or only those sharing a frame")
     tr.add_argument("--shift-pixels", type=int, help="augmentation: random translation up to this many pixels")
+    tr.add_argument("--colour-jitter", type=float,
+                    help="augmentation: random per-channel gain in 1 +- this (off by default)")
     tr.add_argument("--no-reconstruction", action="store_true",
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
     tr.add_argument("--jacobian", choices=["finite_difference", "projection"])

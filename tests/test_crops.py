@@ -60,3 +60,22 @@ def test_normalise_flips_bgr_to_rgb_and_standardises():
     out = normalise_crops(images, [0.0, 0.0, 0.5], [1.0, 1.0, 0.5])
     assert out.shape == (1, 3, 64, 64)
     assert out[0, 2].mean().item() == pytest.approx(1.0) and out[0, 0].mean().item() == pytest.approx(0.0)
+
+
+def test_tracklet_mining_thresholds_reach_the_crops_file(tmp_path, capsys):
+    from fmtrack.cli import main
+
+    root = data_root()
+    lengths = {}
+    for min_length in (10, 4):
+        out = tmp_path / f"len{min_length}.npz"
+        assert main(["crops", "--seq", "TUD-Campus", "--source", "tracklets", "--min-length", str(min_length),
+                     "--out", str(out), "--quiet", "--data-root", str(root)]) == 0
+        ids = load_crops(out).track_id
+        lengths[min_length] = np.bincount(ids[ids >= 0])
+    assert lengths[10].min() >= 10 and lengths[4].min() >= 4
+    # A laxer length keeps every tracklet the strict one keeps, and shorter ones besides.
+    assert len(lengths[4]) > len(lengths[10]) and lengths[4].sum() > lengths[10].sum()
+    assert main(["crops", "--seq", "TUD-Campus", "--source", "tracklets", "--min-length", "1",
+                 "--out", str(tmp_path / "bad.npz"), "--quiet", "--data-root", str(root)]) == 2
+    assert "min_length must be at least 2" in capsys.readouterr().err

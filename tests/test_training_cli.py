@@ -92,10 +92,12 @@ def test_export_halves_the_file_keeps_the_sidecar_and_the_embedding(trained, tmp
 def test_train_from_video_mines_tracklets_and_resumes(tmp_path, data_root):
     run = tmp_path / "run"
     common = ["train", "--from-video", "MOT17-09-FRCNN", "--out", str(run), "--preset", "tiny", "--eta", "0",
-              "--tracklet-pairs", "2", "--tracklet-min-gap", "2", "--quiet", "--data-root", str(data_root)]
+              "--tracklet-pairs", "2", "--tracklet-min-gap", "2", "--colour-jitter", "0.1", "--quiet",
+              "--data-root", str(data_root)]
     assert main(common + ["--steps", "4"]) == 0
     sidecar = json.loads((run / "weights.json").read_text())
     assert sidecar["provenance"]["train_config"]["tracklet_weight"] == 1.0  # the term is on by default
+    assert sidecar["provenance"]["train_config"]["colour_jitter"] == 0.1
     crops = np.load(run / "tracklet-crops.npz")
     assert (crops["track_id"] >= 0).sum() >= 2 * 10  # at least two mined tracklets of 10+ detections
     cut_at = (run / "tracklet-crops.npz").stat().st_mtime_ns
