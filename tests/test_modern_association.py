@@ -4,6 +4,7 @@ the pipeline's camera-motion and score inputs."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -90,6 +91,31 @@ def test_bytetrack_low_confidence_detections_extend_but_never_start_tracks():
         tracker.update(box, np.array([0.9]))
     (track,) = tracker.update(box, np.array([0.3]))  # a low detection keeps it alive and reported
     assert track.time_since_update == 0
+
+
+def _appearance_after_low_match(config) -> float:
+    """Cosine distance between a track's appearance memory and its own first feature, after a
+    low-confidence detection carrying an unrelated (occluder's) feature extended it."""
+    rng = np.random.default_rng(1)
+    person, occluder = rng.normal(size=16), rng.normal(size=16)
+    tracker = Tracker(config.replace(camera_motion="none"))
+    box = np.array([[100.0, 100, 50, 150]])
+    for _ in range(3):
+        tracker.update(box, np.array([0.9]), person[None])
+    (track,) = tracker.update(box, np.array([0.3]), occluder[None])  # matched by the low stage
+    assert track.time_since_update == 0
+    return float(tracker.gallery.distance(tracker.tracks.slot, person[None] / np.linalg.norm(person))[0, 0])
+
+
+def test_low_confidence_matches_leave_the_appearance_memory_alone():
+    # BoT-SORT: low detections carry no feature, so they never enter the moving average.
+    assert _appearance_after_low_match(PRESETS["fmtrack"]) == pytest.approx(0.0, abs=1e-6)
+    low = next(s for s in PRESETS["fmtrack"].stages if s.detections == "low")
+    assert not low.updates_appearance
+    # The same low stage made to update: the occluder's feature moves the average away (1 - 0.9 weight).
+    refreshed = PRESETS["fmtrack"].replace(stages=tuple(
+        dataclasses.replace(s, updates_appearance=True) for s in PRESETS["fmtrack"].stages))
+    assert _appearance_after_low_match(refreshed) > 1e-3
 
 
 def test_nan_confidence_is_a_clear_error():

@@ -63,8 +63,8 @@ class Tracker:
 
         self._predict(camera_motion)
         measurements = self.kf.measure(boxes)
-        track_idx, det_idx = self._associate(boxes, scores, high, measurements, features)
-        self._update(track_idx, det_idx, measurements, scores, features)
+        track_idx, det_idx, refresh = self._associate(boxes, scores, high, measurements, features)
+        self._update(track_idx, det_idx, measurements, scores, features, refresh)
         born = high & (scores >= self.config.birth_confidence)
         born[det_idx] = False
         self._birth(measurements[born], scores[born], None if features is None else features[born])
@@ -101,14 +101,15 @@ class Tracker:
         self._predicted_tlwh = tlwh
 
     def _associate(self, boxes: np.ndarray, scores: np.ndarray, high: np.ndarray, measurements: np.ndarray,
-                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Run the stages in order; returns matched (track indices, detection indices)."""
+                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the stages in order; returns matched (track indices, detection indices, whether the
+        match refreshes the track's appearance: its stage's ``updates_appearance``)."""
         t = self.tracks
         track_free = np.ones(len(t), dtype=bool)
         det_free = np.ones(len(boxes), dtype=bool)
         pools = {"high": high, "low": ~high}
         costs = _FrameCosts(self, boxes, measurements, features)
-        matched_tracks, matched_dets = [], []
+        matched_tracks, matched_dets, refresh = [], [], []
         for stage in self.config.stages:
             di = _indices(det_free & pools[stage.detections])
             if len(di) == 0:  # often so for the later stages: skip before building the track mask
@@ -134,10 +135,11 @@ class Tracker:
                 track_free[ti[rows_in[rows]]] = False
                 matched_tracks.append(ti[rows_in[rows]])
                 matched_dets.append(di[cols_in[cols]])
+                refresh.append(np.full(len(rows), stage.updates_appearance))
             det_free[di[~cols_free]] = False
         if not matched_tracks:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        return np.concatenate(matched_tracks), np.concatenate(matched_dets)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
+        return np.concatenate(matched_tracks), np.concatenate(matched_dets), np.concatenate(refresh)
 
     def _stage_tracks(self, stage: Stage) -> np.ndarray:
         t = self.tracks
@@ -176,7 +178,9 @@ class Tracker:
         return cost
 
     def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray,
-                scores: np.ndarray, features: np.ndarray | None) -> None:
+                scores: np.ndarray, features: np.ndarray | None, refresh: np.ndarray) -> None:
+        """Kalman-update the matched tracks (``refresh``: (M,) bool, which of the matches also feed the
+        appearance memory), age the missed ones, delete the dead."""
         t, cfg = self.tracks, self.config
         if len(ti):
             t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di])
@@ -186,7 +190,7 @@ class Tracker:
             t.score[ti] = scores[di]
             t.confirmed[ti] |= t.hits[ti] >= cfg.n_init
             if features is not None and self.gallery is not None:
-                self.gallery.add(t.slot[ti], features[di])
+                self.gallery.add(t.slot[ti[refresh]], features[di[refresh]])
         missed = t.time_since_update > 0
         t.hit_streak[missed] = 0
         dead = np.where(t.confirmed, t.time_since_update > cfg.max_age,
