@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from .io import InputError
+# torch-free: the training package loads its torch modules only when they are used.
+from .training.config import JACOBIAN_ESTIMATORS, PRECISIONS, TRACKLET_DRAWS, TRACKLET_NEGATIVES
+from .training.config import PRESETS as TRAINING_PRESETS
 
 DEFAULT_EVAL_SEQUENCES = ["MOT17-09-FRCNN", "MOT17-09-SDP"]
 
@@ -114,7 +117,6 @@ def cmd_crops(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training.config import PRESETS as TRAINING_PRESETS
     from .training.trainer import train
 
     chosen = TRAINING_PRESETS[args.preset]
@@ -289,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mine label-free tracklets from these sequences' detections and train with the "
                              "tracklet term (weight 1 unless --tracklet-weight says otherwise)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
-    tr.add_argument("--preset", choices=["paper", "cpu", "tiny"], default="paper",
+    tr.add_argument("--preset", choices=list(TRAINING_PRESETS), default="paper",
                     help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests")
     tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
     tr.add_argument("--steps", type=int)
@@ -304,17 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tracklet-temperature", type=float, help="InfoNCE temperature, squared latent units")
     tr.add_argument("--tracklet-pairs", type=int, help="tracklets per step (two crops each)")
     tr.add_argument("--tracklet-min-gap", type=int, help="frames between a positive pair's crops")
-    tr.add_argument("--tracklet-draw", choices=["shared-frame", "uniform"],
+    tr.add_argument("--tracklet-draw", choices=TRACKLET_DRAWS,
                     help="draw a step's tracklets in groups that share a frame (default) or uniformly")
-    tr.add_argument("--tracklet-negatives", choices=["batch", "shared-frame"],
+    tr.add_argument("--tracklet-negatives", choices=TRACKLET_NEGATIVES,
                     help="negatives: every other tracklet of the batch (default) or only those sharing a frame")
     tr.add_argument("--shift-pixels", type=int, help="augmentation: random translation up to this many pixels")
     tr.add_argument("--colour-jitter", type=float,
                     help="augmentation: random per-channel gain in 1 +- this (off by default)")
     tr.add_argument("--no-reconstruction", action="store_true",
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
-    tr.add_argument("--jacobian", choices=["finite_difference", "projection"])
-    tr.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    tr.add_argument("--jacobian", choices=JACOBIAN_ESTIMATORS)
+    tr.add_argument("--precision", choices=PRECISIONS)
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--latent-dim", type=int)
@@ -335,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--det", help="det.txt (default: the sequence's own)")
     em.add_argument("--weights", help="FMVAE .safetensors (default: the HSV colour descriptor)")
     em.add_argument("--device", default="auto")
-    em.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    em.add_argument("--precision", choices=PRECISIONS, default="fp32")
     em.add_argument("--out", required=True)
     _add_data_root(em)
     em.add_argument("--quiet", action="store_true")

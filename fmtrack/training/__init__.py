@@ -1,10 +1,22 @@
-"""Label-free training of the VHP-FMVAE appearance model: config, network, objective, crops, trainer, weights."""
+"""Label-free training of the VHP-FMVAE appearance model: config, network, objective, crops, trainer, weights.
 
-from .config import PRESETS, ModelConfig, Preset, TrainConfig
-from .crops import CropSet, cut_crops, load_crops, save_crops, synthetic_crops
-from .model import FMVAE
-from .trainer import Trainer, train
-from .weights import WeightsInfo, load_weights, save_weights
+Names are imported on first use (PEP 562), so torch-free parts such as :mod:`.config` can be
+imported, e.g. by the CLI's argument parser, without loading torch.
+"""
 
-__all__ = ["FMVAE", "PRESETS", "CropSet", "ModelConfig", "Preset", "TrainConfig", "Trainer", "WeightsInfo",
-           "cut_crops", "load_crops", "load_weights", "save_crops", "save_weights", "synthetic_crops", "train"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {"PRESETS": "config", "ModelConfig": "config", "Preset": "config", "TrainConfig": "config",
+          "CropSet": "crops", "cut_crops": "crops", "load_crops": "crops", "save_crops": "crops",
+          "synthetic_crops": "crops", "FMVAE": "model", "Trainer": "trainer", "train": "trainer",
+          "WeightsInfo": "weights", "load_weights": "weights", "save_weights": "weights"}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
