@@ -10,6 +10,7 @@ from .io import InputError
 # torch-free: the training package loads its torch modules only when they are used.
 from .training.config import JACOBIAN_ESTIMATORS, PRECISIONS, TRACKLET_DRAWS, TRACKLET_NEGATIVES
 from .training.config import PRESETS as TRAINING_PRESETS
+from .training.tracklets import MiningConfig
 
 DEFAULT_EVAL_SEQUENCES = ["MOT17-09-FRCNN", "MOT17-09-SDP"]
 
@@ -106,11 +107,8 @@ def cmd_bench_cmc(args: argparse.Namespace) -> None:
 
 def cmd_crops(args: argparse.Namespace) -> None:
     from .training.crops import cut_crops
-    from .training.tracklets import MiningConfig
 
-    mining = MiningConfig(**{name: value for name, value in (("min_iou", args.min_iou),
-                             ("max_competitor", args.max_competitor), ("min_length", args.min_length))
-                             if value is not None})
+    mining = MiningConfig(args.min_iou, args.max_competitor, args.min_length)
     out = cut_crops(args.seq, args.out, args.source, args.data_root, args.min_visibility, args.min_confidence,
                     progress=not args.quiet, mining=mining)
     print(f"wrote {out}")
@@ -273,12 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "detections with label-free mined tracklet ids (for --tracklet-weight)")
     crops.add_argument("--min-visibility", type=float, default=0.5, help="gt source only")
     crops.add_argument("--min-confidence", type=float, default=0.3, help="det and tracklets sources only")
-    # Mining defaults live in MiningConfig (0.7, 0.3, 10); the CLI does not import torch-side modules.
-    crops.add_argument("--min-iou", type=float, help="tracklets source: IoU a link needs (default 0.7)")
-    crops.add_argument("--max-competitor", type=float,
-                       help="tracklets source: any other overlap this large cuts a link (default 0.3)")
-    crops.add_argument("--min-length", type=int,
-                       help="tracklets source: shorter tracklets are dropped (detections; default 10)")
+    crops.add_argument("--min-iou", type=float, default=MiningConfig.min_iou,
+                       help="tracklets source: IoU a link needs (default %(default)s)")
+    crops.add_argument("--max-competitor", type=float, default=MiningConfig.max_competitor,
+                       help="tracklets source: any other overlap this large cuts a link (default %(default)s)")
+    crops.add_argument("--min-length", type=int, default=MiningConfig.min_length,
+                       help="tracklets source: shorter tracklets are dropped (detections; default %(default)s)")
     crops.add_argument("--out", required=True, help="crops file (.npz)")
     _add_data_root(crops)
     crops.add_argument("--quiet", action="store_true")
