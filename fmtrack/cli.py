@@ -158,7 +158,7 @@ def _training_crops(args: argparse.Namespace) -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .training.weights import export_weights
+    from .model.weights import export_weights
 
     out = export_weights(args.weights, args.out, fp16=not args.fp32, provenance={"exported_from": str(args.weights)})
     print(f"wrote {out} and its sidecar")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fmtrack.io import InputError, resolve_data_root
-from fmtrack.training.crops import (box_outside, cut_crops, load_crops, normalise_crops, save_crops,
+from fmtrack.model.normalise import normalise_crops
+from fmtrack.training.crops import (box_outside, cut_crops, load_crops, save_crops,
                                     synthetic_crops)
 
 

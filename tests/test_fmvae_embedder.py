@@ -9,9 +9,10 @@ import torch
 
 from fmtrack.embedder.fmvae import FMVAEEmbedder
 from fmtrack.io import InputError
-from fmtrack.training.config import PRESETS, ModelConfig
-from fmtrack.training.model import FMVAE
-from fmtrack.training.weights import WeightsInfo, load_weights, save_weights, sidecar_path
+from fmtrack.model.config import ModelConfig
+from fmtrack.training.config import PRESETS
+from fmtrack.model.network import FMVAE
+from fmtrack.model.weights import WeightsInfo, load_weights, save_weights, sidecar_path
 
 
 @pytest.fixture

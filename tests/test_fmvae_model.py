@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from fmtrack.io import InputError
-from fmtrack.training.config import PRESETS, ModelConfig, TrainConfig
-from fmtrack.training.model import FMVAE, load_vgg16_features, vgg16_features
+from fmtrack.model.config import ModelConfig
+from fmtrack.training.config import PRESETS, TrainConfig
+from fmtrack.model.network import FMVAE, load_vgg16_features, vgg16_features
 
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 POOL_INDICES = [4, 9, 16, 23, 30]

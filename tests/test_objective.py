@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fmtrack.training.config import PRESETS
-from fmtrack.training.model import FMVAE, HierarchicalPrior
+from fmtrack.model.network import FMVAE, HierarchicalPrior
 from fmtrack.training.objective import (BetaController, finite_difference_jacobian, flatness_from_metric,
                                         flatness_projection, importance_weighted_kl, metric_tensor,
                                         mixup_points, normalise_flatness, objective)

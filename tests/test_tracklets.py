@@ -11,11 +11,13 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from fmtrack.io import Detections, InputError, find_sequence, read_detections, read_ground_truth
 from fmtrack.training.config import PRESETS, TrainConfig
-from fmtrack.training.crops import cut_crops, load_crops, normalise_crops, save_crops, synthetic_crops
-from fmtrack.training.model import FMVAE
+from fmtrack.model.normalise import normalise_crops
+from fmtrack.training.crops import cut_crops, load_crops, save_crops, synthetic_crops
+from fmtrack.model.network import FMVAE
 from fmtrack.training.objective import (flatness, importance_weighted_kl, mixup_points, objective,
                                         reconstruction_error, tracklet_infonce)
-from fmtrack.training.tracklets import MiningConfig, mine_tracklets, tracklet_purity
+from fmtrack.benchmarks.tracklet_purity import tracklet_purity
+from fmtrack.training.tracklets import MiningConfig, mine_tracklets
 from fmtrack.training.trainer import CHECKPOINT, Trainer, tracklet_groups
 
 from resume_check import assert_resume_is_bit_identical

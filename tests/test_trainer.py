@@ -10,7 +10,7 @@ from fmtrack.io import InputError
 from fmtrack.training.config import PRESETS
 from fmtrack.training.crops import save_crops, synthetic_crops
 from fmtrack.training.trainer import CHECKPOINT, LOG, Trainer
-from fmtrack.training.weights import load_weights
+from fmtrack.model.weights import load_weights
 
 from resume_check import assert_resume_is_bit_identical
 

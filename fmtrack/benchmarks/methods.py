@@ -105,7 +105,7 @@ def image_embedder(features: str) -> Embedder | None:
 def default_max_dist(features: str, metric: str) -> float | None:
     """A descriptor's label-free threshold in ``metric`` units, if one is known."""
     if _is_fmvae(features):
-        from ..training.weights import read_weights_info
+        from ..model.weights import read_weights_info
 
         return read_weights_info(features).thresholds.get(metric)
     return DEFAULT_MAX_DIST.get(features) if metric == "cosine" else None
@@ -204,7 +204,7 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
     described = PrecomputedFeatures(path, info.seq_length).detections
     calibrations = {metric: calibrate_threshold(described.features, described, metric, gap) for metric in metrics}
     if write:
-        from ..training.weights import update_thresholds
+        from ..model.weights import update_thresholds
 
         update_thresholds(features, {metric: c.threshold for metric, c in calibrations.items()},
                           {"calibration": {"sequence": info.name,

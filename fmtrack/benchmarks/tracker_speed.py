@@ -19,7 +19,6 @@ import numpy as np
 from ..io import deepsort_features_path, find_sequence, read_seqinfo
 from ..embedder import PrecomputedFeatures
 from ..tracker import PRESETS, Tracker, TrackerConfig
-from ..tracker.detections import select_detections
 
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray]
 

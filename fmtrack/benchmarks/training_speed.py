@@ -16,10 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ..training.config import ModelConfig, TrainConfig
+from ..model.config import ModelConfig
+from ..model.device import autocast_context
+from ..model.network import Encoder
+from ..training.config import TrainConfig
 from ..training.crops import save_crops, synthetic_crops
-from ..training.model import Encoder
-from ..training.trainer import Trainer, autocast_context
+from ..training.trainer import Trainer
 
 VGG16_GFLOP_PER_CROP = 2.5
 ESTIMATORS = {"finite_difference": {"jacobian": "finite_difference"},

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..io import Detections
 from ..tracker.linear_assignment import iou_matrix
+from ..tracker.linking import unambiguous_links
 
 
 @dataclass(frozen=True)
@@ -39,25 +40,6 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def unambiguous_links(detections: Detections, min_iou: float, max_competitor: float | None) -> np.ndarray:
-    """(N,) row of each detection's unambiguous successor in the next frame, or -1."""
-    successor = np.full(len(detections), -1, dtype=np.int64)
-    for frame in np.unique(detections.frames):
-        here, after = detections.frame_slice(int(frame)), detections.frame_slice(int(frame) + 1)
-        if after.stop == after.start:
-            continue
-        iou = iou_matrix(detections.boxes[here], detections.boxes[after])
-        best_next, best_prev = iou.argmax(axis=1), iou.argmax(axis=0)
-        rows = np.arange(iou.shape[0])
-        ok = (best_prev[best_next] == rows) & (iou[rows, best_next] >= min_iou)
-        if max_competitor is not None:
-            # No competitor: the pair's row and column hold no other overlap at max_competitor or more.
-            strong = iou >= max_competitor
-            ok &= strong.sum(axis=1) + strong.sum(axis=0)[best_next] - 2 == 0
-        successor[rows[ok] + here.start] = best_next[ok] + after.start
-    return successor
 
 
 def label_free_pairs(detections: Detections, gap: int = 15, min_iou: float = 0.7, max_competitor: float | None = None,

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..training.crops import normalise_crops
-from ..training.trainer import autocast_context, resolve_device
-from ..training.weights import existing_weights, load_weights, read_weights_info
-from .crops import cut_crops
+from ..model.crops import cut_crops
+from ..model.device import autocast_context, resolve_device
+from ..model.normalise import normalise_crops
+from ..model.weights import existing_weights, load_weights, read_weights_info
 
 
 class FMVAEEmbedder:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .crops import cut_crops
+from ..model.crops import cut_crops
 
 CROP_SIZE = (32, 64)  # width, height
 BINS = (8, 8)

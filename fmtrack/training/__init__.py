@@ -1,4 +1,5 @@
-"""Label-free training of the VHP-FMVAE appearance model: config, network, objective, crops, trainer, weights.
+"""Label-free training of the VHP-FMVAE appearance model: config, objective, crops, trainer (the network
+and its weights I/O live in :mod:`fmtrack.model`).
 
 Names are imported on first use (PEP 562), so torch-free parts such as :mod:`.config` can be
 imported, e.g. by the CLI's argument parser, without loading torch.
@@ -11,8 +12,7 @@ from typing import Any
 
 _HOMES = {"PRESETS": "config", "ModelConfig": "config", "Preset": "config", "TrainConfig": "config",
           "CropSet": "crops", "cut_crops": "crops", "load_crops": "crops", "save_crops": "crops",
-          "synthetic_crops": "crops", "FMVAE": "model", "Trainer": "trainer", "train": "trainer",
-          "WeightsInfo": "weights", "load_weights": "weights", "save_weights": "weights"}
+          "synthetic_crops": "crops", "Trainer": "trainer", "train": "trainer"}
 __all__ = sorted(_HOMES)
 
 

@@ -1,4 +1,4 @@
-"""Configuration of the FMVAE appearance model: one dataclass for the architecture, one for training.
+"""Training configuration of the FMVAE appearance model, and the named (architecture, training) presets.
 
 Defaults are the paper's MOT16 configuration (Chen et al., ICML 2020, "Learning Flat Latent
 Manifolds with VAEs", VHP-FMVAE on 64x64 pedestrian crops). ``width`` scales every convolution's
@@ -7,49 +7,16 @@ channel count for the reduced configurations used on CPU and in tests; see :data
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from ..model.config import ModelConfig, config_from_dict, config_to_dict
 
 JACOBIAN_ESTIMATORS = ("finite_difference", "projection")
 JVP_METHODS = ("finite_difference", "autodiff")
 PRECISIONS = ("fp32", "bf16", "fp16")
 TRACKLET_DRAWS = ("shared-frame", "uniform")
 TRACKLET_NEGATIVES = ("batch", "shared-frame")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture. Channel counts are the full-width values; ``width`` multiplies them."""
-
-    image_size: int = 64                      # crops are image_size x image_size x 3
-    latent_dim: int = 128                     # N_z, the descriptor's dimension
-    hyper_latent_dim: int = 128               # dimension of the hierarchical prior's zeta
-    width: float = 1.0                        # channel multiplier (0.25 = quarter-width VGG16)
-    encoder_channels: tuple[int, ...] = (64, 128, 256, 512, 512)    # VGG16's five stages
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)      # one upsampling block each
-    prior_hidden: tuple[int, ...] = (512, 512)                       # q(zeta|z) and p(z|zeta) MLPs
-
-    def __post_init__(self) -> None:
-        if self.image_size % 2 ** len(self.encoder_channels) != 0:
-            raise ValueError(f"image_size {self.image_size} must be divisible by 2^{len(self.encoder_channels)}")
-        if len(self.decoder_channels) != len(self.encoder_channels):
-            raise ValueError("the decoder needs one upsampling block per encoder pooling stage")
-        if self.width <= 0 or self.latent_dim <= 0 or self.hyper_latent_dim <= 0:
-            raise ValueError("width, latent_dim and hyper_latent_dim must be positive")
-
-    def scaled(self, channels: int) -> int:
-        """A channel count after the width multiplier (at least 1)."""
-        return max(1, round(channels * self.width))
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -144,25 +111,11 @@ class TrainConfig:
             raise ValueError("reconstruction=False leaves nothing to train unless tracklet_weight > 0")
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        return _from_dict(cls, data)
-
-
-def _to_dict(config: Any) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
-
-
-def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build ``cls`` from a dict; unknown keys are an error (they mean a different version)."""
-    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return cls(**values)
+        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True)

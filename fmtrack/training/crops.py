@@ -3,7 +3,7 @@
 A crops file is an uncompressed ``.npz`` (loads without pickle) holding
 
 * ``images``: (N, S, S, 3) uint8 BGR crops (S = 64), the box clipped to the image and resized with
-  cv2.INTER_AREA by :func:`fmtrack.embedder.crops.cut_crops` (the aspect ratio is not kept: every box becomes a square);
+  cv2.INTER_AREA by :func:`fmtrack.model.crops.cut_crops` (the aspect ratio is not kept: every box becomes a square);
 * provenance, one entry per crop: ``sequence`` (str), ``frame`` (int64, 1-based), ``box`` (float64
   tlwh pixels as annotated, before clipping), ``track_id`` (int64, unique within a sequence: the
   ground-truth id for ``gt``, kept only for evaluation; the mined tracklet id for ``tracklets``; -1
@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from ..embedder.crops import cut_crops as cut_box_crops
+from ..model.crops import cut_crops as cut_box_crops
 from ..io import (Detections, ImageSequence, InputError, atomic_path, find_sequence, read_detections,
                   read_ground_truth, read_seqinfo)
 from .tracklets import MiningConfig, mine_tracklets
@@ -149,16 +148,6 @@ def channel_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 BGR crops, in RGB order and [0, 1] pixel units."""
     pixels = images.reshape(-1, 3)[:, ::-1].astype(np.float64) / 255.0
     return pixels.mean(0).tolist(), np.maximum(pixels.std(0), 1e-6).tolist()
-
-
-def normalise_crops(images: np.ndarray | torch.Tensor, mean: list[float], std: list[float],
-                    device: torch.device | str = "cpu") -> torch.Tensor:
-    """(N, S, S, 3) uint8 BGR -> (N, 3, S, S) float32 RGB, standardised per channel, on ``device``."""
-    batch = torch.as_tensor(images).to(device)
-    batch = batch.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
-    return (batch - mean_t) / std_t
 
 
 def synthetic_crops(count: int, size: int = CROP_SIZE, seed: int = 0) -> CropSet:

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .crops import load_crops, normalise_crops
+from ..model.normalise import normalise_crops
+from ..model.weights import load_weights
+from .crops import load_crops
 from .diagnostic_plots import plot_flatness_boxes, plot_latent_map_2d
 from .diagnostics import ModelFlatness, format_flatness_table, latent_map_2d, model_flatness
-from .weights import load_weights
 
 
 @torch.no_grad()

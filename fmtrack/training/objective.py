@@ -41,7 +41,7 @@ from typing import Callable
 import torch
 
 from .config import TrainConfig
-from .model import FMVAE, HierarchicalPrior, gaussian_log_density
+from ..model.network import FMVAE, HierarchicalPrior, gaussian_log_density
 
 Decode = Callable[[torch.Tensor], torch.Tensor]
 

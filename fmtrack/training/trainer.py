@@ -26,7 +26,6 @@ a label-free descriptor has; jittering it would teach invariance to what tells p
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -43,34 +42,20 @@ from safetensors.torch import load_file, safe_open, save_file
 from tqdm import tqdm
 
 from ..io import InputError, atomic_path, atomic_write
-from .config import ModelConfig, TrainConfig
-from .crops import CropSet, channel_statistics, load_crops, normalise_crops
-from .model import FMVAE
+from ..model.config import ModelConfig
+from ..model.device import autocast_context, resolve_device
+from ..model.network import FMVAE
+from ..model.normalise import normalise_crops
+from ..model.weights import WeightsInfo, save_weights
+from .config import TrainConfig
+from .crops import CropSet, channel_statistics, load_crops
 from .objective import BetaController, objective
-from .weights import WeightsInfo, save_weights
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.csv"
 WEIGHTS = "weights.safetensors"
 LOG_COLUMNS = ["step", "epoch", "initial_phase", "C", "C_ema", "F", "beta", "c2", "R", "tracklet", "loss",
                "crops_per_s", "elapsed_s"]
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as torch spells it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """torch.autocast for "bf16"/"fp16" on ``device``; a no-op for "fp32"."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 autocast needs CUDA; use bf16 on CPU")
-    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
 class Trainer:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..io import InputError, atomic_path, atomic_write
 from .config import ModelConfig
-from .model import FMVAE
+from .network import FMVAE
 
 FORMAT = "fmtrack-fmvae/1"
 
