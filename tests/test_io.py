@@ -297,19 +297,19 @@ def test_read_seqinfo(tmp_path):
     assert info.image_dir == seq / "img1"
 
 
-@pytest.mark.parametrize("text, words", [
-    ("name=x\nseqLength=3\n", ["malformed seqinfo.ini"]),  # no [Sequence] header
-    ("[Other]\nseqLength=3\n", ["malformed seqinfo.ini"]),
-    (SEQINFO.format(name="x", length="three"), ["malformed seqinfo.ini"]),
-    (SEQINFO.replace("frameRate=30\n", "").format(name="x", length=3), ["malformed seqinfo.ini", "frameRate"]),
-    (SEQINFO.format(name="x", length=0), ["must be positive"]),
-    ("[Sequence]\n[Sequence]\nseqLength=3\n", ["malformed seqinfo.ini"]),  # duplicate section
+@pytest.mark.parametrize("text, line, words", [
+    ("name=x\nseqLength=3\n", None, ["malformed seqinfo.ini"]),  # no [Sequence] header
+    ("[Other]\nseqLength=3\n", None, ["malformed seqinfo.ini"]),
+    (SEQINFO.format(name="x", length="three"), 5, ["malformed seqinfo.ini", "seqLength"]),
+    (SEQINFO.replace("frameRate=30\n", "").format(name="x", length=3), None, ["malformed seqinfo.ini", "frameRate"]),
+    (SEQINFO.format(name="x", length=0), 5, ["must be positive"]),
+    ("[Sequence]\n[Sequence]\nseqLength=3\n", None, ["malformed seqinfo.ini"]),  # duplicate section
 ])
-def test_malformed_seqinfo(tmp_path, text, words):
+def test_malformed_seqinfo(tmp_path, text, line, words):
     ini = _write(tmp_path / "seq" / "seqinfo.ini", text)
     with pytest.raises(InputError) as err:
         read_seqinfo(tmp_path / "seq")
-    _assert_error(err, ini, None, *words)
+    _assert_error(err, ini, line, *words)
 
 
 def test_missing_seqinfo(tmp_path):
@@ -335,8 +335,10 @@ def test_image_sequence_missing_image_and_folder(tmp_path):
     import cv2
 
     (seq / "img1").mkdir()
-    cv2.imwrite(str(seq / "img1" / "000001.jpg"), np.full((8, 12, 3), 200, np.uint8))
+    for frame in (1, 2, 3):
+        cv2.imwrite(str(seq / "img1" / f"{frame:06d}.jpg"), np.full((8, 12, 3), 200, np.uint8))
     images = ImageSequence(read_seqinfo(seq))
+    (seq / "img1" / "000002.jpg").unlink()  # a frame lost after the sequence was opened
     assert len(images) == 3
     assert images[1].shape == (8, 12, 3)
     with pytest.raises(InputError) as err:
