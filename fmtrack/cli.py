@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import traceback
 import warnings
 from pathlib import Path
@@ -30,6 +31,10 @@ class _HelpFormatter(argparse.HelpFormatter):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Paths and method names hold hyphens: never break a line inside them.
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def _add_data_root(parser: argparse.ArgumentParser) -> None:
@@ -386,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--out-dir", default="runs/diagnose", help="where the table and flatness.png go")
     dg.add_argument("--quiet", action="store_true", help="no progress bar")
     dg.set_defaults(func=cmd_diagnose)
+    _set_formatter(parser)
     return parser
 
 
@@ -433,7 +439,6 @@ def _error_line(err: BaseException) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    _set_formatter(parser)
     args = parser.parse_args(argv)
     _check_combinations(parser, args)
     previous = warnings.showwarning
