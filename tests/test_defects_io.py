@@ -398,6 +398,7 @@ def test_cli_boundary_turns_any_exception_into_one_line(tmp_path, capsys, monkey
 
 
 # -- 9. bounded memory --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_detection_parser_peak_memory_is_a_small_multiple_of_the_file(tmp_path):
     # Old: ~13x the file size (Python lists of floats); measured in a fresh process.
     rng = np.random.default_rng(0)
@@ -490,6 +491,7 @@ def test_suite_runs_with_a_temporary_feature_cache():
     assert not cache.is_relative_to(Path.home() / ".cache"), cache
 
 
+@pytest.mark.slow
 def test_ci_without_data_root_fails_instead_of_skipping(tmp_path):
     # Old: every data test was skipped, so a CI run without data passed.
     test = tmp_path / "test_needs_data.py"

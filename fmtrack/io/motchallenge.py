@@ -346,7 +346,7 @@ def _detections_from_table(path: Path, table: np.ndarray, line_numbers: np.ndarr
         i = int(np.argmax(negative))
         raise InputError(path, f"negative box size {boxes[i, 2]:g} x {boxes[i, 3]:g}", int(line_numbers[i]))
     keep = (boxes[:, 2] >= MIN_BOX_SIZE) & (boxes[:, 3] >= MIN_BOX_SIZE)
-    duplicates = len(frames) - len(np.unique(table[:, [0, 2, 3, 4, 5]], axis=0))
+    duplicates = int(pd.DataFrame(table[:, [0, 2, 3, 4, 5]]).duplicated().sum())  # hashing, not sorting
     if duplicates:
         warnings.warn(InputWarning(f"{path}: {duplicates} duplicated detection rows (same frame and box); "
                                    "each becomes a detection"), stacklevel=3)
