@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     result = track_sequence(info, detections, method.config, inputs.embedder, not args.quiet, inputs.camera_motion)
     write_results(out, result.rows)
     if detections.skipped:
-        print(f"warning: skipped {detections.skipped} detections with zero width or height", file=sys.stderr)
+        print(f"warning: skipped {detections.skipped} detections with a width or height below 1e-3 px", file=sys.stderr)
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks, "
           f"{result.frames_per_second:.0f} frames/s -> {out}")
     if info.gt_path.is_file() and not args.no_score:

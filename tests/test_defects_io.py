@@ -508,3 +508,24 @@ def test_ci_without_data_root_fails_instead_of_skipping(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout
+
+
+def test_unreadable_det_file_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    # Old: PermissionError traceback (root reads anything, so the refusal is simulated at open()).
+    import builtins
+
+    root = tmp_path / "root"
+    seq = _sequence(root, images=False)
+    det = seq / "det" / "det.txt"
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(det):
+            raise PermissionError(errno.EACCES, "Permission denied", str(det))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    code = main(["run", "--seq", "SYN-01", "--data-root", str(root), "--preset", "sort", "--quiet",
+                 "--out", str(tmp_path / "o.txt")])
+    assert code == 2
+    assert f"fmtrack: error: {det}: cannot read (Permission denied)" == _one_line_error(capsys)

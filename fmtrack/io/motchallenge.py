@@ -107,7 +107,8 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
 
     ``name`` and ``imDir`` must be one safe path component (outputs and caches are named after
     them); frameRate finite in (0, MAX_FRAME_RATE]; seqLength at most MAX_SEQ_LENGTH and, when the
-    image folder exists, at most the frames in it; imWidth and imHeight in 1..MAX_PIXELS.
+    image folder exists, its last frame must be there (or the folder hold that many frames);
+    imWidth and imHeight in 1..MAX_PIXELS.
     """
     sequence_dir = Path(sequence_dir)
     ini = sequence_dir / "seqinfo.ini"
@@ -150,10 +151,12 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
     info = SequenceInfo(name=values["name"], path=sequence_dir, frame_rate=float(numbers["frameRate"]),
                         seq_length=int(numbers["seqLength"]), im_width=int(numbers["imWidth"]),
                         im_height=int(numbers["imHeight"]), im_dir=values["imDir"], im_ext=values["imExt"])
+    # A sequence longer than its frames on disk; a lost frame in the middle is reported when read.
     on_disk = _count_frames(info)
-    if on_disk is not None and on_disk < info.seq_length:
+    last = info.image_dir / f"{info.seq_length:06d}{info.im_ext}"
+    if on_disk is not None and on_disk < info.seq_length and not last.is_file():
         raise InputError(ini, f"seqLength={info.seq_length} but {info.image_dir} holds only {on_disk} "
-                              f"{info.im_ext} frames", _ini_line(ini, "seqLength"))
+                              f"{info.im_ext} frames (no {last.name})", _ini_line(ini, "seqLength"))
     return info
 
 
