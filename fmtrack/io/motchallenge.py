@@ -7,7 +7,7 @@ traceback from inside numpy or pandas. Values must be finite and plausible: box 
 
 Documented skip: detections with a width or height below MIN_BOX_SIZE (zero-size boxes, which some
 detectors emit) are dropped with a count in ``Detections.skipped``; negative sizes are errors.
-Duplicated detection rows (same frame and box) are kept, with an :class:`InputWarning`.
+Duplicated rows of a det file (same frame and box) are kept, with an :class:`InputWarning`.
 """
 
 from __future__ import annotations
@@ -349,10 +349,6 @@ def _detections_from_table(path: Path, table: np.ndarray, line_numbers: np.ndarr
         i = int(np.argmax(negative))
         raise InputError(path, f"negative box size {boxes[i, 2]:g} x {boxes[i, 3]:g}", int(line_numbers[i]))
     keep = (boxes[:, 2] >= MIN_BOX_SIZE) & (boxes[:, 3] >= MIN_BOX_SIZE)
-    duplicates = int(pd.DataFrame(table[:, [0, 2, 3, 4, 5]]).duplicated().sum())  # hashing, not sorting
-    if duplicates:
-        warnings.warn(InputWarning(f"{path}: {duplicates} duplicated detection rows (same frame and box); "
-                                   "each becomes a detection"), stacklevel=3)
     return Detections(frames=frames[keep].astype(np.int64), boxes=boxes[keep], scores=scores[keep],
                       features=None if features is None else features[keep], source=str(path),
                       skipped=int((~keep).sum()))
@@ -362,7 +358,12 @@ def read_detections(path: str | Path, seq_length: int | None = None) -> Detectio
     """Read a MOTChallenge ``det.txt`` (10 columns, or the 7-column short form)."""
     path = Path(path)
     table, line_numbers = _read_numeric_table(path, (10, 7))
-    return _detections_from_table(path, table, line_numbers, None, seq_length)
+    detections = _detections_from_table(path, table, line_numbers, None, seq_length)
+    duplicates = int(pd.DataFrame(table[:, [0, 2, 3, 4, 5]]).duplicated().sum())  # hashing, not sorting
+    if duplicates:
+        warnings.warn(InputWarning(f"{path}: {duplicates} duplicated detection rows (same frame and box); "
+                                   "each becomes a detection"), stacklevel=2)
+    return detections
 
 
 def _load_npy(path: Path) -> np.ndarray:
