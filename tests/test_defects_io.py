@@ -529,3 +529,19 @@ def test_unreadable_det_file_is_one_line_naming_it(tmp_path, capsys, monkeypatch
                  "--out", str(tmp_path / "o.txt")])
     assert code == 2
     assert f"fmtrack: error: {det}: cannot read (Permission denied)" == _one_line_error(capsys)
+
+
+def test_huge_seqlength_without_frames_is_bounded_by_the_detections(tmp_path, capsys):
+    # Old: seqLength=200,000 with detections in 4 frames looped over every empty frame (~40 s; 1e8: hours).
+    root = tmp_path / "root"
+    seq = _sequence(root, length=4, images=False)
+    ini = seq / "seqinfo.ini"
+    ini.write_text(ini.read_text().replace("seqLength=4", "seqLength=200000"))
+    code = main(["run", "--seq", "SYN-01", "--data-root", str(root), "--preset", "sort", "--quiet",
+                 "--out", str(tmp_path / "o.txt")])
+    assert code == 2
+    line = _one_line_error(capsys)
+    assert f"{ini}:5: seqLength=200000" in line and "end at frame 4" in line
+    ini.write_text(ini.read_text().replace("seqLength=200000", "seqLength=40"))  # a short empty tail is fine
+    assert main(["run", "--seq", "SYN-01", "--data-root", str(root), "--preset", "sort", "--quiet",
+                 "--no-score", "--out", str(tmp_path / "o.txt")]) == 0

@@ -26,6 +26,7 @@ from ..embedder import Embedder, HSVEmbedder, PrecomputedFeatures, cached_featur
 from ..embedder.calibration import Calibration, calibrate_threshold
 from ..io import (Detections, InputError, SequenceInfo, deepsort_features_path, find_sequence, read_detections,
                   read_seqinfo)
+from ..io.motchallenge import check_sequence_length
 from ..scores import normalise_detections
 from ..tracker import TrackerConfig, preset
 
@@ -174,6 +175,7 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
         reference = Path(det_path) if det_path is not None else info.det_path
         if det_path is not None or reference.is_file():
             from_file.check_rows(read_detections(reference, info.seq_length), reference)
+    check_sequence_length(info, detections)
     if method.config.score_normalisation != "raw":
         detections = normalise_detections(detections, method.config.score_normalisation)
     embedder = None

@@ -34,6 +34,9 @@ MAX_PIXELS = 1e6
 MAX_VALUE = 1e9  # scores, ids, flags
 MIN_BOX_SIZE = 1e-3  # pixels; a thinner detection covers no pixel
 MAX_SEQ_LENGTH = 10_000_000
+# Without frames on disk, seqLength may run past the last detection by at most this many frames
+# (an empty frame costs the tracker ~0.2 ms, so this bounds the silent tail to well under a minute).
+MAX_EMPTY_TAIL = 100_000
 MAX_FRAME_RATE = 10_000.0
 # Feature values whose squared distances stay finite in float32 over a few hundred dimensions.
 MAX_FEATURE = 1e18
@@ -158,6 +161,16 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
         raise InputError(ini, f"seqLength={info.seq_length} but {info.image_dir} holds only {on_disk} "
                               f"{info.im_ext} frames (no {last.name})", _ini_line(ini, "seqLength"))
     return info
+
+
+def check_sequence_length(info: SequenceInfo, detections: "Detections") -> None:
+    """InputError naming seqinfo.ini when, with no frames on disk to confirm it, seqLength runs more
+    than MAX_EMPTY_TAIL frames past the last detection (a run would loop over empty frames)."""
+    if info.image_dir.is_dir() or info.seq_length <= detections.last_frame + MAX_EMPTY_TAIL:
+        return
+    raise InputError(info.ini_path, f"seqLength={info.seq_length} but the detections ({detections.source}) end at "
+                                    f"frame {detections.last_frame} and there are no frames on disk to confirm "
+                                    "the length", _ini_line(info.ini_path, "seqLength"))
 
 
 def _read_numeric_table(path: Path, allowed_columns: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
