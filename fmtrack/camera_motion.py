@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,8 +34,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .io import Detections, ImageSequence, SequenceInfo, atomic_path
+from .io import Detections, ImageSequence, InputWarning, SequenceInfo, atomic_write
 from .io import cache_dir as cache_dir_for
+from .io.images import frames_fingerprint
 
 METHODS = ("none", "sof", "ecc")
 IDENTITY = np.eye(2, 3, dtype=np.float64)
@@ -183,10 +185,41 @@ def _cache_path(info: SequenceInfo, config: CameraMotionConfig, cache_dir: Path,
                 exclude: Detections | None) -> Path:
     key = hashlib.sha1(config.digest().encode())
     key.update(f"{info.seq_length}x{info.im_width}x{info.im_height}".encode())
+    if config.method != "none":
+        key.update(frames_fingerprint(info).encode())
     if exclude is not None:  # masked estimates depend on the exact boxes
         key.update(np.ascontiguousarray(exclude.frames).tobytes())
         key.update(np.ascontiguousarray(exclude.boxes).tobytes())
     return cache_dir / f"{info.name}-{config.method}-{key.hexdigest()[:16]}.npy"
+
+
+def _read_cache(path: Path, seq_length: int) -> np.ndarray | None:
+    """The cached affines, or None (file deleted, with a warning) when unreadable or not finite."""
+    try:
+        affines = np.load(path, allow_pickle=False)
+        problem = None
+        if affines.shape != (seq_length, 2, 3) or affines.dtype != np.float64:
+            problem = f"shape {affines.shape} {affines.dtype}, expected ({seq_length}, 2, 3) float64"
+        elif not np.isfinite(affines).all():
+            problem = "non-finite values"
+    except (OSError, ValueError, EOFError) as err:
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if problem is None:
+        return affines
+    warnings.warn(InputWarning(f"{path}: unusable camera-motion cache ({problem}); recomputing"), stacklevel=3)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _finite_or_identity(affines: np.ndarray, info: SequenceInfo) -> np.ndarray:
+    """Non-finite estimates become the identity (with a warning): a NaN affine would drop every track."""
+    bad = ~np.isfinite(affines).all(axis=(1, 2))
+    if bad.any():
+        warnings.warn(InputWarning(f"{info.image_dir}: camera motion of {int(bad.sum())} frames was not finite "
+                                   f"(first: frame {int(np.argmax(bad)) + 1}); using the identity there"),
+                      stacklevel=3)
+        affines[bad] = IDENTITY
+    return affines
 
 
 def sequence_camera_motion(info: SequenceInfo, config: CameraMotionConfig,
@@ -197,13 +230,17 @@ def sequence_camera_motion(info: SequenceInfo, config: CameraMotionConfig,
     Returns (F, 2, 3) float64 with F = info.seq_length: entry ``f - 1`` maps frame ``f - 1`` pixels
     to frame ``f`` pixels; entry 0 (frame 1) is the identity. ``exclude``: detections whose boxes
     are masked out of each previous frame. The cache (``cache_dir``, default
-    ``fmtrack.io.cache_dir('cmc')``) is keyed by sequence, every config
-    field, the frame size and the excluded boxes, so any change recomputes. Missing or unreadable
-    frames raise :class:`fmtrack.io.InputError` naming the image.
+    ``fmtrack.io.cache_dir('cmc')``) is keyed by sequence, every config field, the frame size, a
+    fingerprint of the frames and the excluded boxes, so any change recomputes; an unreadable or
+    non-finite cache file is recomputed with a warning, and a non-finite estimate becomes the
+    identity with a warning. Missing or unreadable frames raise :class:`fmtrack.io.InputError`
+    naming the image.
     """
     cache = _cache_path(info, config, Path(cache_dir) if cache_dir else cache_dir_for('cmc'), exclude)
     if cache.is_file():
-        return np.load(cache)
+        affines = _read_cache(cache, info.seq_length)
+        if affines is not None:
+            return affines
     affines = np.repeat(IDENTITY[None], info.seq_length, axis=0)
     if config.method != "none":
         images = ImageSequence(info)
@@ -214,8 +251,10 @@ def sequence_camera_motion(info: SequenceInfo, config: CameraMotionConfig,
             boxes = None if exclude is None else exclude.at(frame - 1)[0]
             affines[frame - 1] = _estimate_prepared(previous, current, config, boxes)
             previous = current
-    with atomic_path(cache) as tmp:
-        np.save(tmp, affines)
+    affines = _finite_or_identity(affines, info)
+    # Through a file object: np.save given a path appends ".npy" to names without it.
+    with atomic_write(cache, "wb") as fh:
+        np.save(fh, affines)
     return affines
 
 

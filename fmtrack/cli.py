@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import textwrap
+import traceback
+import warnings
 from pathlib import Path
 
-from .io import InputError
+from .io import InputError, InputWarning, check_output
 # torch-free: the training package loads its torch modules only when they are used.
 from .training.config import JACOBIAN_ESTIMATORS, PRECISIONS, TRACKLET_DRAWS, TRACKLET_NEGATIVES
 from .training.config import PRESETS as TRAINING_PRESETS
 from .training.tracklets import MiningConfig
 
 DEFAULT_EVAL_SEQUENCES = ["MOT17-09-FRCNN", "MOT17-09-SDP"]
+DEFAULT_EVAL_METHODS = ["sort@min_confidence=0.3", "deepsort", "motion"]
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each flag's default to its help, unless the help states it already or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text
+                or action.nargs == 0):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Paths and method names hold hyphens: never break a line inside them.
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def _add_data_root(parser: argparse.ArgumentParser) -> None:
@@ -48,13 +70,14 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
     method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features)
+    out = check_output(args.out or f"runs/{method.config.name}/{info.name}.txt",
+                       [args.det, args.features, info.det_path, info.gt_path])
     inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
     detections = inputs.detections
     result = track_sequence(info, detections, method.config, inputs.embedder, not args.quiet, inputs.camera_motion)
-    out = Path(args.out or f"runs/{method.config.name}/{info.name}.txt")
     write_results(out, result.rows)
     if detections.skipped:
-        print(f"warning: skipped {detections.skipped} detections with zero width or height", file=sys.stderr)
+        print(f"warning: skipped {detections.skipped} detections with a width or height below 1e-3 px", file=sys.stderr)
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks, "
           f"{result.frames_per_second:.0f} frames/s -> {out}")
     if info.gt_path.is_file() and not args.no_score:
@@ -71,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         out_dir = Path(args.out_dir or args.results)
     else:
         out_dir = Path(args.out_dir or "runs/eval")
-        evaluation = run_methods(args.methods, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
+        evaluation = run_methods(args.methods or DEFAULT_EVAL_METHODS, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
                                  progress=not args.quiet)
     if args.ids_baseline:
         evaluation.table = with_ids_ratio(evaluation.table, args.ids_baseline)
@@ -160,15 +183,18 @@ def _training_crops(args: argparse.Namespace) -> Path:
 def cmd_export(args: argparse.Namespace) -> None:
     from .model.weights import export_weights
 
+    check_output(args.out, [args.weights])
     out = export_weights(args.weights, args.out, fp16=not args.fp32, provenance={"exported_from": str(args.weights)})
     print(f"wrote {out} and its sidecar")
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from .embedder import HSVEmbedder, embed_sequence
+    from .embedder import HSVEmbedder, export_features
     from .io import find_sequence, read_detections, read_seqinfo
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
+    inputs = [args.det, info.det_path, args.weights]
+    check_output(args.out, inputs)
     detections = read_detections(args.det or info.det_path, info.seq_length)
     if args.weights:
         from .embedder.fmvae import FMVAEEmbedder
@@ -176,8 +202,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
         embedder = FMVAEEmbedder(args.weights, device=args.device, precision=args.precision)
     else:
         embedder = HSVEmbedder()
-    out = embed_sequence(info, detections, embedder, args.out, progress=not args.quiet)
-    print(f"wrote {out} ({len(detections)} detections x {embedder.dim})")
+    out = export_features(info, detections, embedder, args.out, inputs, progress=not args.quiet)
+    print(f"wrote {out} ({len(detections)} detections x {embedder.dim}; features cached as for fmtrack run)")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -210,8 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(run)
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
     run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
-                                        "hsv (colour histograms, cached), or an N x (7 + D) .npy file "
-                                        "(default: hsv for --preset fmtrack, deepsort for --preset deepsort)")
+                                        "hsv (colour histograms, cached), FMVAE .safetensors weights (cached), or "
+                                        "an N x (7 + D) .npy file whose rows must match the sequence's det.txt "
+                                        "(or --det) (default: the shipped model "
+                                        "weights/fmvae-tracklets-strict.safetensors for --preset fmtrack, "
+                                        "deepsort for --preset deepsort)")
     run.add_argument("--score-norm", dest="score_normalisation", choices=["raw", "auto", "minmax", "logistic", "rank"],
                      help="map detector scores to [0, 1] (auto: only when they are not already; "
                           "default: the preset's)")
@@ -224,40 +253,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")
-    ev.add_argument("--methods", nargs="+", default=["sort@min_confidence=0.3", "deepsort", "motion"],
-                    help="PRESET[@key=value,...], e.g. sort@min_confidence=0.3 deepsort@max_dist=0.2")
+    ev.add_argument("--methods", nargs="+",
+                    help="PRESET[@key=value,...], e.g. sort@min_confidence=0.3 deepsort@max_dist=0.2 "
+                         f"(default: {' '.join(DEFAULT_EVAL_METHODS)}; not with --results)")
     ev.add_argument("--seqs", nargs="+", help="sequences (default with --methods: "
                     f"{' '.join(DEFAULT_EVAL_SEQUENCES)}; with --results: every SEQ.txt in the folder)")
     ev.add_argument("--results", help="score the SEQ.txt files in this folder instead of running methods")
     _add_data_root(ev)
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
-    ev.add_argument("--quiet", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
 
     ed = sub.add_parser("eval-descriptor", help="descriptor AUC and rank-1 against gt identities; IDF1 vs threshold")
     ed.add_argument("--features", nargs="+", default=["hsv", "deepsort"],
                     help="deepsort, hsv, FMVAE .safetensors, or N x (7 + D) .npy files")
-    ed.add_argument("--seqs", nargs="+", default=DEFAULT_EVAL_SEQUENCES)
+    ed.add_argument("--seqs", nargs="+", default=DEFAULT_EVAL_SEQUENCES, help="sequences with gt to evaluate on")
     ed.add_argument("--sweep-preset", default="deepsort",
                     help="tracker preset of the IDF1-vs-threshold sweep ('none': no sweep)")
-    ed.add_argument("--out-dir", default="runs/descriptors")
+    ed.add_argument("--out-dir", default="runs/descriptors", help="where the tables and plots go")
     _add_data_root(ed)
-    ed.add_argument("--quiet", action="store_true")
+    ed.add_argument("--quiet", action="store_true", help="no progress bars")
     ed.set_defaults(func=cmd_eval_descriptor)
 
     bench = sub.add_parser("bench", help="print speed benchmarks")
     bench_sub = bench.add_subparsers(dest="target", required=True)
     bt = bench_sub.add_parser("tracker", help="update() frames/s per preset, and memory on a long stream")
-    bt.add_argument("--seq", default="MOT17-09-FRCNN")
+    bt.add_argument("--seq", default="MOT17-09-FRCNN", help="sequence whose detections are tracked")
     _add_data_root(bt)
-    bt.add_argument("--repeats", type=int, default=3)
+    bt.add_argument("--repeats", type=int, default=3, help="timed passes per preset (the best is reported)")
     bt.add_argument("--stream-frames", type=int, default=100_000, help="synthetic frames for the memory check")
     bt.add_argument("--reference-deepsort", help="checkout of nwojke/deep_sort to time in the same run")
     bt.add_argument("--reference-sort", help="checkout of abewley/sort (needs filterpy) to time in the same run")
     bt.set_defaults(func=cmd_bench_tracker)
     bc = bench_sub.add_parser("cmc", help="camera-motion estimation frames/s on 1920x1080 frames")
-    bc.add_argument("--frames", type=int, default=60)
+    bc.add_argument("--frames", type=int, default=60, help="consecutive frames to time (MOT16-11's, else synthetic)")
     _add_data_root(bc)
     bc.set_defaults(func=cmd_bench_cmc)
     btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s")
@@ -265,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     btr.set_defaults(func=cmd_bench_training)
 
     crops = sub.add_parser("crops", help="cut 64x64 training crops from sequences into one file")
-    crops.add_argument("--seq", nargs="+", required=True)
+    crops.add_argument("--seq", nargs="+", required=True, help="sequences to cut crops from")
     crops.add_argument("--source", choices=["gt", "det", "tracklets"], default="det",
                        help="det: detections, label-free (default); gt: annotated pedestrians; tracklets: "
                             "detections with label-free mined tracklet ids (for --tracklet-weight)")
@@ -279,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tracklets source: shorter tracklets are dropped (detections; default %(default)s)")
     crops.add_argument("--out", required=True, help="crops file (.npz)")
     _add_data_root(crops)
-    crops.add_argument("--quiet", action="store_true")
+    crops.add_argument("--quiet", action="store_true", help="no progress bars")
     crops.set_defaults(func=cmd_crops)
 
     tr = sub.add_parser("train", help="train the flat-manifold VAE on a crops file (resumable)")
@@ -292,12 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", choices=list(TRAINING_PRESETS), default="paper",
                     help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests")
     tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
-    tr.add_argument("--steps", type=int)
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--lr", type=float)
+    tr.add_argument("--steps", type=int, help="optimiser steps (default: the --preset's)")
+    tr.add_argument("--batch-size", type=int, help="crops per step (default: the --preset's)")
+    tr.add_argument("--lr", type=float, help="Adam learning rate (default: the --preset's)")
     tr.add_argument("--kappa", type=float, help="reconstruction constraint: RMS error in pixel standard deviations")
     tr.add_argument("--nu", type=float, help="beta update rate")
-    tr.add_argument("--beta-init", type=float)
+    tr.add_argument("--beta-init", type=float, help="initial KL weight beta (default: the --preset's)")
     tr.add_argument("--eta-warmup", type=int, help="steps over which eta ramps up after the initial phase")
     tr.add_argument("--tracklet-weight", type=float,
                     help="weight of the InfoNCE tracklet term (0: off; needs a 'tracklets' crops file)")
@@ -313,14 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="augmentation: random per-channel gain in 1 +- this (off by default)")
     tr.add_argument("--no-reconstruction", action="store_true",
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
-    tr.add_argument("--jacobian", choices=JACOBIAN_ESTIMATORS)
-    tr.add_argument("--precision", choices=PRECISIONS)
+    tr.add_argument("--jacobian", choices=JACOBIAN_ESTIMATORS,
+                    help="estimator of the decoder Jacobian in the flatness term (default: the --preset's)")
+    tr.add_argument("--precision", choices=PRECISIONS, help="autocast dtype (default: the --preset's)")
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--latent-dim", type=int)
+    tr.add_argument("--seed", type=int, help="random seed (default: the --preset's)")
+    tr.add_argument("--latent-dim", type=int, help="latent size D, the descriptor length (default: the --preset's)")
     tr.add_argument("--width", type=float, help="channel multiplier of encoder and decoder")
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_root(tr)
     tr.set_defaults(func=cmd_train)
 
@@ -331,46 +362,100 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     em = sub.add_parser("embed", help="embed a sequence's detections into an N x (7 + D) .npy")
-    em.add_argument("--seq", required=True)
+    em.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-11")
     em.add_argument("--det", help="det.txt (default: the sequence's own)")
     em.add_argument("--weights", help="FMVAE .safetensors (default: the HSV colour descriptor)")
-    em.add_argument("--device", default="auto")
-    em.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    em.add_argument("--out", required=True)
+    em.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (FMVAE weights only)")
+    em.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast dtype (FMVAE weights only)")
+    em.add_argument("--out", required=True, help="the N x (7 + D) array, written to exactly this path "
+                                                 "(features are also cached, as fmtrack run does)")
     _add_data_root(em)
-    em.add_argument("--quiet", action="store_true")
+    em.add_argument("--quiet", action="store_true", help="no progress bar")
     em.set_defaults(func=cmd_embed)
 
     ca = sub.add_parser("calibrate", help="label-free appearance threshold on a (training) sequence")
-    ca.add_argument("--seq", default="MOT16-11")
+    ca.add_argument("--seq", default="MOT16-11", help="a training sequence (never an evaluation one)")
     ca.add_argument("--features", required=True, help="hsv, or an FMVAE .safetensors")
-    ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"])
+    ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"],
+                    help="distances to calibrate")
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
     ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
     _add_data_root(ca)
     ca.set_defaults(func=cmd_calibrate)
 
     dg = sub.add_parser("diagnose", help="flatness of trained models: table and box plots")
-    dg.add_argument("--weights", nargs="+", required=True)
-    dg.add_argument("--crops", required=True)
+    dg.add_argument("--weights", nargs="+", required=True, help="FMVAE .safetensors files to compare")
+    dg.add_argument("--crops", required=True, help="a crops file (.npz) whose crops are encoded")
     dg.add_argument("--points", type=int, default=50,
                     help="encodings and mixup points per model (exact G: ~0.9 s a point at full width on 2 CPU cores)")
-    dg.add_argument("--out-dir", default="runs/diagnose")
-    dg.add_argument("--quiet", action="store_true")
+    dg.add_argument("--out-dir", default="runs/diagnose", help="where the table and flatness.png go")
+    dg.add_argument("--quiet", action="store_true", help="no progress bar")
     dg.set_defaults(func=cmd_diagnose)
+    _set_formatter(parser)
     return parser
 
 
+def _set_formatter(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = _HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _set_formatter(child)
+
+
+def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that would be silently ignored together are an error instead."""
+    if args.command == "eval" and args.results and args.methods is not None:
+        parser.error("eval: --results scores existing result files, so --methods would be ignored; give one of them")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, InputWarning):
+        print(f"fmtrack: warning: {message}", file=sys.stderr)
+    else:
+        print(f"fmtrack: warning: {category.__name__}: {message}", file=sys.stderr)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _error_line(err: BaseException) -> tuple[str, int]:
+    """One line for an exception at the CLI boundary, and the exit status (2: bad input or
+    environment, 1: an unexpected error)."""
+    hint = "" if os.environ.get("FMTRACK_DEBUG") else " (run with FMTRACK_DEBUG=1 for the traceback)"
+    if isinstance(err, ValueError):  # InputError included: already ``file:line: problem``
+        return str(err).splitlines()[0] if str(err) else type(err).__name__, 2
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror or _first_line(err)}{hint}", 2
+    if isinstance(err, MemoryError):  # numpy's _ArrayMemoryError says how much it wanted
+        return f"out of memory: {_first_line(err)}{hint}", 2
+    if isinstance(err, OverflowError):
+        return f"a value is out of range: {_first_line(err)}{hint}", 2
+    return f"unexpected {type(err).__name__}: {_first_line(err)}{hint}", 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_combinations(parser, args)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         args.func(args)
-    except (InputError, ValueError) as err:
-        print(f"fmtrack: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("fmtrack: interrupted (a training run saved its checkpoint; --resume continues it)", file=sys.stderr)
         return 130
+    except Exception as err:  # the CLI's promise: one line, never a traceback unless asked for
+        message, status = _error_line(err)
+        if os.environ.get("FMTRACK_DEBUG"):
+            traceback.print_exc()
+        print(f"fmtrack: error: {message}", file=sys.stderr)
+        return status
+    finally:
+        warnings.showwarning = previous
     return 0
 
 

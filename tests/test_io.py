@@ -4,6 +4,7 @@ file and the 1-based line, atomic writes, data-root precedence, and property tes
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fmtrack.io.dataroot as dataroot
-from fmtrack.io import (Detections, ImageSequence, InputError, find_sequence, read_detections,
+from fmtrack.io import (Detections, ImageSequence, InputError, InputWarning, find_sequence, read_detections,
                         read_feature_array, read_ground_truth, read_results, read_seqinfo,
                         resolve_data_root, write_results)
 from fmtrack.io import atomic as atomic_module
@@ -297,19 +298,19 @@ def test_read_seqinfo(tmp_path):
     assert info.image_dir == seq / "img1"
 
 
-@pytest.mark.parametrize("text, words", [
-    ("name=x\nseqLength=3\n", ["malformed seqinfo.ini"]),  # no [Sequence] header
-    ("[Other]\nseqLength=3\n", ["malformed seqinfo.ini"]),
-    (SEQINFO.format(name="x", length="three"), ["malformed seqinfo.ini"]),
-    (SEQINFO.replace("frameRate=30\n", "").format(name="x", length=3), ["malformed seqinfo.ini", "frameRate"]),
-    (SEQINFO.format(name="x", length=0), ["must be positive"]),
-    ("[Sequence]\n[Sequence]\nseqLength=3\n", ["malformed seqinfo.ini"]),  # duplicate section
+@pytest.mark.parametrize("text, line, words", [
+    ("name=x\nseqLength=3\n", None, ["malformed seqinfo.ini"]),  # no [Sequence] header
+    ("[Other]\nseqLength=3\n", None, ["malformed seqinfo.ini"]),
+    (SEQINFO.format(name="x", length="three"), 5, ["malformed seqinfo.ini", "seqLength"]),
+    (SEQINFO.replace("frameRate=30\n", "").format(name="x", length=3), None, ["malformed seqinfo.ini", "frameRate"]),
+    (SEQINFO.format(name="x", length=0), 5, ["must be positive"]),
+    ("[Sequence]\n[Sequence]\nseqLength=3\n", None, ["malformed seqinfo.ini"]),  # duplicate section
 ])
-def test_malformed_seqinfo(tmp_path, text, words):
+def test_malformed_seqinfo(tmp_path, text, line, words):
     ini = _write(tmp_path / "seq" / "seqinfo.ini", text)
     with pytest.raises(InputError) as err:
         read_seqinfo(tmp_path / "seq")
-    _assert_error(err, ini, None, *words)
+    _assert_error(err, ini, line, *words)
 
 
 def test_missing_seqinfo(tmp_path):
@@ -335,8 +336,10 @@ def test_image_sequence_missing_image_and_folder(tmp_path):
     import cv2
 
     (seq / "img1").mkdir()
-    cv2.imwrite(str(seq / "img1" / "000001.jpg"), np.full((8, 12, 3), 200, np.uint8))
+    for frame in (1, 2, 3):
+        cv2.imwrite(str(seq / "img1" / f"{frame:06d}.jpg"), np.full((8, 12, 3), 200, np.uint8))
     images = ImageSequence(read_seqinfo(seq))
+    (seq / "img1" / "000002.jpg").unlink()  # a frame lost after the sequence was opened
     assert len(images) == 3
     assert images[1].shape == (8, 12, 3)
     with pytest.raises(InputError) as err:
@@ -453,3 +456,91 @@ def test_det_single_corrupted_cell_names_its_line(tmp_path, table, where, bad):
         assert "not a number" in str(err.value)
     else:
         assert "non-finite" in str(err.value) and f"column {col + 1}" in str(err.value)
+
+
+# -- property tests with extreme finite values: a valid finite result or one InputError naming the file ------
+extreme = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                    st.sampled_from([1e-320, -1e-320, 5e-324, 1e308, -1e308, 0.0, 1e6, 1e9, 2.5]),
+                    st.integers(-5, 3000).map(float))
+reasonable = st.one_of(st.integers(1, 50).map(float), st.floats(0.5, 500, allow_nan=False))
+
+
+def _table_text(rows: list[list[float]]) -> str:
+    return "".join(",".join(repr(v) for v in row) + "\n" for row in rows)
+
+
+def _rows(ncols: int):
+    """Rows mixing plausible values with extreme finite ones, so both outcomes occur."""
+    cell = st.one_of(reasonable, reasonable, extreme)
+    return st.lists(st.lists(cell, min_size=ncols, max_size=ncols), min_size=1, max_size=8)
+
+
+def _valid_or_input_error(path: Path, read) -> object | None:
+    """``read()``'s result, or None after checking its InputError names ``path`` on one line; any
+    other exception fails the test."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputWarning)  # duplicated rows are valid input
+            return read()
+    except InputError as err:
+        assert err.path == str(path) and "\n" not in str(err)
+        return None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.one_of(_rows(9), _rows(10)))
+def test_ground_truth_reader_property(tmp_path, rows):
+    path = _write(tmp_path / "gt.txt", _table_text(rows))
+    gt = _valid_or_input_error(path, lambda: read_ground_truth(path, seq_length=3000))
+    if gt is not None:
+        values = gt.to_numpy(dtype=float)
+        assert np.isfinite(values).all() and (np.abs(values[:, :4]) <= 1e6).all()
+        frames, ids = (gt.index.get_level_values(k).to_numpy() for k in ("FrameId", "Id"))
+        assert (frames >= 1).all() and (frames <= 3000).all() and np.isfinite(ids).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.one_of(_rows(6), _rows(10)))
+def test_results_reader_property(tmp_path, rows):
+    path = _write(tmp_path / "res.txt", _table_text(rows))
+    results = _valid_or_input_error(path, lambda: read_results(path, seq_length=3000))
+    if results is not None:
+        values = results.to_numpy(dtype=float)
+        assert np.isfinite(values).all() and (np.abs(values[:, :4]) <= 1e6).all()
+        assert (values[:, 2:4] >= 1e-3).all()  # width and height usable by IoU
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(st.one_of(reasonable, reasonable, extreme), min_size=9, max_size=9),
+                     min_size=1, max_size=8))
+def test_feature_array_reader_property(tmp_path, rows):
+    path = tmp_path / "f.npy"
+    np.save(path, np.array(rows, dtype=np.float64))
+    detections = _valid_or_input_error(path, lambda: read_feature_array(path, seq_length=3000))
+    if detections is not None:
+        assert np.isfinite(detections.features).all() and np.isfinite(detections.boxes).all()
+        assert (np.abs(detections.boxes) <= 1e6).all() and (detections.boxes[:, 2:] >= 1e-3).all()
+        # Squared distances of the float32 features stay finite.
+        assert np.isfinite((detections.features.astype(np.float32) ** 2).sum(axis=1)).all()
+
+
+ini_value = st.one_of(extreme.map(repr), st.integers(-3, 10**9).map(str), st.sampled_from(["nan", "inf", "-inf", "", "1e3"]))
+ini_name = st.one_of(st.sampled_from(["SEQ-01", "../x", "a/b", "..", ".", " x", "ok name"]),
+                     st.text(min_size=0, max_size=12))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=ini_name, rate=ini_value, length=ini_value, width=ini_value, height=ini_value)
+def test_seqinfo_reader_property(tmp_path, name, rate, length, width, height):
+    seq = tmp_path / "seq"
+    ini = seq / "seqinfo.ini"
+    text = (f"[Sequence]\nname={name}\nimDir=img1\nframeRate={rate}\nseqLength={length}\n"
+            f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n")
+    seq.mkdir(exist_ok=True)
+    ini.write_bytes(text.encode("utf8", errors="surrogatepass"))
+    info = _valid_or_input_error(ini, lambda: read_seqinfo(seq))
+    if info is not None:
+        assert 0 < info.frame_rate <= 1e4 and np.isfinite(info.frame_rate)
+        assert 1 <= info.seq_length <= 10_000_000 and 1 <= info.im_width <= 1e6 and 1 <= info.im_height <= 1e6
+        assert Path(info.name).name == info.name and info.name not in (".", "..")
+        assert (tmp_path / "out" / f"{info.name}.txt").parent == tmp_path / "out"

@@ -26,6 +26,7 @@ from ..embedder import Embedder, HSVEmbedder, PrecomputedFeatures, cached_featur
 from ..embedder.calibration import Calibration, calibrate_threshold
 from ..io import (Detections, InputError, SequenceInfo, deepsort_features_path, find_sequence, read_detections,
                   read_seqinfo)
+from ..io.motchallenge import check_sequence_length
 from ..scores import normalise_detections
 from ..tracker import TrackerConfig, preset
 
@@ -155,8 +156,9 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
                 det_path: str | Path | None = None, progress: bool = True) -> SequenceInputs:
     """The detections (scores normalised), embedder and camera motion a method uses on a sequence.
 
-    With features the detections are the feature file's rows (for DeepSORT's the same as det.txt)
-    and the embedder serves those rows; image descriptors and camera motion are computed once and
+    With features the detections are the feature file's rows, which must match ``det_path`` or the
+    sequence's det.txt when either exists (InputError naming the first differing row), and the
+    embedder serves those rows; image descriptors and camera motion are computed once and
     cached.
     """
     from_file = None  # features stored with their detections: the detections are that file's rows
@@ -169,6 +171,11 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
             raise MethodUnavailable(feature_file, f"{method.label}: no DeepSORT features for {info.name}")
         from_file = PrecomputedFeatures(feature_file, info.seq_length)
         detections = from_file.detections
+        # A features file replaces the detections, so it must hold this sequence's (or --det's) rows.
+        reference = Path(det_path) if det_path is not None else info.det_path
+        if det_path is not None or reference.is_file():
+            from_file.check_rows(read_detections(reference, info.seq_length), reference)
+    check_sequence_length(info, detections)
     if method.config.score_normalisation != "raw":
         detections = normalise_detections(detections, method.config.score_normalisation)
     embedder = None

@@ -12,8 +12,11 @@ class Embedder(Protocol):
     """Maps detection boxes in a frame to appearance descriptors.
 
     dim: descriptor length D. needs_image: False when descriptors do not come from pixels
-    (precomputed files), so a pipeline can skip decoding frames. identity: names the descriptor in
-    feature caches; it changes whenever the descriptor would (recipe version, weights digest).
+    (precomputed files), so a pipeline can skip decoding frames. identity: the descriptor's part of
+    the feature-cache key (the cache adds the boxes and a fingerprint of the frames). It must change
+    whenever the descriptor's output would: recipe version for hand-crafted ones; for learned ones a
+    digest of the weights' tensors AND of everything the sidecar feeds the embedding (normalisation
+    mean/std, architecture, crop size). Best kept to one file-name component (letters, digits, -_.).
     """
 
     dim: int

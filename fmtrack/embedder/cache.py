@@ -1,27 +1,40 @@
 """Features of a whole sequence, computed once from the images and cached as ``N x (7 + D)`` .npy.
 
-The cache file is named after the sequence, the embedder's ``identity`` (which for learned models
-includes a digest of the weights, so new weights never reuse old features) and the detection file,
-so ``fmtrack run --features`` and ``fmtrack eval`` can reuse it.
+The cache key covers everything that determines the features: the embedder's ``identity`` (for
+learned models a digest of the weights and of the sidecar's normalisation and architecture), the
+detection boxes and a fingerprint of the frames (:func:`fmtrack.io.images.frames_fingerprint`).
+Scores are not part of it: they do not change a descriptor. A cache file that cannot be read or
+does not match the detections is deleted and recomputed with a warning; non-finite features are
+never cached.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..io import Detections, ImageSequence, SequenceInfo, atomic_path, cache_dir as cache_dir_for
+from ..io import (Detections, ImageSequence, InputError, InputWarning, SequenceInfo, atomic_write,
+                  cache_dir as cache_dir_for, read_feature_array)
+from ..io.images import frames_fingerprint
+from ..io.names import name_problem
 from .base import Embedder
 
 
-def embed_sequence(info: SequenceInfo, detections: Detections, embedder: Embedder,
-                   out_path: str | Path, progress: bool = True) -> Path:
-    """Embed every detection of a sequence from its frames; write ``N x (7 + D)`` float32 atomically.
+def _descriptor_source(embedder: Embedder) -> str | None:
+    """The file behind a descriptor (weights), for error messages."""
+    path = getattr(embedder, "weights_path", None) or getattr(embedder, "path", None)
+    return None if path is None else str(path)
 
-    Columns: frame, -1, left, top, width, height, confidence, then the D-dim descriptor.
+
+def embed_rows(info: SequenceInfo, detections: Detections, embedder: Embedder, progress: bool = True) -> np.ndarray:
+    """``N x (7 + D)`` float32 rows: frame, -1, left, top, width, height, confidence, descriptor.
+
+    Raises InputError naming the descriptor (its weights file when it has one) when a descriptor
+    value is not finite.
     """
     images = ImageSequence(info)
     rows = np.zeros((len(detections), 7 + embedder.dim), dtype=np.float32)
@@ -32,20 +45,70 @@ def embed_sequence(info: SequenceInfo, detections: Detections, embedder: Embedde
     frames = np.unique(detections.frames)
     for frame in tqdm(frames, desc=f"embed {info.name}", disable=not progress, unit="frame"):
         rows_of_frame = detections.frame_slice(int(frame))
-        rows[rows_of_frame, 7:] = embedder.embed(images[int(frame)], detections.boxes[rows_of_frame], int(frame))
-    out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        np.save(tmp, rows)
+        features = embedder.embed(images[int(frame)], detections.boxes[rows_of_frame], int(frame))
+        if not np.isfinite(features).all():
+            raise InputError(_descriptor_source(embedder), f"descriptor {embedder.identity} gave non-finite values "
+                                                           f"in frame {int(frame)} of {info.name} (nothing was cached)")
+        rows[rows_of_frame, 7:] = features
+    return rows
+
+
+def _save(rows: np.ndarray, out_path: Path, inputs: tuple = ()) -> Path:
+    # Through a file object: np.save given a path appends ".npy" to names without it.
+    with atomic_write(out_path, "wb", inputs=inputs) as fh:
+        np.save(fh, rows)
     return out_path
+
+
+def embed_sequence(info: SequenceInfo, detections: Detections, embedder: Embedder,
+                   out_path: str | Path, progress: bool = True) -> Path:
+    """Embed every detection of a sequence from its frames; write ``N x (7 + D)`` float32 atomically
+    to exactly ``out_path`` (see :func:`embed_rows` for the columns)."""
+    return _save(embed_rows(info, detections, embedder, progress), Path(out_path))
+
+
+def feature_cache_path(info: SequenceInfo, detections: Detections, embedder: Embedder,
+                       cache_dir: str | Path | None = None) -> Path:
+    """Where the features of these detections, frames and descriptor are cached."""
+    key = hashlib.sha256(embedder.identity.encode())
+    key.update(np.ascontiguousarray(np.column_stack([detections.frames, detections.boxes])).tobytes())
+    key.update(frames_fingerprint(info).encode())
+    label = embedder.identity if name_problem(f"{info.name}-{embedder.identity}") is None else "descriptor"
+    return Path(cache_dir or cache_dir_for("features")) / f"{info.name}-{label}-{key.hexdigest()[:16]}.npy"
+
+
+def _cache_problem(path: Path, detections: Detections, dim: int) -> str | None:
+    """Why a cache file cannot serve these detections, or None when it can."""
+    try:
+        cached = read_feature_array(path)
+    except InputError as err:
+        return err.problem
+    if len(cached) != len(detections) or cached.features.shape[1] != dim:
+        return f"holds {len(cached)} x {cached.features.shape[1]} features, expected {len(detections)} x {dim}"
+    if not (np.array_equal(cached.frames, detections.frames)
+            and np.allclose(cached.boxes, detections.boxes, rtol=0, atol=1e-2)):
+        return "its rows are not these detections"
+    return None
 
 
 def cached_features(info: SequenceInfo, detections: Detections, embedder: Embedder,
                     cache_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Path of the cached features for this sequence, detections and embedder; computed if absent."""
-    # Scores do not change a descriptor, so raw and normalised detections share one cache entry.
-    source = hashlib.sha256(np.ascontiguousarray(np.column_stack(
-        [detections.frames, detections.boxes])).tobytes()).hexdigest()[:12]
-    path = Path(cache_dir or cache_dir_for('features')) / f"{info.name}-{embedder.identity}-{source}.npy"
-    if not path.is_file():
-        embed_sequence(info, detections, embedder, path, progress)
-    return path
+    """Path of the cached features for this sequence, detections and embedder; computed if absent
+    or unusable (then replaced, with an InputWarning)."""
+    path = feature_cache_path(info, detections, embedder, cache_dir)
+    if path.is_file():
+        problem = _cache_problem(path, detections, embedder.dim)
+        if problem is None:
+            return path
+        warnings.warn(InputWarning(f"{path}: unusable feature cache ({problem}); recomputing"), stacklevel=2)
+        path.unlink(missing_ok=True)
+    return embed_sequence(info, detections, embedder, path, progress)
+
+
+def export_features(info: SequenceInfo, detections: Detections, embedder: Embedder, out_path: str | Path,
+                    inputs: tuple = (), progress: bool = True, cache_dir: str | Path | None = None) -> Path:
+    """``fmtrack embed``: the cached features (computed and cached if needed) with these detections'
+    own scores, written to exactly ``out_path``; ``inputs`` are files it must not replace."""
+    rows = np.load(cached_features(info, detections, embedder, cache_dir, progress), allow_pickle=False)
+    rows[:, 6] = detections.scores
+    return _save(rows, Path(out_path), inputs)

@@ -24,6 +24,25 @@ class PrecomputedFeatures:
         self.dim = int(self.detections.features.shape[1])
         self.identity = f"file-{self.path.stem}"
 
+    def check_rows(self, detections: Detections, source: str | Path) -> None:
+        """InputError unless this file's rows are ``detections`` (read from ``source``): the same
+        frames and boxes (within 1e-3 px) in frame order; names the first row that differs."""
+        mine = self.detections
+        count = min(len(mine), len(detections))
+        # 1e-3 px, plus float32's rounding of large coordinates in files written as float32.
+        tolerance = 1e-3 + 1e-6 * np.abs(detections.boxes[:count])
+        differs = (mine.frames[:count] != detections.frames[:count]) | (
+            np.abs(mine.boxes[:count] - detections.boxes[:count]) > tolerance).any(axis=1)
+        if differs.any():
+            i = int(np.argmax(differs))
+            raise InputError(self.path, f"does not match {source}: detection {i + 1} (in frame order) is frame "
+                                        f"{mine.frames[i]} box {np.round(mine.boxes[i], 2).tolist()} here but frame "
+                                        f"{detections.frames[i]} box {np.round(detections.boxes[i], 2).tolist()} "
+                                        "there (features of another sequence or detector?)")
+        if len(mine) != len(detections):
+            raise InputError(self.path, f"does not match {source}: {len(mine)} detections here, {len(detections)} "
+                                        f"there (the first {count} agree)")
+
     def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
         """Features (N, D) float32 of boxes (N, 4) tlwh, which must be rows of ``frame``."""
         if frame is None:

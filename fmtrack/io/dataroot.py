@@ -8,9 +8,11 @@ repository (or the working directory) if it exists. Inside a root the official l
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, InputWarning
+from .names import name_problem
 
 BENCHMARKS = ("MOT16", "MOT17", "MOT15", "MOT20")
 SPLITS = ("train", "test")
@@ -41,18 +43,37 @@ def resolve_data_root(data_root: str | Path | None = None) -> Path:
 def find_sequence(name: str, data_root: str | Path | None = None) -> Path:
     """Directory of sequence ``name`` (e.g. ``MOT16-09``, ``MOT17-09-FRCNN``, ``TUD-Campus``)."""
     root = resolve_data_root(data_root)
+    if name_problem(name) is not None:
+        raise InputError(None, f"sequence name {name!r} {name_problem(name)}: it must be one path component")
     direct = root / name
     if (direct / "seqinfo.ini").is_file() or (direct / "det").is_dir():
+        _warn_if_images_outside(root, direct)
         return direct
     for bench in BENCHMARKS:
         for split in SPLITS:
             path = root / bench / split / name
             if path.is_dir():
+                _warn_if_images_outside(root, path)
                 return path
     known = sorted(p.name for b in BENCHMARKS for s in SPLITS
                    for p in (root / b / s).glob("*") if p.is_dir())
     hint = ", ".join(known) if known else "none"
     raise InputError(root, f"unknown sequence {name!r}; sequences under this root: {hint}")
+
+
+_warned_outside: set[Path] = set()
+
+
+def _warn_if_images_outside(root: Path, sequence: Path) -> None:
+    """Warn once per sequence when its ``img1`` is a link resolving outside the data root (MOT17's
+    links to MOT16 stay inside it)."""
+    images = sequence / "img1"
+    if not images.is_symlink() or sequence in _warned_outside:
+        return
+    target = images.resolve()
+    if not target.is_relative_to(root.resolve()):
+        _warned_outside.add(sequence)
+        warnings.warn(InputWarning(f"{images}: links to {target}, outside the data root {root}"), stacklevel=3)
 
 
 def deepsort_features_path(name: str, data_root: str | Path | None = None) -> Path:

@@ -16,3 +16,8 @@ class InputError(ValueError):
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {problem}")
+
+
+class InputWarning(UserWarning):
+    """Input that is used but looks wrong (duplicated rows, frames of another size); the CLI prints
+    it as one ``fmtrack: warning:`` line."""

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, InputWarning
 from .motchallenge import SequenceInfo
 
 
 class ImageSequence:
-    """Random access to the frames of a MOTChallenge sequence: ``seq[frame]`` -> (H, W, 3) uint8 BGR."""
+    """Random access to the frames of a MOTChallenge sequence: ``seq[frame]`` -> (H, W, 3) uint8 BGR.
+
+    A frame whose size differs from seqinfo.ini's imWidth x imHeight is returned as it is, with one
+    :class:`InputWarning` per sequence (boxes and camera motion assume the stated size).
+    """
 
     def __init__(self, info: SequenceInfo):
         self.info = info
+        self._size_warned = False
         if not info.image_dir.is_dir():
             raise InputError(info.image_dir, "image directory not found")
 
@@ -34,4 +41,35 @@ class ImageSequence:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise InputError(path, "unreadable image")
+        height, width = image.shape[:2]
+        if (width, height) != (self.info.im_width, self.info.im_height) and not self._size_warned:
+            self._size_warned = True
+            warnings.warn(InputWarning(f"{path}: frame is {width}x{height} but {self.info.ini_path} says "
+                                       f"{self.info.im_width}x{self.info.im_height}"), stacklevel=2)
         return image
+
+
+def frames_fingerprint(info: SequenceInfo, samples: int = 3) -> str:
+    """A cheap digest of a sequence's frames for cache keys: every frame file's size plus the bytes
+    of ``samples`` evenly spaced frames.
+
+    Content rather than modification times, so a copied data folder keeps its caches; the sizes
+    catch a re-encoded frame anywhere, the sampled bytes an edit that keeps the size.
+    """
+    digest = hashlib.sha256(f"{info.seq_length}:{info.im_width}x{info.im_height}".encode())
+    folder = info.image_dir
+    if not folder.is_dir():
+        return "noimages-" + digest.hexdigest()[:16]
+    sizes = np.full(info.seq_length, -1, dtype=np.int64)
+    for frame in range(1, info.seq_length + 1):
+        path = folder / f"{frame:06d}{info.im_ext}"
+        try:
+            sizes[frame - 1] = path.stat().st_size
+        except OSError:
+            pass
+    digest.update(sizes.tobytes())
+    for frame in np.unique(np.linspace(1, info.seq_length, samples).round().astype(int)):
+        path = folder / f"{frame:06d}{info.im_ext}"
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
