@@ -60,19 +60,19 @@ def cmd_run(args: argparse.Namespace) -> None:
     if info.gt_path.is_file() and not args.no_score:
         from .benchmarks.evaluate import format_table, score_rows
 
-        print(format_table(score_rows(info, result.rows, method.label)).to_string())
+        print(format_table(score_rows(info, result.rows, method.label, hota=not args.no_hota)).to_string())
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from .benchmarks.evaluate import format_table, run_methods, score_results_dir, with_ids_ratio, write_tables
 
     if args.results:
-        evaluation = score_results_dir(args.results, args.seqs, args.data_root)
+        evaluation = score_results_dir(args.results, args.seqs, args.data_root, hota=not args.no_hota)
         out_dir = Path(args.out_dir or args.results)
     else:
         out_dir = Path(args.out_dir or "runs/eval")
         evaluation = run_methods(args.methods, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, hota=not args.no_hota)
     if args.ids_baseline:
         evaluation.table = with_ids_ratio(evaluation.table, args.ids_baseline)
     csv_path, md_path = write_tables(evaluation, out_dir)
@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
+    run.add_argument("--no-hota", action="store_true", help="score without TrackEval's HOTA, DetA, AssA columns")
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")
@@ -232,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(ev)
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
+    ev.add_argument("--no-hota", action="store_true",
+                    help="skip TrackEval's HOTA, DetA, AssA columns (they about double the scoring time)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
