@@ -84,9 +84,10 @@ def hota_row(result: dict[str, dict]) -> dict[str, float]:
 def with_hota(table: pd.DataFrame, per_sequence: list[dict[str, dict]]) -> pd.DataFrame:
     """``summarise``'s table (index: sequence names, then OVERALL when there are several) with the
     HOTA columns appended; OVERALL pools the sequences as TrackEval does."""
-    rows = [hota_row(result) for result in per_sequence]
-    if len(table) == len(per_sequence) + 1:
-        rows.append(hota_row(combine(per_sequence)))
-    if len(rows) != len(table):
+    overall = len(table) == len(per_sequence) + 1
+    if not overall and len(table) != len(per_sequence):
         raise ValueError(f"{len(per_sequence)} HOTA results for a table of {len(table)} rows")
+    rows = [hota_row(result) for result in per_sequence]
+    if overall:
+        rows.append(hota_row(combine(per_sequence)))
     return table.assign(**{column: [row[column] for row in rows] for column in HOTA_COLUMNS})
