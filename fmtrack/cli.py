@@ -22,9 +22,10 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     from .tracker import PRESETS
 
-    parser.add_argument("--preset", default="fmtrack", choices=sorted(PRESETS),
+    parser.add_argument("--preset", default="fmtrack", metavar="NAME|FILE.json",
                         help="fmtrack (default): ByteTrack association + appearance + camera motion; "
-                             "deepsort / sort / bytetrack reproduce the originals; motion: DeepSORT without appearance")
+                             "deepsort / sort / bytetrack reproduce the originals; motion: DeepSORT without appearance; "
+                             f"or a preset file from fmtrack tune (one of {', '.join(sorted(PRESETS))}, or a .json)")
     parser.add_argument("--metric", choices=["cosine", "euclidean"],
                         help="appearance distance: 1 - cosine, or true (not squared) Euclidean")
     parser.add_argument("--max-dist", type=float, help="appearance gating threshold (in --metric units)")
@@ -80,6 +81,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for note in evaluation.skipped:
         print(f"skipped: {note}")
     print(f"wrote {csv_path} and {md_path}")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from .benchmarks.tuning import TuneSettings, tune
+
+    settings = TuneSettings(args.preset, tuple(args.seqs), args.objective, args.trials, args.seed, args.features,
+                            args.data_root)
+    result = tune(settings, args.out, args.storage, args.study, args.workers, progress=not args.quiet)
+    per_sequence = ", ".join(f"{name} {value:.1f}" for name, value in result.per_sequence.items())
+    print(f"{result.trials} trials; this run took {result.seconds:.1f} s with {args.workers} worker(s)")
+    print(f"best mean {args.objective.upper()} {result.best_value:.2f} ({per_sequence})")
+    print(f"parameters: {result.best_parameters}")
+    print(f"wrote {result.preset_path} (use: fmtrack run --preset {result.preset_path}), "
+          f"{result.plot_path} and {result.trials_path}")
 
 
 def cmd_eval_descriptor(args: argparse.Namespace) -> None:
@@ -237,6 +252,30 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip TrackEval's HOTA, DetA, AssA columns (they about double the scoring time)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    tu = sub.add_parser("tune", help="search a preset's parameters on sequences (Optuna TPE) and write a preset file")
+    from .tracker.search_spaces import SEARCH_SPACES
+
+    tu.add_argument("--preset", default="bytetrack", choices=sorted(SEARCH_SPACES),
+                    help="preset whose declared search space (fmtrack/tracker/search_spaces.py) is searched "
+                         "(default %(default)s)")
+    tu.add_argument("--seqs", nargs="+", required=True, help="sequences whose mean score is maximised")
+    tu.add_argument("--objective", choices=["idf1", "hota"], default="idf1",
+                    help="mean IDF1 (py-motmetrics) or mean HOTA (TrackEval) (default %(default)s)")
+    tu.add_argument("--trials", type=int, default=50,
+                    help="trials in the study in total; a rerun on the same storage continues up to this "
+                         "(default %(default)s)")
+    tu.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default %(default)s)")
+    tu.add_argument("--seed", type=int, default=0, help="TPE sampler seed; worker i uses seed + i (default %(default)s)")
+    tu.add_argument("--features", help="appearance presets: as fmtrack run --features (e.g. deepsort)")
+    tu.add_argument("--out", required=True, help="the best configuration as a preset file (.json); "
+                                                  "OUT-history.png and OUT-trials.csv go beside it")
+    tu.add_argument("--storage", help="Optuna storage: a journal file, or an RDB URL (sqlite:///x.db, "
+                                      "postgresql://...) for workers on several machines (default: OUT.journal)")
+    tu.add_argument("--study", help="study name in the storage (default PRESET-OBJECTIVE)")
+    _add_data_root(tu)
+    tu.add_argument("--quiet", action="store_true", help="no progress bar")
+    tu.set_defaults(func=cmd_tune)
 
     ed = sub.add_parser("eval-descriptor", help="descriptor AUC and rank-1 against gt identities; IDF1 vs threshold")
     ed.add_argument("--features", nargs="+", default=["hsv", "deepsort"],
