@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
     ev.add_argument("--no-hota", action="store_true",
-                    help="skip TrackEval's HOTA, DetA, AssA columns (they about double the scoring time)")
+                    help="skip TrackEval's HOTA, DetA, AssA columns (they add about half to the scoring time)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
 

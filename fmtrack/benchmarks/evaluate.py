@@ -71,7 +71,7 @@ def _score(named: list[tuple[str, "object"]], hota: list[dict] | None = None) ->
 def run_methods(methods: list[str], sequences: list[str], data_root: str | Path | None = None,
                 out_dir: str | Path = "runs/eval", progress: bool = True, hota: bool = True) -> Evaluation:
     """Track every sequence with every method, write the result files, score them (with ``hota``
-    also by TrackEval's HOTA: about as long again as py-motmetrics' scoring)."""
+    also by TrackEval's HOTA: about half as long again as py-motmetrics' scoring)."""
     out_dir = Path(out_dir)
     parsed = [parse_method(m) for m in methods]
     infos = [read_seqinfo(find_sequence(s, data_root)) for s in sequences]
