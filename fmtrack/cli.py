@@ -20,12 +20,11 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
-    from .tracker import PRESETS
-
     parser.add_argument("--preset", default="fmtrack", metavar="NAME|FILE.json",
                         help="fmtrack (default): ByteTrack association + appearance + camera motion; "
-                             "deepsort / sort / bytetrack reproduce the originals; motion: DeepSORT without appearance; "
-                             f"or a preset file from fmtrack tune (one of {', '.join(sorted(PRESETS))}, or a .json)")
+                             "deepsort / sort / bytetrack reproduce the originals; "
+                             "motion: DeepSORT without appearance; "
+                             "or a preset file (.json) such as fmtrack tune writes")
     parser.add_argument("--metric", choices=["cosine", "euclidean"],
                         help="appearance distance: 1 - cosine, or true (not squared) Euclidean")
     parser.add_argument("--max-dist", type=float, help="appearance gating threshold (in --metric units)")
@@ -266,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="trials in the study in total; a rerun on the same storage continues up to this "
                          "(default %(default)s)")
     tu.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default %(default)s)")
-    tu.add_argument("--seed", type=int, default=0, help="TPE sampler seed; worker i uses seed + i (default %(default)s)")
+    tu.add_argument("--seed", type=int, default=0,
+                    help="TPE sampler seed; worker i uses seed + i (default %(default)s)")
     tu.add_argument("--features", help="appearance presets: as fmtrack run --features (e.g. deepsort)")
     tu.add_argument("--out", required=True, help="the best configuration as a preset file (.json); "
                                                   "OUT-history.png and OUT-trials.csv go beside it")

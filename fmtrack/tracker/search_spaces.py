@@ -111,6 +111,7 @@ def check_space(config: TrackerConfig, space: Space) -> None:
     for name, entry in space.items():
         _split(name, config)
         if len(entry) != 3 or entry[0] not in ("float", "int", "scale") or not entry[1] < entry[2]:
-            raise ValueError(f"parameter {name!r}: expected (float|int|scale, low, high) with low < high, got {entry!r}")
+            raise ValueError(f"parameter {name!r}: expected (float|int|scale, low, high) with low < high, "
+                             f"got {entry!r}")
         if entry[0] == "scale" and (entry[1] <= 0 or get_parameter(config, name) is None):
             raise ValueError(f"parameter {name!r}: a scale needs a positive range and a preset value to scale")
