@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,8 +179,12 @@ def _worker(settings: TuneSettings, storage: str, study_name: str, trials: int, 
     """One worker process: its own inputs, sampler and share of the trials, on the shared study."""
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(settings, storage, study_name, worker)
-    study.optimize(TrialObjective(settings), n_trials=trials)
+    try:
+        study = _open_study(settings, storage, study_name, worker)
+        study.optimize(TrialObjective(settings), n_trials=trials)
+    except ValueError as err:  # bad input (InputError included): one line, as the CLI prints it
+        print(f"fmtrack tune worker {worker}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _shares(total: int, workers: int) -> list[int]:
@@ -221,7 +226,7 @@ def _run_workers(settings: TuneSettings, storage: str, study_name: str, remainin
         bar.close()
     failed = [i for i, p in enumerate(processes) if p.exitcode != 0]
     if failed:
-        raise InputError(storage, f"tuning worker(s) {failed} failed (their error is printed above)")
+        raise InputError(storage, f"tuning worker(s) {failed} failed (their errors are printed above)")
 
 
 def tune(settings: TuneSettings, out: str | Path, storage: str | None = None, study_name: str | None = None,
