@@ -42,11 +42,11 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
-    from .tracker import PRESETS
-
-    parser.add_argument("--preset", default="fmtrack", choices=sorted(PRESETS),
+    parser.add_argument("--preset", default="fmtrack", metavar="NAME|FILE.json",
                         help="fmtrack (default): ByteTrack association + appearance + camera motion; "
-                             "deepsort / sort / bytetrack reproduce the originals; motion: DeepSORT without appearance")
+                             "deepsort / sort / bytetrack reproduce the originals; "
+                             "motion: DeepSORT without appearance; "
+                             "or a preset file (.json) such as fmtrack tune writes")
     parser.add_argument("--metric", choices=["cosine", "euclidean"],
                         help="appearance distance: 1 - cosine, or true (not squared) Euclidean")
     parser.add_argument("--max-dist", type=float, help="appearance gating threshold (in --metric units)")
@@ -83,19 +83,19 @@ def cmd_run(args: argparse.Namespace) -> None:
     if info.gt_path.is_file() and not args.no_score:
         from .benchmarks.evaluate import format_table, score_rows
 
-        print(format_table(score_rows(info, result.rows, method.label)).to_string())
+        print(format_table(score_rows(info, result.rows, method.label, hota=not args.no_hota)).to_string())
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from .benchmarks.evaluate import format_table, run_methods, score_results_dir, with_ids_ratio, write_tables
 
     if args.results:
-        evaluation = score_results_dir(args.results, args.seqs, args.data_root)
+        evaluation = score_results_dir(args.results, args.seqs, args.data_root, hota=not args.no_hota)
         out_dir = Path(args.out_dir or args.results)
     else:
         out_dir = Path(args.out_dir or "runs/eval")
-        evaluation = run_methods(args.methods or DEFAULT_EVAL_METHODS, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
-                                 progress=not args.quiet)
+        evaluation = run_methods(args.methods or DEFAULT_EVAL_METHODS, args.seqs or DEFAULT_EVAL_SEQUENCES,
+                                 args.data_root, out_dir, progress=not args.quiet, hota=not args.no_hota)
     if args.ids_baseline:
         evaluation.table = with_ids_ratio(evaluation.table, args.ids_baseline)
     csv_path, md_path = write_tables(evaluation, out_dir)
@@ -103,6 +103,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for note in evaluation.skipped:
         print(f"skipped: {note}")
     print(f"wrote {csv_path} and {md_path}")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from .benchmarks.tuning import TuneSettings, tune
+
+    settings = TuneSettings(args.preset, tuple(args.seqs), args.objective, args.trials, args.seed, args.features,
+                            args.data_root)
+    result = tune(settings, args.out, args.storage, args.study, args.workers, progress=not args.quiet)
+    per_sequence = ", ".join(f"{name} {value:.1f}" for name, value in result.per_sequence.items())
+    print(f"{result.trials} trials; this run took {result.seconds:.1f} s with {args.workers} worker(s)")
+    print(f"best mean {args.objective.upper()} {result.best_value:.2f} ({per_sequence})")
+    print(f"parameters: {result.best_parameters}")
+    print(f"wrote {result.preset_path} (use: fmtrack run --preset {result.preset_path}), "
+          f"{result.plot_path} and {result.trials_path}")
 
 
 def cmd_eval_descriptor(args: argparse.Namespace) -> None:
@@ -250,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
+    run.add_argument("--no-hota", action="store_true", help="score without TrackEval's HOTA, DetA, AssA columns")
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")
@@ -262,8 +277,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(ev)
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
+    ev.add_argument("--no-hota", action="store_true",
+                    help="skip TrackEval's HOTA, DetA, AssA columns (they add about half to the scoring time)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
+
+    tu = sub.add_parser("tune", help="search a preset's parameters on sequences (Optuna TPE) and write a preset file")
+    from .tracker.search_spaces import SEARCH_SPACES
+
+    tu.add_argument("--preset", default="bytetrack", choices=sorted(SEARCH_SPACES),
+                    help="preset whose declared search space (fmtrack/tracker/search_spaces.py) is searched "
+                         "(default %(default)s)")
+    tu.add_argument("--seqs", nargs="+", required=True, help="sequences whose mean score is maximised")
+    tu.add_argument("--objective", choices=["idf1", "hota"], default="idf1",
+                    help="mean IDF1 (py-motmetrics) or mean HOTA (TrackEval) (default %(default)s)")
+    tu.add_argument("--trials", type=int, default=50,
+                    help="trials in the study in total; a rerun on the same storage continues up to this "
+                         "(default %(default)s)")
+    tu.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default %(default)s)")
+    tu.add_argument("--seed", type=int, default=0,
+                    help="TPE sampler seed; worker i uses seed + i (default %(default)s)")
+    tu.add_argument("--features", help="appearance presets: as fmtrack run --features (e.g. deepsort)")
+    tu.add_argument("--out", required=True, help="the best configuration as a preset file (.json); "
+                                                  "OUT-history.png and OUT-trials.csv go beside it")
+    tu.add_argument("--storage", help="Optuna storage: a journal file, or an RDB URL (sqlite:///x.db, "
+                                      "postgresql://...) for workers on several machines (default: OUT.journal)")
+    tu.add_argument("--study", help="study name in the storage (default PRESET-OBJECTIVE)")
+    _add_data_root(tu)
+    tu.add_argument("--quiet", action="store_true", help="no progress bar")
+    tu.set_defaults(func=cmd_tune)
 
     ed = sub.add_parser("eval-descriptor", help="descriptor AUC and rank-1 against gt identities; IDF1 vs threshold")
     ed.add_argument("--features", nargs="+", default=["hsv", "deepsort"],

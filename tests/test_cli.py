@@ -13,8 +13,9 @@ import pytest
 from fmtrack.cli import main
 from fmtrack.io import find_sequence, read_results, read_seqinfo
 
+# eval's table: the paper's columns, then TrackEval's HOTA, DetA, AssA (on unless --no-hota).
 PAPER_COLUMNS = ["IDF1", "IDP", "IDR", "Rcll", "Prcn", "FAR", "MT", "PT", "ML", "FP", "FN", "IDs", "FM",
-                 "MOTA", "MOTP", "MOTAL"]
+                 "MOTA", "MOTP", "MOTAL", "HOTA", "DetA", "AssA"]
 
 
 def _synthetic_root(tmp_path: Path, name: str = "SYN-01", length: int = 5) -> Path:

@@ -5,6 +5,12 @@ Layout of an evaluation folder::
     OUT/<method>/<SEQUENCE>.txt     MOTChallenge result files
     OUT/<method>/config.json        the TrackerConfig and features that produced them
     OUT/summary.csv, summary.md     the table (one row per method x sequence, plus OVERALL)
+
+IDF1, MOTA, IDs and the other CLEAR/identity columns come from py-motmetrics (fmtrack.benchmarks.scoring,
+the protocol the reference numbers were made with); HOTA, DetA and AssA from TrackEval on the written
+result file (fmtrack.benchmarks.hota, the MOTChallenge devkit's preprocessing). On MOT15 both drop
+zero-marked gt rows and agree; on MOT16/17 TrackEval also removes tracker boxes on distractors
+flagged consider = 0 (docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ..io import (InputError, SequenceInfo, atomic_write, find_sequence, read_gr
                   read_seqinfo, write_results)
 from ..pipeline import track_sequence
 from .methods import MethodUnavailable, load_inputs, parse_method
+from .hota import evaluate_sequence, with_hota
 from .scoring import COUNTS, accumulate, protocol_for, summarise
 
 
@@ -42,10 +49,13 @@ def results_frame(rows: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def score_rows(info: SequenceInfo, rows: np.ndarray, label: str) -> pd.DataFrame:
-    """One sequence's table row (index Method, Sequence) for tracker rows (N, 6)."""
+def score_rows(info: SequenceInfo, rows: np.ndarray, label: str, hota: bool = False) -> pd.DataFrame:
+    """One sequence's table row (index Method, Sequence) for tracker rows (N, 6); with ``hota`` also
+    the HOTA, DetA and AssA columns (TrackEval, on the rows as a result file stores them)."""
     gt = read_ground_truth(info.gt_path, info.seq_length)
-    table = _score([(info.name, accumulate(gt, results_frame(rows), info, protocol_for(info)))])
+    protocol = protocol_for(info)
+    table = _score([(info.name, accumulate(gt, results_frame(rows), info, protocol))],
+                   [evaluate_sequence(info, rows, protocol)] if hota else None)
     return table.assign(Method=label).rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
 
 
@@ -53,13 +63,15 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
 
 
-def _score(named: list[tuple[str, "object"]]) -> pd.DataFrame:
-    return summarise([acc for _, acc in named], [name for name, _ in named])
+def _score(named: list[tuple[str, "object"]], hota: list[dict] | None = None) -> pd.DataFrame:
+    table = summarise([acc for _, acc in named], [name for name, _ in named])
+    return table if hota is None else with_hota(table, hota)
 
 
 def run_methods(methods: list[str], sequences: list[str], data_root: str | Path | None = None,
-                out_dir: str | Path = "runs/eval", progress: bool = True) -> Evaluation:
-    """Track every sequence with every method, write the result files, score them."""
+                out_dir: str | Path = "runs/eval", progress: bool = True, hota: bool = True) -> Evaluation:
+    """Track every sequence with every method, write the result files, score them (with ``hota``
+    also by TrackEval's HOTA: about half as long again as py-motmetrics' scoring)."""
     out_dir = Path(out_dir)
     parsed = [parse_method(m) for m in methods]
     infos = [read_seqinfo(find_sequence(s, data_root)) for s in sequences]
@@ -67,7 +79,7 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
     tables, skipped, speeds = [], [], {}
     for method in parsed:
         folder = out_dir / _slug(method.label)
-        named = []
+        named, hota_results = [], []
         for info in infos:
             try:
                 inputs = load_inputs(method, info, data_root, progress=progress)
@@ -76,16 +88,18 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
                 continue
             result = track_sequence(info, inputs.detections, method.config, inputs.embedder, progress,
                                     inputs.camera_motion)
-            write_results(folder / f"{info.name}.txt", result.rows)
+            result_file = write_results(folder / f"{info.name}.txt", result.rows)
             speeds[(method.label, info.name)] = result.frames_per_second
             named.append((info.name, accumulate(gts[info.name], results_frame(result.rows), info,
                                                 protocol_for(info))))
+            if hota:
+                hota_results.append(evaluate_sequence(info, result_file, protocol_for(info)))
         if not named:
             continue
         with atomic_write(folder / "config.json") as fh:
             json.dump({"method": method.label, "features": method.features,
                        "tracker": method.config.to_dict()}, fh, indent=2, default=str)
-        tables.append(_score(named).assign(Method=method.label))
+        tables.append(_score(named, hota_results if hota else None).assign(Method=method.label))
     if not tables:
         raise InputError(None, "nothing could be evaluated: " + "; ".join(skipped))
     table = pd.concat(tables).rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
@@ -93,7 +107,7 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
 
 
 def score_results_dir(results_dir: str | Path, sequences: list[str] | None = None,
-                      data_root: str | Path | None = None) -> Evaluation:
+                      data_root: str | Path | None = None, hota: bool = True) -> Evaluation:
     """Score the ``SEQUENCE.txt`` files of a folder (all of them, or the named sequences)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -102,12 +116,14 @@ def score_results_dir(results_dir: str | Path, sequences: list[str] | None = Non
              else sorted(results_dir.glob("*.txt")))
     if not files:
         raise InputError(results_dir, "no SEQUENCE.txt result files in this folder")
-    named = []
+    named, hota_results = [], []
     for path in files:
         info = read_seqinfo(find_sequence(path.stem, data_root))
         gt = read_ground_truth(info.gt_path, info.seq_length)
         named.append((info.name, accumulate(gt, read_results(path, info.seq_length), info, protocol_for(info))))
-    table = _score(named).assign(Method=results_dir.name)
+        if hota:
+            hota_results.append(evaluate_sequence(info, path, protocol_for(info)))
+    table = _score(named, hota_results if hota else None).assign(Method=results_dir.name)
     table = table.rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
     return Evaluation(table)
 

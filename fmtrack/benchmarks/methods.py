@@ -28,7 +28,8 @@ from ..io import (Detections, InputError, SequenceInfo, deepsort_features_path, 
                   read_seqinfo)
 from ..io.motchallenge import check_sequence_length
 from ..scores import normalise_detections
-from ..tracker import TrackerConfig, preset
+from ..tracker import PRESETS, TrackerConfig
+from ..tracker.preset_file import resolve_preset
 
 # Appearance thresholds of the descriptors that need no weights, used when a method gives none.
 # DeepSORT: its published max_cosine_distance. HSV: the label-free calibration on MOT16-11
@@ -76,11 +77,12 @@ def _parse_value(text: str):
 
 
 def configure(preset_name: str, overrides: dict) -> TrackerConfig:
-    """A preset with TrackerConfig fields replaced; ``max_dist`` sets the appearance threshold."""
+    """A preset (a name, or a preset file) with TrackerConfig fields replaced; ``max_dist`` sets the
+    appearance threshold."""
     overrides = dict(overrides)
     max_dist = overrides.pop("max_dist", None)
     try:
-        config = preset(preset_name, **overrides)
+        config = resolve_preset(preset_name).replace(**overrides)
     except TypeError as err:
         raise ValueError(f"bad setting for preset {preset_name!r}: {err}") from None
     if max_dist is not None:
@@ -114,13 +116,15 @@ def default_max_dist(features: str, metric: str) -> float | None:
 
 def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None) -> Method:
     """A Method; an appearance preset with no features given uses the preset's default descriptor,
-    and a descriptor with a known label-free threshold gets it unless ``max_dist`` is set."""
-    if preset(preset_name).uses_appearance:
-        features = features or DEFAULT_FEATURES.get(preset_name, "deepsort")
+    and a descriptor with a known label-free threshold gets it unless ``max_dist`` is set or the
+    preset is a preset file (whose thresholds were tuned for the features it names)."""
+    base = resolve_preset(preset_name)
+    if base.uses_appearance:
+        features = features or DEFAULT_FEATURES.get(base.name, "deepsort")
     if _is_fmvae(features) and "metric" not in overrides:
         overrides = {**overrides, "metric": "euclidean"}  # the flat latent space's own distance
     config = configure(preset_name, overrides)
-    if config.uses_appearance:
+    if config.uses_appearance and preset_name in PRESETS:
         threshold = default_max_dist(features, config.metric)
         if "max_dist" not in overrides and threshold is not None:
             config = config.with_max_distance(threshold)

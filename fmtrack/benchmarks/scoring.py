@@ -6,7 +6,11 @@ static person, distractor, reflection) are removed (``motmetrics.preprocess.prep
 then ``compare_to_groundtruth(gt, ts, 'iou', distth=0.5)``. On MOT16/17 every distractor row has
 consider = 0, so the removal only acts on ground truth that flags distractors with consider = 1.
 (Removing with all gt rows instead, as some devkit ports do, lowers SDP's FP from 111 to 25 for
-DeepSORT and no longer matches the reference.) MOT15 ground truth has no classes: every row counts.
+DeepSORT and no longer matches the reference.)
+
+MOT15 protocol: ground truth has no classes, and rows whose 7th column is 0 are ignore rows, dropped
+as TrackEval (``zero_marked``) and py-motmetrics' MOTChallenge app (``min_confidence=1``) drop them;
+every other row counts.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ def accumulate(gt: pd.DataFrame, results: pd.DataFrame, info: SequenceInfo | Non
             raise ValueError("the MOT16 protocol needs the sequence's seqinfo.ini")
         gt = gt[gt["Confidence"] > 0]
         results = mm.preprocess.preprocessResult(results, gt, str(info.ini_path))
+    else:
+        gt = gt[gt["Confidence"] != 0]
     return mm.utils.compare_to_groundtruth(gt, results, "iou", distth=0.5)
 
 

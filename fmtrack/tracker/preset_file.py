@@ -1,0 +1,68 @@
+"""Preset files: a TrackerConfig stored as JSON (``fmtrack tune`` writes them), usable wherever a
+preset name is (``run --preset FILE``, ``eval --methods FILE@...``, the library).
+
+Layout: ``{"format": "fmtrack-preset", "version": 1, "tracker": TrackerConfig.to_dict(),
+"provenance": {...}}``; a bare ``TrackerConfig.to_dict()`` object is read too. Infinite thresholds
+are stored as JSON's ``-Infinity`` (Python's ``json`` writes and reads them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .config import PRESETS, TrackerConfig
+
+FORMAT = "fmtrack-preset"
+VERSION = 1
+
+
+def _error(path: Path, problem: str, line: int | None = None) -> ValueError:
+    from ..io.errors import InputError  # only on the error path: keeps the tracker package numpy-only
+
+    return InputError(path, problem, line)
+
+
+def preset_document(config: TrackerConfig, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object a preset file holds for ``config`` and how it was made."""
+    return {"format": FORMAT, "version": VERSION, "tracker": config.to_dict(), "provenance": provenance}
+
+
+def load_preset_file(path: str | Path) -> TrackerConfig:
+    """The TrackerConfig of a preset file; InputError naming the file (and line) when it is not one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise _error(path, f"cannot read preset file: {err}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _error(path, f"not JSON: {err.msg}", err.lineno) from None
+    if isinstance(data, dict) and "format" in data:
+        if data["format"] != FORMAT or data.get("version") != VERSION:
+            raise _error(path, f"format {data['format']!r} version {data.get('version')!r}; "
+                               f"expected {FORMAT!r} version {VERSION}")
+        data = data.get("tracker")
+    if not isinstance(data, dict):
+        raise _error(path, "expected a JSON object with a 'tracker' TrackerConfig")
+    stages = data.get("stages")
+    if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
+        raise _error(path, "'stages' must be a list of stage objects")
+    try:
+        return TrackerConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise _error(path, f"not a valid tracker configuration: {err}") from None
+
+
+def resolve_preset(name_or_path: str | Path) -> TrackerConfig:
+    """A preset by name (``fmtrack.tracker.PRESETS``), else an existing ``.json`` preset file."""
+    name = str(name_or_path)
+    if name in PRESETS:
+        return PRESETS[name]
+    path = Path(name)
+    if path.suffix.lower() == ".json" and path.is_file():
+        return load_preset_file(path)
+    raise ValueError(f"unknown preset {name!r}: neither one of {', '.join(sorted(PRESETS))} "
+                     "nor an existing .json preset file")

@@ -1,0 +1,117 @@
+"""Declared search spaces of the presets, for ``fmtrack tune``: plain data, next to the presets.
+
+A parameter is addressed by name: a TrackerConfig field (``max_age``), or a field of one association
+stage as ``stages.<index>.<field>`` (``stages.0.max_cost``: the first stage's threshold). Each maps
+to ``(kind, low, high)``:
+
+- ``("float", low, high)``: uniform in [low, high];
+- ``("int", low, high)``: an integer in [low, high];
+- ``("scale", low, high)``: the preset's own value times a factor drawn log-uniformly from
+  [low, high]. For appearance thresholds, whose units depend on the descriptor (cosine for
+  DeepSORT's features, calibrated Euclidean for the FMVAE model), so one range serves every descriptor.
+
+Score-scale settings (``min_confidence`` of the raw-score presets) are left out: their range depends
+on the detector. Settings the pipeline applies before tracking (score normalisation, camera motion)
+are left out too, since a trial reuses its inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from .config import TrackerConfig
+
+Kind = Literal["float", "int", "scale"]
+Space = dict[str, tuple[Kind, float, float]]
+
+# Shared by the ByteTrack-family presets: ByteTrack's thresholds and lifecycle.
+_BYTETRACK_FAMILY: Space = {
+    "high_confidence": ("float", 0.3, 0.7),
+    "min_confidence": ("float", 0.05, 0.3),
+    "max_age": ("int", 10, 60),
+    "n_init": ("int", 1, 4),
+    "duplicate_iou": ("float", 0.7, 0.95),
+    "stages.0.max_cost": ("float", 0.6, 0.95),  # high detections, confirmed tracks (fused 1 - IoU * score)
+    "stages.1.max_cost": ("float", 0.3, 0.7),  # low detections (1 - IoU)
+}
+
+SEARCH_SPACES: dict[str, Space] = {
+    "sort": {
+        "stages.0.max_cost": ("float", 0.5, 0.9),
+        "max_age": ("int", 1, 10),
+        "report_min_hit_streak": ("int", 1, 5),
+    },
+    "deepsort": {
+        "stages.0.max_cost": ("scale", 0.5, 2.0),  # appearance threshold (descriptor units)
+        "stages.1.max_cost": ("float", 0.5, 0.9),
+        "max_age": ("int", 10, 90),
+        "n_init": ("int", 1, 5),
+    },
+    "motion": {
+        "stages.0.max_cost": ("float", 0.3, 1.0),  # Mahalanobis cost as a fraction of the chi-square gate
+        "stages.1.max_cost": ("float", 0.5, 0.9),
+        "max_age": ("int", 10, 90),
+        "n_init": ("int", 1, 5),
+    },
+    "bytetrack": {
+        **_BYTETRACK_FAMILY,
+        "stages.2.max_cost": ("float", 0.5, 0.9),  # high detections left, unconfirmed tracks
+    },
+    "fmtrack": {
+        **_BYTETRACK_FAMILY,
+        "stages.0.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into stage 1
+        "stages.0.proximity": ("float", 0.3, 0.8),
+        "stages.2.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
+        "stages.3.max_cost": ("float", 0.5, 0.9),
+        "ema_alpha": ("float", 0.7, 0.98),
+    },
+}
+
+
+def _split(name: str, config: TrackerConfig) -> tuple[int | None, str]:
+    """(stage index or None, field) of a parameter name; ValueError naming what is wrong."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        field, index = parts[0], None
+        known = {f.name for f in dataclasses.fields(config)} - {"stages", "name"}
+    elif len(parts) == 3 and parts[0] == "stages" and parts[1].isdigit():
+        index, field = int(parts[1]), parts[2]
+        if index >= len(config.stages):
+            raise ValueError(f"parameter {name!r}: preset {config.name!r} has {len(config.stages)} stages")
+        known = {f.name for f in dataclasses.fields(config.stages[index])}
+    else:
+        raise ValueError(f"parameter {name!r}: expected a TrackerConfig field or stages.<index>.<field>")
+    if field not in known:
+        raise ValueError(f"parameter {name!r}: no field {field!r} (known: {', '.join(sorted(known))})")
+    return index, field
+
+
+def get_parameter(config: TrackerConfig, name: str) -> Any:
+    """The current value of a named parameter (``max_age``, ``stages.0.max_cost``)."""
+    index, field = _split(name, config)
+    return getattr(config if index is None else config.stages[index], field)
+
+
+def apply_parameters(config: TrackerConfig, values: dict[str, Any]) -> TrackerConfig:
+    """``config`` with the named parameters set (names as in SEARCH_SPACES); ValueError for an unknown name."""
+    stages = list(config.stages)
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        index, field = _split(name, config)
+        if index is None:
+            fields[field] = value
+        else:
+            stages[index] = dataclasses.replace(stages[index], **{field: value})
+    return config.replace(stages=tuple(stages), **fields)
+
+
+def check_space(config: TrackerConfig, space: Space) -> None:
+    """ValueError unless every entry names a parameter of ``config`` and has a valid (kind, low, high)."""
+    for name, entry in space.items():
+        _split(name, config)
+        if len(entry) != 3 or entry[0] not in ("float", "int", "scale") or not entry[1] < entry[2]:
+            raise ValueError(f"parameter {name!r}: expected (float|int|scale, low, high) with low < high, "
+                             f"got {entry!r}")
+        if entry[0] == "scale" and (entry[1] <= 0 or get_parameter(config, name) is None):
+            raise ValueError(f"parameter {name!r}: a scale needs a positive range and a preset value to scale")

@@ -1,0 +1,200 @@
+"""Search spaces, preset files and ``fmtrack tune``: parameter addressing against the dataclasses,
+preset-file round trip and errors, a seeded one-worker study reproducible, its best preset file
+reproducing its best value when run, two workers sharing one journal, an RDB URL, and the message
+without Optuna."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmtrack.benchmarks import tuning
+from fmtrack.benchmarks.evaluate import score_rows
+from fmtrack.benchmarks.methods import load_inputs, make_method
+from fmtrack.cli import main
+from fmtrack.io import InputError, find_sequence, read_seqinfo
+from fmtrack.pipeline import track_sequence
+from fmtrack.tracker import PRESETS, preset
+from fmtrack.tracker.preset_file import load_preset_file, preset_document, resolve_preset
+from fmtrack.tracker.search_spaces import SEARCH_SPACES, apply_parameters, check_space, get_parameter
+
+optuna = pytest.importorskip("optuna")
+
+# A small space, so that five trials on TUD-Campus take a second or two.
+SMALL = {"max_age": ("int", 5, 40), "stages.0.max_cost": ("float", 0.6, 0.95)}
+
+
+# -- search spaces -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(SEARCH_SPACES))
+def test_every_declared_space_names_parameters_of_its_preset(name):
+    check_space(PRESETS[name], SEARCH_SPACES[name])
+
+
+def test_apply_parameters_sets_config_fields_and_one_stage_only():
+    base = preset("bytetrack")
+    changed = apply_parameters(base, {"max_age": 40, "stages.1.max_cost": 0.33})
+    assert changed.max_age == 40 and changed.stages[1].max_cost == 0.33
+    assert changed.stages[0] == base.stages[0] and changed.stages[2] == base.stages[2]
+    assert dataclasses.replace(changed, max_age=base.max_age, stages=base.stages) == base
+    assert get_parameter(changed, "stages.1.max_cost") == 0.33
+
+
+@pytest.mark.parametrize("name, words", [
+    ("stages.9.max_cost", "has 3 stages"), ("stages.0.nope", "no field 'nope'"), ("nope", "no field 'nope'"),
+    ("stages.x.max_cost", "stages.<index>.<field>"), ("name", "no field 'name'"),
+])
+def test_unknown_parameter_names_are_one_clear_error(name, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        apply_parameters(preset("bytetrack"), {name: 1})
+
+
+def test_check_space_refuses_bad_ranges():
+    with pytest.raises(ValueError, match="low < high"):
+        check_space(preset("bytetrack"), {"max_age": ("int", 10, 5)})
+    with pytest.raises(ValueError, match="a scale needs"):
+        check_space(preset("bytetrack"), {"high_confidence": ("scale", 0.0, 2.0)})
+
+
+def test_scale_parameters_multiply_the_presets_value():
+    config = preset("deepsort")
+    fixed = optuna.trial.FixedTrial({"stages.0.max_cost": 1.5})
+    values = tuning.trial_parameters(fixed, config, {"stages.0.max_cost": ("scale", 0.5, 2.0)})
+    assert values == {"stages.0.max_cost": pytest.approx(0.2 * 1.5)}
+
+
+# -- preset files --------------------------------------------------------------------------------------
+def test_preset_file_round_trip_and_resolution(tmp_path):
+    config = apply_parameters(preset("fmtrack"), {"max_age": 44, "stages.2.max_cost": 0.31})
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps(preset_document(config, {"note": "test"})), encoding="utf8")
+    assert load_preset_file(path) == config
+    assert resolve_preset(str(path)) == config
+    assert resolve_preset("sort") is PRESETS["sort"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(config.to_dict()), encoding="utf8")
+    assert load_preset_file(bare) == config
+
+
+@pytest.mark.parametrize("text, words, line", [
+    ('{"format": "fmtrack-preset",\n "version": 1,\n "tracker": {', "not JSON", 3),
+    ('{"format": "other", "version": 1}', "expected 'fmtrack-preset'", None),
+    ('[1, 2]', "expected a JSON object", None),
+    ('{"stages": 3}', "'stages' must be a list", None),
+    ('{"stages": [{"cost": "iou", "max_cost": 0.5}], "max_age": -1}', "max_age >= 0", None),
+    ('{"stages": [{"cost": "iou", "max_cost": 0.5, "bogus": 1}]}', "bogus", None),
+])
+def test_bad_preset_files_are_one_input_error_naming_the_file(tmp_path, text, words, line):
+    path = tmp_path / "bad.json"
+    path.write_text(text, encoding="utf8")
+    with pytest.raises(InputError, match=words) as err:
+        load_preset_file(path)
+    assert err.value.path == str(path) and err.value.line == line
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ValueError, match="neither one of bytetrack, deepsort, fmtrack, motion, sort"):
+        resolve_preset("missing.json")
+
+
+# -- the tuner -----------------------------------------------------------------------------------------
+@pytest.fixture
+def small_space(monkeypatch):
+    monkeypatch.setitem(SEARCH_SPACES, "bytetrack", SMALL)
+
+
+def _tune(tmp_path, name: str, workers: int = 1, trials: int = 5, storage: str | None = None, **kwargs):
+    settings = tuning.TuneSettings("bytetrack", ("TUD-Campus",), trials=trials, seed=3, **kwargs)
+    return tuning.tune(settings, tmp_path / name / "tuned.json", storage, workers=workers, progress=False)
+
+
+def _trials(path) -> pd.DataFrame:
+    return pd.read_csv(path).sort_values("number")
+
+
+def test_seeded_one_worker_study_is_reproducible(tmp_path, small_space, data_root):
+    first, second = _tune(tmp_path, "a"), _tune(tmp_path, "b")
+    a, b = _trials(first.trials_path), _trials(second.trials_path)
+    assert len(a) == 5 and a["state"].eq("COMPLETE").all()
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+    for column in ("params_max_age", "params_stages.0.max_cost"):
+        np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy())
+    assert first.config == second.config and first.best_value == second.best_value
+    assert first.best_value == a["value"].max()
+    # Different seeds explore differently (a seed is not ignored).
+    other = tuning.tune(tuning.TuneSettings("bytetrack", ("TUD-Campus",), trials=5, seed=4),
+                        tmp_path / "c" / "tuned.json", progress=False)
+    assert not np.array_equal(_trials(other.trials_path)["params_max_age"].to_numpy(), a["params_max_age"].to_numpy())
+
+
+def test_best_preset_file_reproduces_its_value_when_run(tmp_path, small_space, data_root):
+    result = _tune(tmp_path, "a")
+    document = json.loads(result.preset_path.read_text(encoding="utf8"))
+    assert document["provenance"]["sequences"] == ["TUD-Campus"] and document["provenance"]["trials"] == 5
+    assert document["provenance"]["best_value"] == result.best_value
+    config = load_preset_file(result.preset_path)
+    assert config == result.config
+    assert config.max_age == document["provenance"]["parameters"]["max_age"]
+    # Untouched settings are the preset's own.
+    assert config.stages[1:] == preset("bytetrack").stages[1:] and config.high_confidence == 0.45
+    info = read_seqinfo(find_sequence("TUD-Campus", data_root))
+    method = make_method("tuned", str(result.preset_path), {})
+    inputs = load_inputs(method, info, data_root, progress=False)
+    rows = track_sequence(info, inputs.detections, method.config).rows
+    assert score_rows(info, rows, "tuned").iloc[0]["IDF1"] == pytest.approx(result.best_value, abs=1e-9)
+    assert result.plot_path.stat().st_size > 0 and result.plot_path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_on_the_same_storage_continues_the_study(tmp_path, small_space, data_root):
+    storage = str(tmp_path / "shared.journal")
+    _tune(tmp_path, "a", trials=3, storage=storage)
+    again = _tune(tmp_path, "a", trials=5, storage=storage)
+    assert again.trials == 5 and len(_trials(again.trials_path)) == 5
+    with pytest.raises(InputError, match="give another --study or --storage"):
+        tuning.tune(tuning.TuneSettings("bytetrack", ("TUD-Campus",), objective="hota", trials=5, seed=3),
+                    tmp_path / "x.json", storage, study_name="bytetrack-idf1", progress=False)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_journal_and_finish_the_trials(tmp_path, data_root):
+    result = tuning.tune(tuning.TuneSettings("bytetrack", ("TUD-Campus",), trials=6, seed=0, data_root=str(data_root)),
+                         tmp_path / "tuned.json", workers=2, progress=False)
+    trials = _trials(result.trials_path)
+    assert len(trials) == 6 and trials["state"].eq("COMPLETE").all()
+    assert result.best_value == trials["value"].max()
+
+
+@pytest.mark.slow
+def test_rdb_storage_url_is_accepted(tmp_path, small_space, data_root):
+    result = _tune(tmp_path, "a", trials=2, storage=f"sqlite:///{tmp_path / 'study.db'}", objective="hota")
+    assert result.trials == 2 and (tmp_path / "study.db").is_file()
+    assert 0 < result.best_value < 100
+
+
+def test_cli_tune_end_to_end(tmp_path, small_space, data_root, capsys):
+    out = tmp_path / "tuned.json"
+    code = main(["tune", "--seqs", "TUD-Campus", "--trials", "3", "--out", str(out), "--quiet",
+                 "--data-root", str(data_root)])
+    assert code == 0, capsys.readouterr().err
+    stdout = capsys.readouterr().out
+    assert "3 trials" in stdout and f"wrote {out}" in stdout
+    assert main(["run", "--seq", "TUD-Campus", "--preset", str(out), "--out", str(tmp_path / "r.txt"),
+                 "--quiet", "--data-root", str(data_root), "--no-hota"]) == 0
+
+
+def test_tune_without_optuna_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    code = main(["tune", "--seqs", "TUD-Campus", "--trials", "3", "--out", str(tmp_path / "t.json")])
+    assert code == 2
+    assert "pip install 'fmtrack[tune]'" in capsys.readouterr().err
+
+
+def test_tune_refuses_a_non_json_out_and_a_preset_without_space(tmp_path):
+    with pytest.raises(InputError, match="give a .json --out"):
+        tuning.tune(tuning.TuneSettings("bytetrack", ("TUD-Campus",)), tmp_path / "x.yaml")
+    with pytest.raises(ValueError, match="no declared search space"):
+        tuning.TuneSettings("nosuch", ("TUD-Campus",))
