@@ -142,9 +142,9 @@ class _HasBox(Protocol):
 
 
 def colour_of(track_id: int) -> tuple[int, int, int]:
-    """The BGR colour of a track id: a fixed (Knuth multiplicative) hash into PALETTE, the same in
-    every run and process."""
-    return PALETTE[(int(track_id) * 2654435761 % 2**32) % len(PALETTE)]
+    """The BGR colour of a track id: a fixed hash into PALETTE (Fibonacci hashing: the high bits of
+    id * 2^32 / golden ratio, so consecutive ids get far-apart entries), the same in every run."""
+    return PALETTE[(int(track_id) * 2654435769 % 2**32) * len(PALETTE) >> 32]
 
 
 class TrackRenderer:
