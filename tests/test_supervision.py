@@ -102,7 +102,7 @@ def test_same_score_as_native_api_on_mot17_09_frcnn(data_root, preset):
 
     info = read_seqinfo(find_sequence("MOT17-09-FRCNN", data_root))
     detections = read_feature_array(deepsort_features_path(info.name, data_root), info.seq_length)
-    options = dict(preset=preset, descriptor=None, frame_rate=info.frame_rate)
+    options = dict(preset=preset, descriptor="deepsort" if preset == "deepsort" else None, frame_rate=info.frame_rate)
     native = fmtrack.VideoTracker(**options)  # tlwh
     adapter = SupervisionTracker(options)
     native_rows, matched_rows, adapter_rows = [], [], []

@@ -64,7 +64,7 @@ class SupervisionTracker:
             options = {**(tracker or {}), **kwargs}
             if options.get("box_format", "xyxy") != "xyxy":
                 raise ValueError(f"box_format: supervision boxes are xyxy, got {options['box_format']!r}")
-            from fmtrack import VideoTracker
+            from fmtrack.pipeline import VideoTracker
 
             tracker = VideoTracker(**{**options, "box_format": "xyxy"})
         elif kwargs:
