@@ -78,11 +78,12 @@ def test_example_on_a_tud_campus_video(data_root, tmp_path):
 def readme_pipeline() -> str:
     """The first python block of the README section whose heading names the video pipeline."""
     text = (REPO / "README.md").read_text(encoding="utf8")
-    section = re.search(r"^#+ [^\n]*video pipeline[^\n]*\n(.*?)(?=^#+ |\Z)", text, re.M | re.S | re.I)
-    block = section and re.search(r"```python\n(.*?)```", section.group(1), re.S)
+    # The heading, then prose without another heading, then the block (whose comments start with #).
+    block = re.search(r"^#+ [^\n]*video pipeline[^\n]*\n((?:(?!#+ |```)[^\n]*\n)*)```python\n(.*?)```",
+                      text, re.M | re.S | re.I)
     if not block:
         pytest.fail("README.md has no '... video pipeline' section with a python block (docs/video.md has the text)")
-    return block.group(1)
+    return block.group(2)
 
 
 @pytest.mark.slow
@@ -93,9 +94,9 @@ def test_readme_pipeline_scores_like_the_cli_on_mot16_09(data_root, tmp_path):
 
     info = read_seqinfo(find_sequence("MOT16-09", data_root))
     # The README's code reads video.mp4 and det.txt and writes tracked.mp4 and results.txt in its folder.
+    (tmp_path / "readme_pipeline.py").write_text(readme_pipeline(), encoding="utf8")
     assert _video_from_sequence(info.path, tmp_path / "video.mp4") == info.seq_length
     shutil.copyfile(info.det_path, tmp_path / "det.txt")
-    (tmp_path / "readme_pipeline.py").write_text(readme_pipeline(), encoding="utf8")
     _run(["readme_pipeline.py"], tmp_path)
     assert _frame_count(tmp_path / "tracked.mp4")[0] == info.seq_length
 
