@@ -86,6 +86,15 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(format_table(score_rows(info, result.rows, method.label, hota=not args.no_hota)).to_string())
 
 
+def cmd_render(args: argparse.Namespace) -> None:
+    from .io import find_sequence
+    from .video import open_frames, render_results
+
+    source = open_frames(args.video or find_sequence(args.seq, args.data_root))
+    out = render_results(source, args.results, args.out, fps=args.fps, progress=not args.quiet)
+    print(f"wrote {out}")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .benchmarks.evaluate import format_table, run_methods, score_results_dir, with_ids_ratio, write_tables
 
@@ -266,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
     run.add_argument("--no-hota", action="store_true", help="score without TrackEval's HOTA, DetA, AssA columns")
     run.set_defaults(func=cmd_run)
+
+    rd = sub.add_parser("render", help="draw a MOTChallenge result file onto a sequence's or a video's frames (mp4)")
+    frames = rd.add_mutually_exclusive_group(required=True)
+    frames.add_argument("--seq", help="sequence name, e.g. MOT16-09 (its frames and frame rate)")
+    frames.add_argument("--video", help="a video file, an image folder (frames in name order) or a sequence folder")
+    rd.add_argument("--results", required=True, help="result file: frame,id,left,top,width,height,...")
+    rd.add_argument("--out", required=True, help="annotated video (.mp4), written atomically")
+    rd.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 30)")
+    _add_data_root(rd)
+    rd.add_argument("--quiet", action="store_true", help="no progress bar")
+    rd.set_defaults(func=cmd_render)
 
     ev = sub.add_parser("eval", help="run methods over sequences, or score a results folder")
     ev.add_argument("--methods", nargs="+",

@@ -1,0 +1,1 @@
+"""Adapters to other libraries' pipelines; each needs its optional extra (e.g. ``fmtrack[supervision]``)."""
