@@ -31,8 +31,8 @@ def to_tlwh(boxes: np.ndarray, box_format: Literal["tlwh", "xyxy"]) -> np.ndarra
             inverted = boxes[:, 2 + axis] < boxes[:, axis]
             if inverted.any():
                 row = int(np.argmax(inverted))
-                raise ValueError(f"boxes row {row} has {high} < {low} ({boxes[row, 2 + axis]!r} < "
-                                 f"{boxes[row, axis]!r}): tlwh given as xyxy?")
+                raise ValueError(f"boxes row {row} has {high} < {low} ({float(boxes[row, 2 + axis])!r} < "
+                                 f"{float(boxes[row, axis])!r}): tlwh given as xyxy?")
         boxes = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
     check_tlwh(boxes)
     return boxes
@@ -48,7 +48,7 @@ def check_tlwh(boxes: np.ndarray, name: str = "boxes") -> None:
         negative = boxes[:, column] < 0
         if negative.any():
             row = int(np.argmax(negative))
-            raise ValueError(f"{name} row {row} has negative {what} {boxes[row, column]!r} (xyxy given as tlwh?)")
+            raise ValueError(f"{name} row {row} has negative {what} {float(boxes[row, column])!r} (xyxy given as tlwh?)")
     row = int(np.argmax((np.abs(boxes) > MAX_PIXELS).any(axis=1)))
     raise ValueError(f"{name} row {row} is out of range: {boxes[row].tolist()} "
                      f"(|coordinate| and size must be at most {MAX_PIXELS:g} px)")

@@ -45,7 +45,7 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
     if not (np.abs(scores) <= MAX_SCORE).all():  # False for NaN too
         check_finite(scores, "scores")
         row = int(np.argmax(np.abs(scores) > MAX_SCORE))
-        raise ValueError(f"scores row {row} is out of range: {scores[row]!r} (|score| must be at most {MAX_SCORE:g})")
+        raise ValueError(f"scores row {row} is out of range: {float(scores[row])!r} (|score| must be at most {MAX_SCORE:g})")
     ok = (boxes[:, 2] >= MIN_SIZE) & (boxes[:, 3] >= MIN_SIZE)
     if ok.all():
         return boxes, scores, features, None, 0
