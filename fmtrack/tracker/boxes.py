@@ -38,11 +38,16 @@ def to_tlwh(boxes: np.ndarray, box_format: Literal["tlwh", "xyxy"]) -> np.ndarra
     return boxes
 
 
-def check_tlwh(boxes: np.ndarray, name: str = "boxes") -> None:
+def check_tlwh(boxes: np.ndarray, name: str = "boxes") -> bool:
     """Raise ValueError naming the first bad row of float64 tlwh ``boxes`` (N, 4): not finite,
-    negative width or height, or beyond ``MAX_PIXELS``."""
-    if (np.abs(boxes) <= MAX_PIXELS).all() and (boxes[:, 2:] >= 0).all():  # fast path; False for NaN
-        return
+    negative width or height, or beyond ``MAX_PIXELS``. Returns whether every width and height is
+    at least ``MIN_SIZE`` (no row to skip)."""
+    if len(boxes) == 0:
+        return True
+    # Column minima and maxima as Python floats: two numpy calls on the hot path (NaN fails every test).
+    low, high = boxes.min(axis=0).tolist(), boxes.max(axis=0).tolist()
+    if min(low[0], low[1]) >= -MAX_PIXELS and low[2] >= 0 and low[3] >= 0 and max(high) <= MAX_PIXELS:
+        return low[2] >= MIN_SIZE and low[3] >= MIN_SIZE
     check_finite(boxes, name)
     for column, what in ((2, "width"), (3, "height")):
         negative = boxes[:, column] < 0

@@ -41,15 +41,14 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
             raise ValueError("this tracker configuration uses appearance: pass features (N, D)")
     else:
         features = _check_features(features, n, feature_dim)
-    check_tlwh(boxes)
-    if not (np.abs(scores) <= MAX_SCORE).all():  # False for NaN too
+    all_sized = check_tlwh(boxes)
+    if n and not float(np.abs(scores).max()) <= MAX_SCORE:  # True for NaN too
         check_finite(scores, "scores")
         row = int(np.argmax(np.abs(scores) > MAX_SCORE))
         raise ValueError(f"scores row {row} is out of range: {float(scores[row])!r} (|score| must be at most {MAX_SCORE:g})")
-    ok = (boxes[:, 2] >= MIN_SIZE) & (boxes[:, 3] >= MIN_SIZE)
-    if ok.all():
+    if all_sized:
         return boxes, scores, features, None, 0
-    rows = ok.nonzero()[0]
+    rows = ((boxes[:, 2] >= MIN_SIZE) & (boxes[:, 3] >= MIN_SIZE)).nonzero()[0]
     return boxes[rows], scores[rows], None if features is None else features[rows], rows, n - len(rows)
 
 
@@ -66,7 +65,7 @@ def _check_features(features: np.ndarray, n: int, feature_dim: int | None) -> np
                          f"{feature_dim}-d features (from its first frame with features)")
     if features.shape[1] == 0:
         raise ValueError(f"features must have shape (N={n}, D) with D >= 1, got {features.shape}")
-    if not (np.abs(features) <= MAX_FEATURE).all():  # False for NaN too
+    if not float(np.abs(features).max()) <= MAX_FEATURE:  # True for NaN too
         check_finite(features, "features")
         row = int(np.argmax((np.abs(features) > MAX_FEATURE).any(axis=1)))
         raise ValueError(f"features row {row} is out of range: a value of magnitude "
@@ -78,8 +77,8 @@ def count_duplicates(boxes: np.ndarray) -> int:
     """How many rows of ``boxes`` (N, 4) repeat an earlier row exactly."""
     if len(boxes) < 2:
         return 0
-    ordered = boxes[np.lexsort(boxes.T)]
-    return int((ordered[1:] == ordered[:-1]).all(axis=1).sum())
+    rows = boxes.tolist()  # a set of tuples: ten times cheaper than a numpy sort at a few rows
+    return len(rows) - len(set(map(tuple, rows)))
 
 
 def select_detections(boxes: np.ndarray, scores: np.ndarray, config: TrackerConfig) -> np.ndarray:
