@@ -45,7 +45,7 @@ def _indices(mask: np.ndarray) -> np.ndarray:
 class Tracker:
     """Multi-object tracker, fed one frame at a time.
 
-    >>> tracker = Tracker("bytetrack")                       # a preset name, or a TrackerConfig
+    >>> tracker = Tracker("bytetrack")                      # a preset name, or a TrackerConfig
     >>> tracks = tracker.update(boxes, scores, features)   # boxes: (N, 4) tlwh pixels
 
     One Tracker serves ONE stream: its state is the history of that stream's frames. It is not
@@ -411,12 +411,15 @@ class Tracker:
         """The tracker saved by :meth:`save_snapshot` (pickled objects refused); ValueError naming the file."""
         name = getattr(file, "name", file)
         try:
-            with np.load(file, allow_pickle=False) as data:
+            data = np.load(file, allow_pickle=False)
+            if not hasattr(data, "files"):  # an .npy file: one plain array
+                raise ValueError(f"{name}: not a tracker snapshot (.npz), but a single array")
+            with data:
                 state = {key: data[key] for key in data.files}
-        except AttributeError:  # np.load gave a plain array (an .npy file), which has no context manager
-            raise ValueError(f"{name}: not a tracker snapshot (.npz), but a single array") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{name}: not a readable tracker snapshot (.npz): {err}") from None
+            message = str(err)
+            raise ValueError(message if message.startswith(f"{name}:") else
+                             f"{name}: not a readable tracker snapshot (.npz): {message}") from None
         try:
             return cls.from_snapshot(state)
         except ValueError as err:
