@@ -53,7 +53,8 @@ def check_tlwh(boxes: np.ndarray, name: str = "boxes") -> bool:
         negative = boxes[:, column] < 0
         if negative.any():
             row = int(np.argmax(negative))
-            raise ValueError(f"{name} row {row} has negative {what} {float(boxes[row, column])!r} (xyxy given as tlwh?)")
+            raise ValueError(f"{name} row {row} has negative {what} {float(boxes[row, column])!r} "
+                             "(xyxy given as tlwh?)")
     row = int(np.argmax((np.abs(boxes) > MAX_PIXELS).any(axis=1)))
     raise ValueError(f"{name} row {row} is out of range: {boxes[row].tolist()} "
                      f"(|coordinate| and size must be at most {MAX_PIXELS:g} px)")

@@ -45,7 +45,8 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
     if n and not float(np.abs(scores).max()) <= MAX_SCORE:  # True for NaN too
         check_finite(scores, "scores")
         row = int(np.argmax(np.abs(scores) > MAX_SCORE))
-        raise ValueError(f"scores row {row} is out of range: {float(scores[row])!r} (|score| must be at most {MAX_SCORE:g})")
+        raise ValueError(f"scores row {row} is out of range: {float(scores[row])!r} "
+                         f"(|score| must be at most {MAX_SCORE:g})")
     if all_sized:
         return boxes, scores, features, None, 0
     rows = ((boxes[:, 2] >= MIN_SIZE) & (boxes[:, 3] >= MIN_SIZE)).nonzero()[0]
@@ -109,15 +110,17 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, max_overlap: floa
     pixels inclusively (width + 1), as DeepSORT does, so identical boxes overlap exactly 1.0 and
     ``max_overlap`` 1.0 keeps everything.
     """
-    x1, y1 = boxes[:, 0], boxes[:, 1]
-    x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
-    area = (boxes[:, 2] + 1.0) * (boxes[:, 3] + 1.0)
+    x1, y1, w, h = boxes.T
+    x2, y2 = x1 + w, y1 + h
+    area = (w + 1.0) * (h + 1.0)
     order = np.argsort(scores, kind="stable")  # ascending: the next box taken is the last
     taken = []
     while len(order):
         best, rest = order[-1], order[:-1]
         taken.append(best)
-        width = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1.0)
-        height = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1.0)
+        # Clamped to the box's own size: rounding of x + w never makes a box overlap more than all of it.
+        width = np.minimum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), w[rest])
+        height = np.minimum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), h[rest])
+        width, height = np.maximum(0.0, width + 1.0), np.maximum(0.0, height + 1.0)
         order = rest[width * height / area[rest] <= max_overlap]
     return np.sort(np.array(taken, dtype=np.int64))
