@@ -381,6 +381,7 @@ class Tracker:
         self.tracks, self.gallery = table, gallery
         for name, value in counters.items():
             setattr(self, name, value)
+        self._warned_duplicates = bool(self._warned_duplicates)
         self._predicted_tlwh = np.zeros((0, 4))
 
     def save_snapshot(self, file: str | os.PathLike | IO[bytes]) -> None:
