@@ -159,6 +159,8 @@ def test_bad_snapshots_are_one_clear_error(tmp_path):
     state = good.snapshot()
     with pytest.raises(ValueError, match="no 'tracks/mean' entry"):
         Tracker.from_snapshot({k: v for k, v in state.items() if k != "tracks/mean"})
+    with pytest.raises(ValueError, match="'_next_id' must be one integer"):
+        Tracker.from_snapshot({**state, "_next_id": np.array([1.5, 2.0])})
     with pytest.raises(ValueError, match="snapshot version 99"):
         Tracker.from_snapshot({**state, "version": np.array(99)})
     with pytest.raises(ValueError, match="tracks/covariance has shape"):

@@ -120,6 +120,7 @@ def _confirmed_tracker(name: str = "bytetrack") -> Tracker:
     (np.zeros((2, 3)), r"scales by 0 to 0 .*all zeros: no estimate"),
     (np.array([[1.0, 1, 0], [1, 1, 0]]), r"scales by 0 to 2"),  # singular
     (np.array([[1e3, 0, 0], [0, 1e3, 0]]), r"scales by 1e\+03 to 1e\+03"),
+    (np.array([[1e200, 0, 0], [0, 1e200, 0]]), r"camera_motion's linear part"),  # squares overflow
     (np.array([[1.0, 0, 2e6], [0, 1, 0]]), r"translates by \(2e\+06, 0\) px"),
     (np.array([[1.0, 0, 5], [0, 1, 3], [1e-4, 0, 1]]),
      r"camera_motion has shape \(3, 3\) with last row \[0.0001, 0.0, 1.0\]: a homography; pass a \(2, 3\) affine"),

@@ -376,7 +376,7 @@ class Tracker:
             used = table.slot[table.slot >= 0]
             if len(used) and used.max() >= len(parts["count"]):
                 raise ValueError("snapshot tracks/slot points outside the gallery")
-        counters = {name: int(_snapshot_entry(state, name)) for name in _COUNTERS}
+        counters = {name: _snapshot_int(state, name) for name in _COUNTERS}
         self.config, self.kf = config, MOTION_MODELS[config.motion_model]()
         self.tracks, self.gallery = table, gallery
         for name, value in counters.items():
@@ -436,8 +436,15 @@ def _snapshot_entry(state: dict[str, np.ndarray], key: str) -> np.ndarray:
     return state[key]
 
 
+def _snapshot_int(state: dict[str, np.ndarray], key: str) -> int:
+    value = np.asarray(_snapshot_entry(state, key))
+    if value.size != 1 or value.dtype.kind not in "iub":
+        raise ValueError(f"snapshot {key!r} must be one integer, got {value.dtype} {value.shape}")
+    return int(value.reshape(()))
+
+
 def _snapshot_config(state: dict[str, np.ndarray]) -> TrackerConfig:
-    version = int(_snapshot_entry(state, "version"))
+    version = _snapshot_int(state, "version")
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"snapshot version {version} is not {SNAPSHOT_VERSION}, the one this fmtrack reads")
     raw = np.asarray(_snapshot_entry(state, "config"))
@@ -468,7 +475,7 @@ def _check_camera_motion(camera_motion: Any) -> np.ndarray:
     largest = math.sqrt((frobenius + math.sqrt(max(frobenius**2 - 4 * det * det, 0.0))) / 2)
     smallest = det / largest if largest > 0 else 0.0
     low, high = _MOTION_SCALE
-    if smallest < low or largest > high:
+    if not low <= smallest <= largest <= high:  # True for NaN (overflowing entries) too
         raise ValueError(f"camera_motion's linear part {[[a, b], [c, d]]} scales by {smallest:.3g} to "
                          f"{largest:.3g} (singular values); a motion between consecutive frames lies within "
                          f"{low:g} to {high:g} (all zeros: no estimate; pass None for a static camera)")
