@@ -398,7 +398,10 @@ def test_tentative_track_dies_on_a_miss():
     _update(tracker, np.zeros((0, 4)))
     assert len(tracker.tracks) == 0
     _update(tracker, _walker(4))
-    assert tracker.tracks.track_id.tolist() == [2]  # a new track, not the old one
+    assert tracker.tracks.age.tolist() == [1]  # a new track, not the old one
+    _update(tracker, _walker(5))
+    # The tentative track that died unreported took no id: the first track reported is 1.
+    assert [t.track_id for t in _update(tracker, _walker(6))] == [1]
 
 
 @pytest.mark.parametrize("name", ["deepsort", "motion"])
@@ -470,6 +473,7 @@ def _two_people(scenario: str, frames: int = 60, speed: float = 4.0):
 
 
 @pytest.mark.parametrize("scenario", ["cross", "turn"])
+@pytest.mark.filterwarnings("ignore:.*repeat another row:RuntimeWarning")  # they meet exactly
 def test_two_people_keep_ids_with_appearance(scenario):
     tracker = Tracker("deepsort")
     owner = {}  # track id -> the people (0, 1) its reported boxes were on
@@ -487,6 +491,7 @@ def test_two_people_keep_ids_with_appearance(scenario):
 
 
 @pytest.mark.parametrize("scenario", ["cross", "turn"])
+@pytest.mark.filterwarnings("ignore:.*repeat another row:RuntimeWarning")  # they meet exactly
 def test_two_people_under_motion_only_stay_sane(scenario):
     # Without appearance the ids may swap where the people meet; the output must still be sane.
     tracker = Tracker("motion")
@@ -504,12 +509,14 @@ stream_st = st.lists(frame_st, min_size=1, max_size=25)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.filterwarnings("ignore:.*repeat another row:RuntimeWarning")
 @settings(max_examples=50, deadline=None)
 @given(stream=stream_st, seed=st.integers(0, 2**16))
 def test_random_streams_give_sane_output(name, stream, seed):
     rng = np.random.default_rng(seed)
     tracker = Tracker(name)
     needs = tracker.config.uses_appearance
+    seen_ids: set[int] = set()
     for dets, with_features in stream:
         boxes = np.array([d[0] for d in dets], dtype=float).reshape(-1, 4)
         scores = np.array([d[1] for d in dets], dtype=float)
@@ -517,11 +524,21 @@ def test_random_streams_give_sane_output(name, stream, seed):
         out = tracker.update(boxes, scores, features)
         ids = [t.track_id for t in out]
         assert len(ids) == len(set(ids))
+        matched = [t.detection for t in out if t.detection >= 0]
+        assert len(matched) == len(set(matched))  # one detection feeds one track at most
         for t in out:
             assert t.tlwh.shape == (4,)
             assert np.isfinite(t.tlwh).all(), t
             assert t.tlwh[2] > 0 and t.tlwh[3] > 0, t
-        assert len(set(tracker.tracks.track_id.tolist())) == len(tracker.tracks)
+            # Matched in this frame exactly when it names an input row, and that row is a real box.
+            assert (t.detection >= 0) == (t.time_since_update == 0), t
+            if t.detection >= 0:
+                assert boxes[t.detection, 2] > 0 and boxes[t.detection, 3] > 0
+        seen_ids.update(ids)
+        # Ids are 1, 2, 3, ... in order of first report, with no gaps.
+        assert seen_ids == set(range(1, len(seen_ids) + 1))
+        reported_once = tracker.tracks.track_id[tracker.tracks.track_id > 0].tolist()
+        assert len(reported_once) == len(set(reported_once))
 
 
 # -- bad input ----------------------------------------------------------------------------------------
@@ -562,13 +579,14 @@ def test_wrong_shapes_raise_value_error(boxes, scores, feats, pattern):
         Tracker("deepsort").update(boxes, scores, feats)
 
 
-def test_non_positive_sizes_are_dropped_and_counted():
+def test_zero_and_sub_micropixel_sizes_are_dropped_and_counted():
     tracker = Tracker("sort")
-    boxes = np.array([[0.0, 0, 0, 10], [5, 5, 10, -1], [50, 50, 20, 40], [9, 9, -3, -3]])
+    boxes = np.array([[0.0, 0, 0, 10], [5, 5, 10, 1e-7], [50, 50, 20, 40], [9, 9, 1e-320, 3]])
     out = tracker.update(boxes, np.ones(4))
     assert tracker.skipped_detections == 3
     assert len(tracker.tracks) == 1  # only the valid box started a track
     np.testing.assert_allclose(out[0].tlwh, [50, 50, 20, 40])
+    assert out[0].detection == 2  # the row in the caller's array, not in the filtered one
     tracker.update(np.array([[0.0, 0, 5, 0]]), np.ones(1))
     assert tracker.skipped_detections == 4
 

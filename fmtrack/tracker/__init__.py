@@ -1,7 +1,8 @@
 """Kalman-filter + Hungarian multi-object tracking (DeepSORT family), numpy only."""
 
+from .boxes import to_tlwh
 from .config import PRESETS, Stage, TrackerConfig, preset
 from .track import Track
 from .tracker import Tracker
 
-__all__ = ["PRESETS", "Stage", "Track", "Tracker", "TrackerConfig", "preset"]
+__all__ = ["PRESETS", "Stage", "Track", "Tracker", "TrackerConfig", "preset", "to_tlwh"]

@@ -11,11 +11,15 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scipy.stats import chi2
-
-# DeepSORT gates at the 95% quantile of the chi-square distribution with 4 degrees of freedom
-# (the measurement is 4-d): 9.4877.
-CHI2_95_4DOF = float(chi2.ppf(0.95, df=4))
+# 95% quantiles of the chi-square distribution by degrees of freedom (scipy.stats.chi2.ppf(0.95, df)),
+# written out so that importing the tracker does not load scipy.stats. DeepSORT gates the squared
+# Mahalanobis distance of its 4-d measurement at CHI2_95[4].
+CHI2_95: dict[int, float] = {
+    1: 3.841458820694124, 2: 5.991464547107979, 3: 7.814727903251179, 4: 9.487729036781154,
+    5: 11.070497693516351, 6: 12.591587243743977, 7: 14.067140449340169, 8: 15.50731305586545,
+    9: 16.918977604620448,
+}
+CHI2_95_4DOF = CHI2_95[4]
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,11 @@ class TrackerConfig:
     high_confidence: float | None = None  # scores above this are "high" (ByteTrack); None: all are
     birth_confidence: float = float("-inf")  # a new track needs a high detection scoring at least this
     min_height: float = 0.0
-    nms_max_overlap: float = 1.0  # IoU above which a lower-scored detection is dropped; 1.0 = off
+    # DeepSORT's suppression (not IoU: overlap / the lower-scored box's area), 1.0 = off.
+    nms_max_overlap: float = 1.0
+    # At most this many detections per frame, the highest-scoring (None: no limit): association
+    # cost grows as tracks x detections, and a frame of thousands is a detector fault.
+    max_detections: int | None = 1000
     # Track lifecycle.
     n_init: int = 3  # hits (birth detection included) that confirm a tentative track
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
@@ -159,6 +167,10 @@ class TrackerConfig:
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
         if self.motion_model not in ("xyah", "xysr"):
             raise ValueError(f"unknown motion model {self.motion_model!r} (xyah or xysr)")
+        if not 0.0 <= self.nms_max_overlap:  # False for NaN too
+            raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
+        if self.max_detections is not None and self.max_detections < 1:
+            raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
         if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
             raise ValueError("n_init and budget must be >= 1 and max_age >= 0")
         if self.camera_motion not in ("none", "sof", "ecc"):

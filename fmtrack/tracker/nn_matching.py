@@ -11,6 +11,10 @@ from typing import Literal
 
 import numpy as np
 
+# Largest (slots x depth x queries) block of inner products formed at once (float32 elements,
+# 16 MiB): many tracks against many detections are done in slices of slots instead.
+_BLOCK = 1 << 22
+
 
 def prepare_features(features: np.ndarray, metric: str) -> np.ndarray:
     """float32 features (N, D) as the gallery stores them: L2-normalised for cosine, as given otherwise."""
@@ -92,6 +96,14 @@ class FeatureGallery:
         depth = int(count.max())
         if depth == 0:
             return np.full((len(slots), len(features)), np.inf)
+        step = max(1, _BLOCK // (depth * len(features)))
+        if step >= len(slots):
+            return self._nearest(slots, count, depth, features)
+        return np.concatenate([self._nearest(slots[i:i + step], count[i:i + step], depth, features)
+                               for i in range(0, len(slots), step)])
+
+    def _nearest(self, slots: np.ndarray, count: np.ndarray, depth: int, features: np.ndarray) -> np.ndarray:
+        """Smallest distance (K, N) over the first ``depth`` stored features of each slot."""
         dots = np.einsum("kbd,nd->kbn", self._features[slots, :depth], features)  # (K, depth, N)
         dist = self._distance(dots, self._sq_norms[slots, :depth, None], features)
         dist[np.arange(depth)[None, :] >= count[:, None]] = np.inf
@@ -102,6 +114,37 @@ class FeatureGallery:
         if self.metric == "cosine":
             return 1.0 - dots
         return np.sqrt(np.maximum(stored_sq_norms + np.einsum("nd,nd->n", features, features) - 2.0 * dots, 0.0))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The pool as plain arrays (copies), for :meth:`from_state`."""
+        return {"features": self._features.copy(), "sq_norms": self._sq_norms.copy(),
+                "count": self._count.copy(), "next": self._next.copy(),
+                "free": np.array(self._free, dtype=np.int64)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray], metric: Literal["cosine", "euclidean"],
+                   ema_alpha: float | None) -> FeatureGallery:
+        """The gallery :meth:`state` described; ValueError when its arrays do not fit together."""
+        features = np.asarray(state["features"], dtype=np.float32)
+        if features.ndim != 3 or len(features) == 0:
+            raise ValueError(f"gallery features must have shape (capacity, budget, D), got {features.shape}")
+        capacity, budget, dim = features.shape
+        gallery = cls(dim, budget, metric, capacity=capacity, ema_alpha=ema_alpha)
+        if gallery.budget != budget:
+            raise ValueError(f"gallery budget {budget} does not fit the moving-average memory (1)")
+        for name, attribute, dtype, shape in (("sq_norms", "_sq_norms", np.float32, (capacity, budget)),
+                                              ("count", "_count", np.int64, (capacity,)),
+                                              ("next", "_next", np.int64, (capacity,))):
+            value = np.asarray(state[name], dtype=dtype)
+            if value.shape != shape:
+                raise ValueError(f"gallery {name} must have shape {shape}, got {value.shape}")
+            setattr(gallery, attribute, value.copy())
+        free = np.asarray(state["free"], dtype=np.int64).reshape(-1)
+        if len(free) and (free.min() < 0 or free.max() >= capacity):
+            raise ValueError(f"gallery free slots must lie in [0, {capacity}), got {free.tolist()}")
+        gallery._features = features.copy()
+        gallery._free = free.tolist()
+        return gallery
 
     def _grow(self) -> None:
         old = len(self._count)

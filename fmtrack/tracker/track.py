@@ -10,8 +10,9 @@ import numpy as np
 class Track(NamedTuple):
     """A reported track in one frame (a named tuple: immutable and cheap to make every frame).
 
-    tlwh: (4,) float64 box in pixels (left, top, width, height): the Kalman estimate after this
-    frame's update, or the prediction when the track was missed in this frame.
+    track_id: 1, 2, 3, ... in the order tracks are first reported (a tentative track that dies
+    unreported takes no id). tlwh: (4,) float64 box in pixels (left, top, width, height): the
+    Kalman estimate after this frame's update, or the prediction when the track was missed in this frame.
     """
 
     track_id: int
@@ -21,6 +22,9 @@ class Track(NamedTuple):
     hits: int  # detections matched over the track's life, the birth detection included
     age: int  # frames since birth
     score: float  # confidence of the last matched detection
+    # Row of the ``boxes`` passed to this frame's update() that the track matched (before any
+    # filtering by the tracker), or -1 when it was not matched in this frame (coasting).
+    detection: int
 
 
 class TrackTable:
@@ -29,7 +33,12 @@ class TrackTable:
     mean (T, 8) and covariance (T, 8, 8) are Kalman states; the rest are (T,) counters. ``hits``
     counts the birth detection; ``hit_streak`` counts matches since birth or since the last miss,
     not the birth detection itself (SORT's convention, so its min_hits carries over unchanged).
+    ``track_id`` is 0 until the track is first reported; ``detection`` is this frame's matched input
+    row or -1.
     """
+
+    COLUMNS = ("mean", "covariance", "track_id", "slot", "hits", "hit_streak", "age",
+               "time_since_update", "confirmed", "score", "detection")
 
     def __init__(self) -> None:
         self.mean = np.zeros((0, 8))
@@ -42,18 +51,19 @@ class TrackTable:
         self.time_since_update = np.zeros(0, dtype=np.int64)
         self.confirmed = np.zeros(0, dtype=bool)
         self.score = np.zeros(0)
+        self.detection = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.track_id)
 
-    def append(self, mean: np.ndarray, covariance: np.ndarray, track_id: np.ndarray,
-               slot: np.ndarray, score: np.ndarray, confirmed: bool) -> None:
-        """Add K new tracks born from one detection each."""
-        k = len(track_id)
+    def append(self, mean: np.ndarray, covariance: np.ndarray, slot: np.ndarray, score: np.ndarray,
+               detection: np.ndarray, confirmed: bool) -> None:
+        """Add K new tracks born from one detection each (not yet reported: no id)."""
+        k = len(mean)
         ones = np.ones(k, dtype=np.int64)
         self.mean = np.concatenate([self.mean, mean])
         self.covariance = np.concatenate([self.covariance, covariance])
-        self.track_id = np.concatenate([self.track_id, track_id])
+        self.track_id = np.concatenate([self.track_id, np.zeros(k, dtype=np.int64)])
         self.slot = np.concatenate([self.slot, slot])
         self.hits = np.concatenate([self.hits, ones])
         self.hit_streak = np.concatenate([self.hit_streak, np.zeros(k, dtype=np.int64)])
@@ -61,9 +71,9 @@ class TrackTable:
         self.time_since_update = np.concatenate([self.time_since_update, np.zeros(k, dtype=np.int64)])
         self.confirmed = np.concatenate([self.confirmed, np.full(k, confirmed)])
         self.score = np.concatenate([self.score, score])
+        self.detection = np.concatenate([self.detection, detection])
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the tracks where ``mask`` (T,) is False."""
-        for name in ("mean", "covariance", "track_id", "slot", "hits", "hit_streak", "age",
-                     "time_since_update", "confirmed", "score"):
+        for name in self.COLUMNS:
             setattr(self, name, getattr(self, name)[mask])

@@ -2,19 +2,39 @@
 
 Per frame: filter detections, predict all tracks at once, run the configured association stages
 (one cost matrix and one Hungarian assignment each), update the matched tracks at once, age the
-rest, start new tracks, delete dead ones, report. Numpy only: no files, no torch.
+rest, start new tracks, delete dead ones, report. Numpy only: no torch, and no file formats beyond
+numpy's own .npz for snapshots.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import IO, Any
+
 import numpy as np
 
+from .boxes import MAX_PIXELS, MIN_SIZE
 from .config import Stage, TrackerConfig, preset
-from .detections import select_detections, validate_frame_input
+from .detections import count_duplicates, select_detections, validate_frame_input
 from .kalman_filter import MOTION_MODELS
 from .linear_assignment import INFEASIBLE, iou_matrix, min_cost_matching
 from .nn_matching import FeatureGallery, prepare_features
 from .track import Track, TrackTable
+
+
+SNAPSHOT_VERSION = 1
+# A predicted box beyond this (pixels) can overlap no valid detection: the track ends.
+_PREDICTION_LIMIT = 10 * MAX_PIXELS
+# A Kalman variance beyond this (any state entry) means the track can no longer be located.
+_VARIANCE_LIMIT = 1e30
+# Camera motion between consecutive frames: the linear part's singular values lie within these.
+_MOTION_SCALE = (0.01, 100.0)
 
 
 def _indices(mask: np.ndarray) -> np.ndarray:
@@ -25,35 +45,64 @@ def _indices(mask: np.ndarray) -> np.ndarray:
 class Tracker:
     """Multi-object tracker, fed one frame at a time.
 
-    >>> tracker = Tracker("deepsort")
+    >>> tracker = Tracker("bytetrack")                      # a preset name, or a TrackerConfig
     >>> tracks = tracker.update(boxes, scores, features)   # boxes: (N, 4) tlwh pixels
+
+    One Tracker serves ONE stream: its state is the history of that stream's frames. It is not
+    thread-safe; give each stream (and each thread) its own Tracker, and move a stream between
+    workers with :meth:`snapshot` / :meth:`from_snapshot`.
+
+    Cost per frame with T live tracks and N detections kept: the pairwise terms (IoU, Mahalanobis
+    gate, appearance distance) are O(T * N) time and memory (appearance O(T * N * D * budget) time),
+    and each Hungarian assignment is O(n^3) with n = max(T, N) at worst. N is capped by the config's
+    ``max_detections`` (1000 by default; the highest-scoring are kept, with a warning).
     """
 
-    def __init__(self, config: TrackerConfig | str = "deepsort"):
-        self.config = preset(config) if isinstance(config, str) else config
-        self.kf = MOTION_MODELS[self.config.motion_model]()
+    def __init__(self, config: TrackerConfig | str):
+        if isinstance(config, str):
+            config = preset(config)
+        elif not isinstance(config, TrackerConfig):
+            raise TypeError(f"config must be a TrackerConfig or a preset name, got {type(config).__name__}")
+        self.config = config
+        self.kf = MOTION_MODELS[config.motion_model]()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and counter: the state of a new Tracker with the same config."""
         self.tracks = TrackTable()
         self.gallery: FeatureGallery | None = None  # created on the first features seen
         self.frame_count = 0
-        self.skipped_detections = 0  # dropped for non-positive width or height
-        self._next_id = 1
+        self.skipped_detections = 0  # dropped for a width or height below 1e-6 px
+        self.duplicate_detections = 0  # rows repeating an earlier row of the same frame exactly
+        self._warned_duplicates = False
+        self._next_id = 1  # the id the next track reported for the first time gets
         self._predicted_tlwh = np.zeros((0, 4))  # this frame's predicted boxes (T, 4), set by _predict
 
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
                features: np.ndarray | None = None, camera_motion: np.ndarray | None = None) -> list[Track]:
         """Advance one frame.
 
-        boxes: (N, 4) float, tlwh pixels. scores: (N,) detector confidences (None: all 1).
-        features: (N, D) float appearance descriptors; required when a stage uses appearance.
+        boxes: (N, 4) float, tlwh pixels (see :func:`~fmtrack.tracker.boxes.to_tlwh` for xyxy);
+        |values| up to 1e6 px; a width or height below 1e-6 px skips the row (counted in
+        ``skipped_detections``), a negative one is an error. scores: (N,) detector confidences
+        (None: all 1). features: (N, D) float appearance descriptors, D fixed for the tracker's
+        life; required when a stage uses appearance.
         camera_motion: (2, 3) affine from the previous frame's pixels to this frame's, applied to
-        every track's Kalman state after prediction (None: static camera).
+        every track's Kalman state after prediction (None: static camera). A (3, 3) matrix whose
+        last row is exactly [0, 0, 1] is taken as that affine; other homographies are refused.
+        Bad input raises ValueError naming the argument, with nothing applied.
         Returns the tracks to report in this frame (the preset's report rule).
         """
-        boxes, scores, features, skipped = validate_frame_input(
-            boxes, scores, features, needs_features=self.config.uses_appearance)
-        self.skipped_detections += skipped
+        boxes, scores, features, rows, dropped = validate_frame_input(
+            boxes, scores, features, needs_features=self.config.uses_appearance,
+            feature_dim=None if self.gallery is None else self.gallery.dim)
+        if camera_motion is not None:
+            camera_motion = _check_camera_motion(camera_motion)
+        self.skipped_detections += dropped
+        self._count_duplicates(boxes)
         self.frame_count += 1
         keep = select_detections(boxes, scores, self.config)
+        origin = keep if rows is None else rows[keep]  # input row of each kept detection
         boxes, scores = boxes[keep], scores[keep]
         if features is not None:  # kept only when a stage will compare them
             features = prepare_features(features[keep], self.config.metric) if self.config.uses_appearance else None
@@ -64,10 +113,10 @@ class Tracker:
         self._predict(camera_motion)
         measurements = self.kf.measure(boxes)
         track_idx, det_idx, refresh = self._associate(boxes, scores, high, measurements, features)
-        self._update(track_idx, det_idx, measurements, scores, features, refresh)
+        self._update(track_idx, det_idx, measurements, scores, features, refresh, origin)
         born = high & (scores >= self.config.birth_confidence)
         born[det_idx] = False
-        self._birth(measurements[born], scores[born], None if features is None else features[born])
+        self._birth(measurements[born], scores[born], None if features is None else features[born], origin[born])
         tlwh = self.kf.to_tlwh(self.tracks.mean)
         if self.config.duplicate_iou is not None:
             tlwh = self._remove_duplicates(tlwh)
@@ -92,9 +141,13 @@ class Tracker:
             t.mean, t.covariance = self.kf.warp(t.mean, t.covariance, camera_motion)
         t.age += 1
         t.time_since_update += 1
-        # A prediction that is no longer a box (SORT: area extrapolated below zero) ends the track.
+        # A prediction that is no longer a box (SORT: area extrapolated below zero), or one no valid
+        # detection can reach, ends the track.
         tlwh = self.kf.to_tlwh(t.mean)
-        valid = np.isfinite(tlwh).all(axis=1) & (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0)
+        valid = ((np.abs(tlwh) <= _PREDICTION_LIMIT).all(axis=1)  # False for NaN too
+                 & (tlwh[:, 2] >= MIN_SIZE) & (tlwh[:, 3] >= MIN_SIZE))
+        if camera_motion is not None:  # repeated zooms grow variances geometrically
+            valid &= (t.covariance.diagonal(axis1=1, axis2=2) <= _VARIANCE_LIMIT).all(axis=1)
         if not valid.all():
             self._drop(valid)
             tlwh = tlwh[valid]
@@ -177,12 +230,15 @@ class Tracker:
         cost[gate > self.config.gating_threshold] = INFEASIBLE
         return cost
 
-    def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray,
-                scores: np.ndarray, features: np.ndarray | None, refresh: np.ndarray) -> None:
+    def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray, scores: np.ndarray,
+                features: np.ndarray | None, refresh: np.ndarray, origin: np.ndarray) -> None:
         """Kalman-update the matched tracks (``refresh``: (M,) bool, which of the matches also feed the
-        appearance memory), age the missed ones, delete the dead."""
+        appearance memory; ``origin``: input row of each kept detection), age the missed ones,
+        delete the dead."""
         t, cfg = self.tracks, self.config
+        t.detection = np.full(len(t), -1, dtype=np.int64)
         if len(ti):
+            t.detection[ti] = origin[di]
             t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di])
             t.hits[ti] += 1
             t.hit_streak[ti] += 1
@@ -198,13 +254,12 @@ class Tracker:
         if dead.any():
             self._drop(~dead)
 
-    def _birth(self, measurements: np.ndarray, scores: np.ndarray, features: np.ndarray | None) -> None:
+    def _birth(self, measurements: np.ndarray, scores: np.ndarray, features: np.ndarray | None,
+               origin: np.ndarray) -> None:
         k = len(measurements)
         if k == 0:
             return
         mean, covariance = self.kf.initiate(measurements)
-        ids = np.arange(self._next_id, self._next_id + k, dtype=np.int64)
-        self._next_id += k
         slots = np.full(k, -1, dtype=np.int64)
         if features is not None:
             if self.gallery is None:
@@ -214,7 +269,7 @@ class Tracker:
             slots = np.array([self.gallery.allocate() for _ in range(k)], dtype=np.int64)
             self.gallery.add(slots, features)
         confirmed = self.config.n_init <= 1 or (self.config.confirm_first_frame and self.frame_count == 1)
-        self.tracks.append(mean, covariance, ids, slots, scores, confirmed=confirmed)
+        self.tracks.append(mean, covariance, slots, scores, origin, confirmed=confirmed)
 
     def _remove_duplicates(self, tlwh: np.ndarray) -> np.ndarray:
         """A lost track and an active one covering the same person: keep the one tracked longer.
@@ -250,9 +305,183 @@ class Tracker:
         established = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
         warmup = (self.frame_count <= cfg.report_warmup_frames) & (t.time_since_update == 0)
         idx = _indices(recent & (established | warmup))
+        new = idx[t.track_id[idx] == 0]  # reported for the first time: the next ids, in creation order
+        if len(new):
+            t.track_id[new] = np.arange(self._next_id, self._next_id + len(new))
+            self._next_id += len(new)
         return [Track(int(t.track_id[i]), tlwh[i], bool(t.confirmed[i]), int(t.time_since_update[i]),
-                      int(t.hits[i]), int(t.age[i]), float(t.score[i]))
+                      int(t.hits[i]), int(t.age[i]), float(t.score[i]), int(t.detection[i]))
                 for i in idx]
+
+    def _count_duplicates(self, boxes: np.ndarray) -> None:
+        duplicates = count_duplicates(boxes)
+        if duplicates == 0:
+            return
+        self.duplicate_detections += duplicates
+        if not self._warned_duplicates:
+            self._warned_duplicates = True
+            warnings.warn(f"frame {self.frame_count + 1}: {duplicates} detection row(s) repeat another row of the "
+                          "same frame exactly and will start duplicate tracks (counted in "
+                          "Tracker.duplicate_detections; warned once per tracker; nms_max_overlap < 1 removes them)",
+                          RuntimeWarning, stacklevel=3)
+
+    # -- state ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The full state as plain arrays (copies): feed it to :meth:`from_snapshot` or :meth:`restore`,
+        in this or another process, and the tracker continues exactly as this one would.
+
+        Keys: ``version``, ``config`` (uint8 bytes of the config as JSON), counters (0-d int64),
+        ``tracks/<column>`` (the track table: mean (T, 8), covariance (T, 8, 8), ...) and, once
+        features were seen, ``gallery/<name>`` (the appearance pool).
+        """
+        state: dict[str, np.ndarray] = {
+            "version": np.array(SNAPSHOT_VERSION, dtype=np.int64),
+            "config": np.frombuffer(json.dumps(self.config.to_dict()).encode(), dtype=np.uint8).copy(),
+        }
+        for name in _COUNTERS:
+            state[name] = np.array(int(getattr(self, name)), dtype=np.int64)
+        for name in TrackTable.COLUMNS:
+            state[f"tracks/{name}"] = getattr(self.tracks, name).copy()
+        if self.gallery is not None:
+            state.update({f"gallery/{name}": value for name, value in self.gallery.state().items()})
+        return state
+
+    @classmethod
+    def from_snapshot(cls, state: dict[str, np.ndarray]) -> Tracker:
+        """A tracker in the state :meth:`snapshot` returned (its config included)."""
+        tracker = cls(_snapshot_config(state))
+        tracker.restore(state)
+        return tracker
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Take the state (and config) :meth:`snapshot` returned; ValueError naming what does not fit."""
+        config = _snapshot_config(state)
+        table = TrackTable()
+        for name in TrackTable.COLUMNS:
+            value = np.asarray(_snapshot_entry(state, f"tracks/{name}"))
+            template = getattr(table, name)
+            if value.ndim != template.ndim or value.shape[1:] != template.shape[1:]:
+                expected = "(T" + "".join(f", {k}" for k in template.shape[1:]) + ")"
+                raise ValueError(f"snapshot tracks/{name} has shape {value.shape}, expected {expected}")
+            setattr(table, name, value.astype(template.dtype, copy=True))
+        lengths = {name: len(getattr(table, name)) for name in TrackTable.COLUMNS}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"snapshot track columns differ in length: {lengths}")
+        gallery = None
+        if any(key.startswith("gallery/") for key in state):
+            parts = {name: _snapshot_entry(state, f"gallery/{name}")
+                     for name in ("features", "sq_norms", "count", "next", "free")}
+            gallery = FeatureGallery.from_state(parts, config.metric,
+                                                config.ema_alpha if config.appearance_memory == "ema" else None)
+            used = table.slot[table.slot >= 0]
+            if len(used) and used.max() >= len(parts["count"]):
+                raise ValueError("snapshot tracks/slot points outside the gallery")
+        counters = {name: _snapshot_int(state, name) for name in _COUNTERS}
+        self.config, self.kf = config, MOTION_MODELS[config.motion_model]()
+        self.tracks, self.gallery = table, gallery
+        for name, value in counters.items():
+            setattr(self, name, value)
+        self._warned_duplicates = bool(self._warned_duplicates)
+        self._predicted_tlwh = np.zeros((0, 4))
+
+    def save_snapshot(self, file: str | os.PathLike | IO[bytes]) -> None:
+        """Write :meth:`snapshot` as an .npz (no pickle) to a path, atomically, or to a binary file object.
+
+        The tracker sits below fmtrack.io (numpy only), so the atomic write is done here: a temporary
+        file beside the target, then os.replace. Writing through a file object also keeps numpy from
+        appending ".npz" to the name.
+        """
+        state = self.snapshot()
+        if hasattr(file, "write"):
+            np.savez(file, **state)
+            return
+        path = Path(file)
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: not a regular file; refusing to replace it with a snapshot")
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as fh:
+                np.savez(fh, **state)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load_snapshot(cls, file: str | os.PathLike | IO[bytes]) -> Tracker:
+        """The tracker saved by :meth:`save_snapshot` (pickled objects refused); ValueError naming the file."""
+        name = getattr(file, "name", file)
+        try:
+            data = np.load(file, allow_pickle=False)
+            if not hasattr(data, "files"):  # an .npy file: one plain array
+                raise ValueError(f"{name}: not a tracker snapshot (.npz), but a single array")
+            with data:
+                state = {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            message = str(err)
+            raise ValueError(message if message.startswith(f"{name}:") else
+                             f"{name}: not a readable tracker snapshot (.npz): {message}") from None
+        try:
+            return cls.from_snapshot(state)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+
+
+_COUNTERS = ("frame_count", "skipped_detections", "duplicate_detections", "_warned_duplicates", "_next_id")
+
+
+def _snapshot_entry(state: dict[str, np.ndarray], key: str) -> np.ndarray:
+    if key not in state:
+        raise ValueError(f"snapshot has no {key!r} entry (not made by Tracker.snapshot?)")
+    return state[key]
+
+
+def _snapshot_int(state: dict[str, np.ndarray], key: str) -> int:
+    value = np.asarray(_snapshot_entry(state, key))
+    if value.size != 1 or value.dtype.kind not in "iub":
+        raise ValueError(f"snapshot {key!r} must be one integer, got {value.dtype} {value.shape}")
+    return int(value.reshape(()))
+
+
+def _snapshot_config(state: dict[str, np.ndarray]) -> TrackerConfig:
+    version = _snapshot_int(state, "version")
+    if version != SNAPSHOT_VERSION:
+        raise ValueError(f"snapshot version {version} is not {SNAPSHOT_VERSION}, the one this fmtrack reads")
+    raw = np.asarray(_snapshot_entry(state, "config"))
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"snapshot config must be uint8 bytes of JSON, got {raw.dtype} {raw.shape}")
+    try:
+        return TrackerConfig.from_dict(json.loads(raw.tobytes().decode()))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"snapshot config is not a TrackerConfig in JSON: {err}") from None
+
+
+def _check_camera_motion(camera_motion: Any) -> np.ndarray:
+    """A (2, 3) float64 affine from ``camera_motion``, or ValueError saying what is wrong with it."""
+    affine = np.asarray(camera_motion, dtype=np.float64)
+    if affine.shape == (3, 3):
+        if not (affine[2] == (0.0, 0.0, 1.0)).all():
+            raise ValueError(f"camera_motion has shape (3, 3) with last row {affine[2].tolist()}: a homography; "
+                             "pass a (2, 3) affine (its top two rows when the last row is [0, 0, 1])")
+        affine = affine[:2]
+    elif affine.shape != (2, 3):
+        raise ValueError(f"camera_motion must be a (2, 3) affine (previous to current frame pixels), "
+                         f"got shape {affine.shape}")
+    if not np.isfinite(affine).all():
+        raise ValueError(f"camera_motion is not finite: {affine.tolist()}")
+    (a, b, tx), (c, d, ty) = affine.tolist()
+    # Singular values of the 2x2 linear part: s1 * s2 = |det|, s1^2 + s2^2 = squared Frobenius norm.
+    det, frobenius = abs(a * d - b * c), a * a + b * b + c * c + d * d
+    largest = math.sqrt((frobenius + math.sqrt(max(frobenius**2 - 4 * det * det, 0.0))) / 2)
+    smallest = det / largest if largest > 0 else 0.0
+    low, high = _MOTION_SCALE
+    if not low <= smallest <= largest <= high:  # True for NaN (overflowing entries) too
+        raise ValueError(f"camera_motion's linear part {[[a, b], [c, d]]} scales by {smallest:.3g} to "
+                         f"{largest:.3g} (singular values); a motion between consecutive frames lies within "
+                         f"{low:g} to {high:g} (all zeros: no estimate; pass None for a static camera)")
+    if max(abs(tx), abs(ty)) > MAX_PIXELS:
+        raise ValueError(f"camera_motion translates by ({tx:g}, {ty:g}) px: beyond {MAX_PIXELS:g}")
+    return affine
 
 
 class _FrameCosts:
