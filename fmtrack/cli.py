@@ -51,7 +51,7 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
                         help="appearance distance: 1 - cosine, or true (not squared) Euclidean")
     parser.add_argument("--max-dist", type=float, help="appearance gating threshold (in --metric units)")
     parser.add_argument("--min-confidence", type=float, help="drop detections scoring below this")
-    parser.add_argument("--nms", type=float, dest="nms_max_overlap", help="NMS IoU threshold (1.0 = off)")
+    parser.add_argument("--nms", type=float, dest="nms_max_overlap", help="non-maximum suppression as DeepSORT: a detection whose overlap with a higher-scored one (intersection / its own area) exceeds this is dropped (1.0 = off)")
     parser.add_argument("--max-age", type=int, help="frames a lost confirmed track is kept")
     parser.add_argument("--n-init", type=int, help="hits that confirm a track")
     parser.add_argument("--budget", type=int, help="appearance gallery size per track")
