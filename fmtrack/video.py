@@ -182,7 +182,7 @@ class TrackRenderer:
 
     def __enter__(self) -> TrackRenderer:
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.out_path))
+        tmp = self._stack.enter_context(atomic_path(self.out_path, keep_suffix=True))
         self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
         if not self._writer.isOpened():
             self._stack.close()

@@ -46,18 +46,21 @@ def _write_error(path: Path, err: OSError) -> InputError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Iterator[Path]:
+def atomic_path(path: str | Path, inputs: Iterable[str | Path | None] = (), keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path`` for writers that want a path (safetensors, matplotlib with an
     explicit ``format``); on success it replaces ``path`` in one rename, on failure it is removed.
 
     The temporary name ends in ``.tmp``, not in ``path``'s suffix: a writer that appends a suffix
     it misses (``np.save``, ``np.savez``) would write elsewhere, so give those a file object
-    (:func:`atomic_write` with ``"wb"``). ``inputs``: files this output must not replace.
+    (:func:`atomic_write` with ``"wb"``). ``keep_suffix``: end the temporary name in ``.tmp`` plus
+    ``path``'s suffix, for writers that pick the format from the name (OpenCV's VideoWriter).
+    ``inputs``: files this output must not replace.
     """
     path = check_output(path, inputs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                   suffix=".tmp" + (path.suffix if keep_suffix else ""))
     except OSError as err:
         raise _write_error(path, err) from None
     os.close(fd)
