@@ -66,13 +66,22 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .benchmarks.evaluate import format_table, run_methods, score_results_dir, with_ids_ratio, write_tables
 
+    if args.results and (args.workers > 1 or args.ray_address):
+        raise ValueError("--workers and --ray-address run methods; --results only scores a folder")
     if args.results:
         evaluation = score_results_dir(args.results, args.seqs, args.data_root)
         out_dir = Path(args.out_dir or args.results)
     else:
         out_dir = Path(args.out_dir or "runs/eval")
-        evaluation = run_methods(args.methods, args.seqs or DEFAULT_EVAL_SEQUENCES, args.data_root, out_dir,
-                                 progress=not args.quiet)
+        sequences = args.seqs or DEFAULT_EVAL_SEQUENCES
+        if args.workers > 1 or args.ray_address:
+            from .scale.videos import run_methods_parallel
+
+            evaluation = run_methods_parallel(args.methods, sequences, args.data_root, out_dir,
+                                              progress=not args.quiet, workers=args.workers,
+                                              address=args.ray_address)
+        else:
+            evaluation = run_methods(args.methods, sequences, args.data_root, out_dir, progress=not args.quiet)
     if args.ids_baseline:
         evaluation.table = with_ids_ratio(evaluation.table, args.ids_baseline)
     csv_path, md_path = write_tables(evaluation, out_dir)
@@ -103,6 +112,14 @@ def cmd_bench_cmc(args: argparse.Namespace) -> None:
     from .camera_motion import benchmark, benchmark_frames
 
     benchmark(benchmark_frames(args.frames, args.data_root))
+
+
+def cmd_bench_streams(args: argparse.Namespace) -> None:
+    from .scale.simulation import simulate
+
+    table = simulate(args.streams, args.frames, tuple(args.actors), tuple(args.presets), args.data_root,
+                     args.ray_address)
+    print(table.round(2).to_string())
 
 
 def cmd_crops(args: argparse.Namespace) -> None:
@@ -232,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(ev)
     ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval)")
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
+    ev.add_argument("--workers", type=int, default=1,
+                    help="run the (method x sequence) cells as Ray tasks on a local Ray instance with this "
+                         "many CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
+    ev.add_argument("--ray-address", help="join this Ray cluster instead (auto, HOST:6379 or ray://HOST:10001); "
+                                          "its nodes need fmtrack and the data root at the same paths")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
@@ -260,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--frames", type=int, default=60)
     _add_data_root(bc)
     bc.set_defaults(func=cmd_bench_cmc)
+    bs = bench_sub.add_parser("streams", help="synthetic live streams on Ray actors: frames/s and latency "
+                                             "percentiles per number of actors (needs fmtrack[ray])")
+    bs.add_argument("--streams", type=int, default=16, help="concurrent streams (default %(default)s)")
+    bs.add_argument("--frames", type=int, default=300, help="timed frames per stream (default %(default)s)")
+    bs.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="actor counts to time (default 1 2)")
+    bs.add_argument("--presets", nargs="+", default=["bytetrack", "deepsort"],
+                    help="tracker presets; appearance presets replay DeepSORT's features (default: bytetrack deepsort)")
+    bs.add_argument("--ray-address", help="join this Ray cluster instead of starting a local instance")
+    _add_data_root(bs)
+    bs.set_defaults(func=cmd_bench_streams)
     btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s")
     btr.add_argument("--full", action="store_true", help="also the full-width model (slow on CPU)")
     btr.set_defaults(func=cmd_bench_training)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 from ..io import InputError
 
@@ -44,3 +45,13 @@ def ray_session(workers: int, address: str | None = None) -> Iterator[ModuleType
         yield ray
     finally:
         ray.shutdown()
+
+
+def get(ray: ModuleType, refs: Any) -> Any:
+    """``ray.get``, raising a task's InputError or ValueError as itself, so the CLI prints one line."""
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, ValueError):
+            raise err.cause from None
+        raise

@@ -23,7 +23,7 @@ from ..benchmarks.scoring import accumulate, protocol_for, summarise
 from ..io import (InputError, SequenceInfo, atomic_write, find_sequence, read_ground_truth, read_seqinfo,
                   resolve_data_root, write_results)
 from ..pipeline import track_sequence
-from .cluster import ray_session
+from .cluster import get, ray_session
 
 
 @dataclass(frozen=True)
@@ -102,20 +102,14 @@ def run_methods_parallel(methods: list[str], sequences: list[str], data_root: st
 
 
 def _gather(ray, refs: list, extra: list, progress: bool) -> list[Cell]:
-    """ray.get of ``refs`` in order, with a progress bar over all tasks; a task's InputError or
-    ValueError is raised as itself, so the CLI prints its one line."""
+    """The results of ``refs`` in order, with a progress bar over ``refs`` and ``extra``."""
     pending = refs + extra
     with tqdm(total=len(pending), desc="tasks", unit="task", disable=not progress) as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             bar.update(len(done))
-            try:
-                ray.get(done)
-            except ray.exceptions.RayTaskError as err:
-                if isinstance(err.cause, ValueError):
-                    raise err.cause from None
-                raise
-    return ray.get(refs)
+            get(ray, done)
+    return get(ray, refs)
 
 
 def _assemble(parsed: list[Method], infos: list[SequenceInfo], cells: dict[tuple[int, int], Cell],
