@@ -46,8 +46,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .io import find_sequence, read_seqinfo, write_results
     from .pipeline import track_sequence
 
-    info = read_seqinfo(find_sequence(args.seq, args.data_root))
     method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features)
+    if len(args.seq) > 1 or args.workers > 1 or args.ray_address:
+        return _run_many(args, method)
+    info = read_seqinfo(find_sequence(args.seq[0], args.data_root))
     inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
     detections = inputs.detections
     result = track_sequence(info, detections, method.config, inputs.embedder, not args.quiet, inputs.camera_motion)
@@ -61,6 +63,24 @@ def cmd_run(args: argparse.Namespace) -> None:
         from .benchmarks.evaluate import format_table, score_rows
 
         print(format_table(score_rows(info, result.rows, method.label)).to_string())
+
+
+def _run_many(args: argparse.Namespace, method) -> None:
+    from .scale.videos import track_sequences
+
+    out_dir = Path(args.out or f"runs/{method.config.name}")
+    runs = track_sequences(method, args.seq, out_dir, args.data_root, args.det, args.workers, args.ray_address,
+                           progress=not args.quiet)
+    for run in runs:
+        print(f"{run.info.name}: {len(run.rows)} boxes, {len(set(run.rows[:, 1].tolist()))} tracks, "
+              f"{run.frames_per_second:.0f} frames/s -> {run.path}")
+        if run.skipped_detections:
+            print(f"warning: {run.info.name}: skipped {run.skipped_detections} detections with zero width or height",
+                  file=sys.stderr)
+        if run.info.gt_path.is_file() and not args.no_score:
+            from .benchmarks.evaluate import format_table, score_rows
+
+            print(format_table(score_rows(run.info, run.rows, method.label)).to_string())
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -223,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="track one sequence and write a MOTChallenge result file")
-    run.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-09")
+    run.add_argument("--seq", "--seqs", dest="seq", nargs="+", required=True,
+                     help="sequence name(s), e.g. MOT16-09; with several, --out is a folder")
     _add_data_root(run)
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
     run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
@@ -235,7 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
                      help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
     _add_tracker_options(run)
-    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
+    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt); with several sequences, "
+                                   "their folder (default runs/PRESET)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="track the sequences as Ray tasks on a local instance with this many CPUs "
+                          "(needs fmtrack[ray]; default %(default)s: in this process)")
+    run.add_argument("--ray-address", help="join this Ray cluster instead (auto, HOST:6379 or ray://HOST:10001)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
     run.set_defaults(func=cmd_run)

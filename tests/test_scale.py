@@ -200,6 +200,18 @@ def test_parallel_eval_with_a_shared_camera_motion_cache(ray_instance, data_root
 
 # -- command line -------------------------------------------------------------------------------
 
+@pytest.mark.slow
+def test_run_several_sequences_on_ray_writes_what_single_runs_write(ray_instance, data_root, tmp_path, capsys):
+    names = ["KITTI-13", "ETH-Sunnyday"]
+    common = ["--preset", "bytetrack", "--data-root", str(data_root), "--quiet", "--no-score"]
+    for name in names:
+        assert main(["run", "--seq", name, "--out", str(tmp_path / "one" / f"{name}.txt"), *common]) == 0
+    assert main(["run", "--seq", *names, "--workers", "2", "--out", str(tmp_path / "ray"), *common]) == 0
+    for name in names:
+        assert filecmp.cmp(tmp_path / "one" / f"{name}.txt", tmp_path / "ray" / f"{name}.txt", shallow=False)
+    assert capsys.readouterr().out.count(" frames/s -> ") == 2 * len(names)
+
+
 def test_workers_without_ray_says_how_to_install(monkeypatch, capsys, tmp_path, data_root):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     code = main(["eval", "--methods", "sort", "--seqs", "TUD-Campus", "--workers", "2",

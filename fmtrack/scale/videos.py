@@ -1,5 +1,6 @@
 """``fmtrack eval --workers N``: (method x sequence) cells as Ray tasks, the same files and table as
-the sequential :func:`fmtrack.benchmarks.evaluate.run_methods`.
+the sequential :func:`fmtrack.benchmarks.evaluate.run_methods`; ``fmtrack run --seq A B ... --workers N``:
+sequences as Ray tasks.
 
 Each cell tracks one sequence with one method, writes its result file and returns its py-motmetrics
 accumulator; the driver builds each method's table from the accumulators in the sequential order, so
@@ -14,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -141,3 +143,41 @@ def _assemble(parsed: list[Method], infos: list[SequenceInfo], cells: dict[tuple
         raise InputError(None, "nothing could be evaluated: " + "; ".join(skipped))
     table = pd.concat(tables).rename_axis("Sequence").reset_index().set_index(["Method", "Sequence"])
     return Evaluation(table, skipped, speeds)
+
+
+@dataclass(frozen=True)
+class SequenceRun:
+    """One sequence tracked by ``fmtrack run``: rows (N, 6) frame, id, left, top, width, height."""
+
+    info: SequenceInfo
+    path: Path
+    rows: np.ndarray
+    frames_per_second: float
+    skipped_detections: int
+
+
+def track_one(method: Method, info: SequenceInfo, data_root: str | Path | None, path: Path,
+              det_path: str | Path | None = None, progress: bool = False) -> SequenceRun:
+    """Track one sequence with one method and write its result file (``fmtrack run``'s work)."""
+    inputs = load_inputs(method, info, data_root, det_path, progress=progress)
+    result = track_sequence(info, inputs.detections, method.config, inputs.embedder, progress, inputs.camera_motion)
+    write_results(path, result.rows)
+    return SequenceRun(info, path, result.rows, result.frames_per_second, inputs.detections.skipped)
+
+
+def track_sequences(method: Method, sequences: list[str], out_dir: str | Path, data_root: str | Path | None = None,
+                    det_path: str | Path | None = None, workers: int = 1, address: str | None = None,
+                    progress: bool = True) -> list[SequenceRun]:
+    """``fmtrack run --seq A B ...``: each sequence to ``out_dir/SEQUENCE.txt``, in this process, or as Ray
+    tasks when ``workers`` > 1 or ``address`` is given (each task writes only its own sequence's files)."""
+    if det_path is not None and len(sequences) > 1:
+        raise ValueError("--det gives one sequence's detections; name one sequence with it")
+    out_dir = Path(out_dir).absolute()
+    root = data_root if address is None else resolve_data_root(data_root).absolute()
+    infos = [read_seqinfo(find_sequence(s, root)) for s in sequences]
+    if workers <= 1 and address is None:
+        return [track_one(method, info, root, out_dir / f"{info.name}.txt", det_path, progress) for info in infos]
+    with ray_session(workers, address) as ray:
+        task = ray.remote(num_cpus=1)(track_one)
+        refs = [task.remote(method, info, root, out_dir / f"{info.name}.txt", det_path) for info in infos]
+        return _gather(ray, refs, [], progress)
