@@ -221,6 +221,13 @@ def test_workers_without_ray_says_how_to_install(monkeypatch, capsys, tmp_path, 
     assert "pip install 'fmtrack[ray]'" in err
 
 
+def test_a_method_named_twice_is_refused_before_ray_starts(data_root, tmp_path):
+    from fmtrack.scale.videos import run_methods_parallel
+
+    with pytest.raises(ValueError, match=r"methods named more than once.*\['sort'\]"):
+        run_methods_parallel(["sort", "bytetrack", "sort"], ["TUD-Campus"], data_root, tmp_path, workers=2)
+
+
 def test_workers_with_results_is_refused(capsys, tmp_path):
     assert main(["eval", "--results", str(tmp_path), "--workers", "2"]) == 2
     assert "--results only scores" in capsys.readouterr().err

@@ -91,6 +91,8 @@ def run_methods_parallel(methods: list[str], sequences: list[str], data_root: st
     # A local instance shares this working directory; a cluster's nodes get absolute paths.
     root = data_root if address is None else resolve_data_root(data_root).absolute()
     infos = [read_seqinfo(find_sequence(s, root)) for s in sequences]
+    _refuse_shared_files([_slug(m.label) for m in parsed], "methods")
+    _refuse_shared_files([info.name for info in infos], "sequences")
     with ray_session(workers, address) as ray:
         prepare = ray.remote(num_cpus=1)(prepare_sequence)
         cell = ray.remote(num_cpus=1)(evaluate_cell)
@@ -101,6 +103,13 @@ def run_methods_parallel(methods: list[str], sequences: list[str], data_root: st
                 for i, method in enumerate(parsed) for j, info in enumerate(infos)}
         cells = dict(zip(refs, _gather(ray, list(refs.values()), list(ready.values()), progress)))
     return _assemble(parsed, infos, cells, out_dir, hota)
+
+
+def _refuse_shared_files(names: list[str], what: str) -> None:
+    """Two tasks of one name would write one result file."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} named more than once (their tasks would write the same files): {repeated}")
 
 
 def _gather(ray, refs: list, extra: list, progress: bool) -> list[Cell]:
@@ -175,6 +184,7 @@ def track_sequences(method: Method, sequences: list[str], out_dir: str | Path, d
     out_dir = Path(out_dir).absolute()
     root = data_root if address is None else resolve_data_root(data_root).absolute()
     infos = [read_seqinfo(find_sequence(s, root)) for s in sequences]
+    _refuse_shared_files([info.name for info in infos], "sequences")
     if workers <= 1 and address is None:
         return [track_one(method, info, root, out_dir / f"{info.name}.txt", det_path, progress) for info in infos]
     with ray_session(workers, address) as ray:
