@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .pipeline import track_sequence
 
     method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features)
-    if len(args.seq) > 1 or args.workers > 1 or args.ray_address:
+    if len(args.seq) > 1:
         return _run_many(args, method)
     info = read_seqinfo(find_sequence(args.seq[0], args.data_root))
     inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
@@ -259,9 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt); with several sequences, "
                                    "their folder (default runs/PRESET)")
     run.add_argument("--workers", type=int, default=1,
-                     help="track the sequences as Ray tasks on a local instance with this many CPUs "
-                          "(needs fmtrack[ray]; default %(default)s: in this process)")
-    run.add_argument("--ray-address", help="join this Ray cluster instead (auto, HOST:6379 or ray://HOST:10001)")
+                     help="with several sequences: track them as Ray tasks on a local instance with this many "
+                          "CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
+    run.add_argument("--ray-address", help="with several sequences: Ray tasks on this cluster instead "
+                                           "(auto, HOST:6379 or ray://HOST:10001)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
     run.set_defaults(func=cmd_run)
