@@ -221,6 +221,16 @@ def test_workers_without_ray_says_how_to_install(monkeypatch, capsys, tmp_path, 
     assert "pip install 'fmtrack[ray]'" in err
 
 
+@pytest.mark.slow
+def test_eval_workers_flag_writes_the_sequential_summary(ray_instance, data_root, tmp_path):
+    common = ["eval", "--methods", "sort", "bytetrack", "--seqs", "TUD-Campus", "KITTI-13",
+              "--data-root", str(data_root), "--quiet"]
+    assert main([*common, "--out-dir", str(tmp_path / "seq")]) == 0
+    assert main([*common, "--out-dir", str(tmp_path / "ray"), "--workers", "2"]) == 0
+    for name in ("summary.csv", "summary.md", "sort/KITTI-13.txt", "bytetrack/TUD-Campus.txt"):
+        assert filecmp.cmp(tmp_path / "seq" / name, tmp_path / "ray" / name, shallow=False), name
+
+
 def test_a_method_named_twice_is_refused_before_ray_starts(data_root, tmp_path):
     from fmtrack.scale.videos import run_methods_parallel
 
