@@ -68,8 +68,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .io import find_sequence, read_seqinfo, write_results
     from .pipeline import track_sequence
 
-    info = read_seqinfo(find_sequence(args.seq, args.data_root))
     method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features)
+    if len(args.seq) > 1:
+        return _run_many(args, method)
+    info = read_seqinfo(find_sequence(args.seq[0], args.data_root))
     out = check_output(args.out or f"runs/{method.config.name}/{info.name}.txt",
                        [args.det, args.features, info.det_path, info.gt_path])
     inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
@@ -95,16 +97,45 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _run_many(args: argparse.Namespace, method) -> None:
+    from .scale.videos import track_sequences
+
+    out_dir = Path(args.out or f"runs/{method.config.name}")
+    runs = track_sequences(method, args.seq, out_dir, args.data_root, args.det, args.workers, args.ray_address,
+                           progress=not args.quiet)
+    for run in runs:
+        print(f"{run.info.name}: {len(run.rows)} boxes, {len(set(run.rows[:, 1].tolist()))} tracks, "
+              f"{run.frames_per_second:.0f} frames/s -> {run.path}")
+        if run.skipped_detections:
+            print(f"warning: {run.info.name}: skipped {run.skipped_detections} detections with zero width or height",
+                  file=sys.stderr)
+        if run.info.gt_path.is_file() and not args.no_score:
+            from .benchmarks.evaluate import format_table, score_rows
+
+            print(format_table(score_rows(run.info, run.rows, method.label, hota=not args.no_hota)).to_string())
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .benchmarks.evaluate import format_table, run_methods, score_results_dir, with_ids_ratio, write_tables
 
+    if args.results and (args.workers > 1 or args.ray_address):
+        raise ValueError("--workers and --ray-address run methods; --results only scores a folder")
     if args.results:
         evaluation = score_results_dir(args.results, args.seqs, args.data_root, hota=not args.no_hota)
         out_dir = Path(args.out_dir or args.results)
     else:
         out_dir = Path(args.out_dir or "runs/eval")
-        evaluation = run_methods(args.methods or DEFAULT_EVAL_METHODS, args.seqs or DEFAULT_EVAL_SEQUENCES,
-                                 args.data_root, out_dir, progress=not args.quiet, hota=not args.no_hota)
+        sequences = args.seqs or DEFAULT_EVAL_SEQUENCES
+        methods = args.methods or DEFAULT_EVAL_METHODS
+        if args.workers > 1 or args.ray_address:
+            from .scale.videos import run_methods_parallel
+
+            evaluation = run_methods_parallel(methods, sequences, args.data_root, out_dir,
+                                              progress=not args.quiet, workers=args.workers,
+                                              address=args.ray_address, hota=not args.no_hota)
+        else:
+            evaluation = run_methods(methods, sequences, args.data_root, out_dir, progress=not args.quiet,
+                                     hota=not args.no_hota)
     if args.ids_baseline:
         evaluation.table = with_ids_ratio(evaluation.table, args.ids_baseline)
     csv_path, md_path = write_tables(evaluation, out_dir)
@@ -149,6 +180,14 @@ def cmd_bench_cmc(args: argparse.Namespace) -> None:
     from .camera_motion import benchmark, benchmark_frames
 
     benchmark(benchmark_frames(args.frames, args.data_root))
+
+
+def cmd_bench_streams(args: argparse.Namespace) -> None:
+    from .scale.simulation import simulate
+
+    table = simulate(args.streams, args.frames, tuple(args.actors), tuple(args.presets), args.data_root,
+                     args.ray_address)
+    print(table.round(2).to_string())
 
 
 def cmd_crops(args: argparse.Namespace) -> None:
@@ -255,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="track one sequence and write a MOTChallenge result file")
-    run.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-09")
+    run.add_argument("--seq", "--seqs", dest="seq", nargs="+", required=True,
+                     help="sequence name(s), e.g. MOT16-09; with several, --out is a folder")
     _add_data_root(run)
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
     run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
@@ -270,7 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
                      help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
     _add_tracker_options(run)
-    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt)")
+    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt); with several sequences, "
+                                   "their folder (default runs/PRESET)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="with several sequences: track them as Ray tasks on a local instance with this many "
+                          "CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
+    run.add_argument("--ray-address", help="with several sequences: Ray tasks on this cluster instead "
+                                           "(auto, HOST:6379 or ray://HOST:10001)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
     run.add_argument("--no-hota", action="store_true", help="score without TrackEval's HOTA, DetA, AssA columns")
@@ -299,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
     ev.add_argument("--no-hota", action="store_true",
                     help="skip TrackEval's HOTA, DetA, AssA columns (they add about half to the scoring time)")
+    ev.add_argument("--workers", type=int, default=1,
+                    help="run the (method x sequence) cells as Ray tasks on a local Ray instance with this "
+                         "many CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
+    ev.add_argument("--ray-address", help="join this Ray cluster instead (auto, HOST:6379 or ray://HOST:10001); "
+                                          "its nodes need fmtrack and the data root at the same paths")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
 
@@ -352,6 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--frames", type=int, default=60, help="consecutive frames to time (MOT16-11's, else synthetic)")
     _add_data_root(bc)
     bc.set_defaults(func=cmd_bench_cmc)
+    bs = bench_sub.add_parser("streams", help="synthetic live streams on Ray actors: frames/s and latency "
+                                             "percentiles per number of actors (needs fmtrack[ray])")
+    bs.add_argument("--streams", type=int, default=16, help="concurrent streams (default %(default)s)")
+    bs.add_argument("--frames", type=int, default=300, help="timed frames per stream (default %(default)s)")
+    bs.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="actor counts to time (default 1 2)")
+    bs.add_argument("--presets", nargs="+", default=["bytetrack", "deepsort"],
+                    help="tracker presets; appearance presets replay DeepSORT's features (default: bytetrack deepsort)")
+    bs.add_argument("--ray-address", help="join this Ray cluster instead of starting a local instance")
+    _add_data_root(bs)
+    bs.set_defaults(func=cmd_bench_streams)
     btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s")
     btr.add_argument("--full", action="store_true", help="also the full-width model (slow on CPU)")
     btr.set_defaults(func=cmd_bench_training)

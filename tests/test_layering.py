@@ -1,4 +1,4 @@
-"""Imports flow one way: tracker <- model <- embedder, training <- pipeline <- benchmarks <- cli.
+"""Imports flow one way: tracker <- model <- embedder, training <- pipeline <- benchmarks <- scale <- cli.
 
 Read from the source with ``ast`` (nothing is imported), so a new module that reaches up a layer
 fails here whether or not a test happens to import it. ``io`` (formats, paths, errors) serves all.
@@ -27,9 +27,10 @@ LAYERS = {
     "pipeline": 4,
     "integrations": 5,
     "benchmarks": 5,
-    "cli": 6,
-    "__init__": 7,
-    "__main__": 7,
+    "scale": 6,
+    "cli": 7,
+    "__init__": 8,
+    "__main__": 8,
 }
 
 
