@@ -109,6 +109,7 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
             raise MethodUnavailable(feature_file, f"{label or config.name}: no DeepSORT features for {info.name}")
         from_file = PrecomputedFeatures(feature_file, info.seq_length)
         detections = from_file.detections
+    raw = detections  # the feature cache stores the file's own scores, whoever fills it first
     detections, detector = map_scores(detections, config, detector, info.name)
     seconds = {"embedding": 0.0, "camera_motion": 0.0}
     embedder, features_path, computed = None, None, False
@@ -118,7 +119,7 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
             embedder = from_file
         else:
             start, before = time.perf_counter(), time.time()
-            features_path = cached_features(info, detections, from_images, progress=progress)
+            features_path = cached_features(info, raw, from_images, progress=progress)
             seconds["embedding"] = time.perf_counter() - start
             computed = features_path.stat().st_mtime >= before  # written now, not served from the cache
             embedder = PrecomputedFeatures(features_path, info.seq_length)
