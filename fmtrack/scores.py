@@ -200,6 +200,9 @@ class ScoreStream:
     def __init__(self, mapping: ScoreMap, hint: str = "choose the detector= (--detector) that made these scores"):
         self.mapping = mapping
         self.hint = hint
+        # Knots equal to their levels map every score of the knots' span to itself.
+        self._identity = (tuple(mapping.knots) == tuple(mapping.levels)
+                          and tuple(mapping.valid_range) == (mapping.knots[0], mapping.knots[-1]))
         self.low, self.high = np.inf, -np.inf
         self.warned = False
 
@@ -207,8 +210,11 @@ class ScoreStream:
         """(N,) finite detector scores -> (N,) float64 in [0, 1]."""
         scores = np.asarray(scores, dtype=np.float64)
         if len(scores):
-            self.low, self.high = min(self.low, float(scores.min())), max(self.high, float(scores.max()))
+            seen_low, seen_high = float(scores.min()), float(scores.max())
+            self.low, self.high = min(self.low, seen_low), max(self.high, seen_high)
             low, high = self.mapping.valid_range
+            if self._identity and low <= seen_low and seen_high <= high:
+                return scores  # the identity map inside its range: nothing to compute
             if not self.warned and (self.low < low or self.high > high):
                 self.warned = True
                 warnings.warn(f"detector scores seen span [{self.low:g}, {self.high:g}], outside the "

@@ -141,10 +141,12 @@ class VideoTracker:
             features = np.asarray(features, dtype=np.float32)
             if features.ndim != 2 or len(features) != n:
                 raise ValueError(f"features must have shape (N={n}, D), got {features.shape}")
-        valid = np.flatnonzero((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
-        if self._needs_features:  # the tracker sees only kept rows, so count the dropped ones here
-            self._skipped += n - len(valid)
-        motion = self._camera_motion(frame, boxes[valid], camera_motion)
+        valid = None
+        if self._needs_features or self._motion is not None:
+            valid = np.flatnonzero((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
+            if self._needs_features:  # the tracker sees only kept rows, so count the dropped ones here
+                self._skipped += n - len(valid)
+        motion = self._camera_motion(frame, boxes, valid, camera_motion)
         after_motion = time.perf_counter()
         rows = np.arange(n)
         appearance = None
@@ -216,9 +218,8 @@ class VideoTracker:
             boxes = boxes.reshape(0, 4)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"boxes must have shape (N, 4) ({self.box_format}), got {boxes.shape}")
-        bad = ~np.isfinite(boxes).all(axis=1)
-        if bad.any():
-            row = int(np.argmax(bad))
+        if not np.isfinite(boxes).all():
+            row = int(np.argmax(~np.isfinite(boxes).all(axis=1)))
             raise ValueError(f"boxes row {row} is not finite: {boxes[row].tolist()}")
         if self.box_format == "xyxy":
             inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
@@ -237,7 +238,7 @@ class VideoTracker:
                              f"dtype {getattr(frame, 'dtype', type(frame).__name__)}")
         return frame
 
-    def _camera_motion(self, frame: np.ndarray | None, boxes: np.ndarray,
+    def _camera_motion(self, frame: np.ndarray | None, boxes: np.ndarray, valid: np.ndarray | None,
                        given: np.ndarray | None) -> np.ndarray | None:
         if given is not None:
             given = np.asarray(given, dtype=np.float64)
@@ -249,7 +250,7 @@ class VideoTracker:
         from ..camera_motion import estimate_motion
 
         frame = self._frame(frame, f"camera motion ({self.config.camera_motion!r})")
-        previous, self._previous = self._previous, (frame, boxes)
+        previous, self._previous = self._previous, (frame, boxes[valid])
         if previous is None:
             return None
         if previous[0].shape != frame.shape:
@@ -270,10 +271,9 @@ class VideoTracker:
 
 
 def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
-    values = np.asarray(values)
+    values = np.asarray(values, dtype=dtype)
     if values.shape != (n,):
         raise ValueError(f"{name} must have shape (N={n},), got {values.shape}")
-    values = values.astype(dtype)
     if dtype is np.float64 and not np.isfinite(values).all():
         row = int(np.argmax(~np.isfinite(values)))
         raise ValueError(f"{name} row {row} is not finite: {values[row]}")
