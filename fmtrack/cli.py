@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     features = method_descriptor(args.preset, args.features)
     config = configure(args.preset, features, _tracker_overrides(args))
     inputs = sequence_inputs(config, features, info, args.data_root, args.det, not args.quiet, args.detector,
-                             args.preset)
+                             args.preset, args.threads)
     detections = inputs.detections
     result = track_sequence(info, detections, config, inputs.embedder, not args.quiet, inputs.camera_motion)
     seconds = time.perf_counter() - start
@@ -80,7 +80,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"scores: mapped to [0, 1] with the {inputs.detector!r} score map (--detector)")
     parts = end_to_end_seconds(result, inputs)
     print(f"time: {seconds:.1f} s, {info.seq_length / max(seconds, 1e-9):.1f} frames/s end to end; embedding "
-          f"{parts['embedding']:.1f} s, camera motion {parts['camera_motion']:.1f} s, tracking {parts['tracking']:.2f} s "
+          f"{parts['embedding']:.1f} s, camera motion {parts['camera_motion']:.1f} s, "
+          f"tracking {parts['tracking']:.2f} s "
           f"({info.seq_length / max(parts['tracking'], 1e-9):.0f} frames/s)")
     if info.gt_path.is_file() and not args.no_score:
         from .benchmarks.evaluate import format_table, score_rows
@@ -243,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detector", choices=_detector_choices(),
                      help="the detector that made the scores, choosing its fixed map to [0, 1] "
                           "(default: from the sequence name, else from the scores' range)")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch CPU threads for a model's embedding (default 1: on a busy CPU more threads "
+                          "wait on each other)")
     run.add_argument("--score-norm", dest="score_normalisation", choices=["raw", "auto", "minmax", "logistic", "rank"],
                      help="map detector scores to [0, 1]: auto = the --detector map, score by score; "
                           "minmax / logistic / rank over the whole file (default: the preset's)")

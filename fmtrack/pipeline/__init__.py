@@ -11,5 +11,6 @@ from .video_tracker import VideoTracker
 __all__ = [
     "DEFAULT_DESCRIPTOR", "DEFAULT_PRESET", "MethodUnavailable", "SequenceInputs", "SequenceResult", "VideoTracker",
     "configure", "default_model_path", "descriptor_label", "descriptor_spec", "end_to_end_seconds", "image_embedder",
-    "is_model", "map_scores", "method_descriptor", "preset_descriptor", "resolve_preset", "sequence_inputs", "track_sequence",
+    "is_model", "map_scores", "method_descriptor", "preset_descriptor", "resolve_preset", "sequence_inputs",
+    "track_sequence",
 ]

@@ -93,12 +93,14 @@ def map_scores(detections: Detections, config: TrackerConfig, detector: str | No
 
 def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceInfo,
                     data_root: str | Path | None = None, det_path: str | Path | None = None,
-                    progress: bool = True, detector: str | None = None, label: str = "") -> SequenceInputs:
+                    progress: bool = True, detector: str | None = None, label: str = "",
+                    threads: int | None = None) -> SequenceInputs:
     """The detections (scores mapped), embedder and camera motion ``config`` uses on a sequence.
 
     features: ``deepsort``, ``hsv``, FMVAE weights, an ``N x (7 + D)`` .npy, or None. With a
     features file the detections are that file's rows (for DeepSORT's the same as det.txt) and the
     embedder serves those rows; image descriptors and camera motion are computed once and cached.
+    threads: torch's CPU thread count while a model embeds (None: torch's default).
     """
     from_file = None  # features stored with their detections: the detections are that file's rows
     if features is None or features == "hsv" or is_model(features):
@@ -115,6 +117,10 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
     embedder, features_path, computed = None, None, False
     if features is not None and config.uses_appearance:
         from_images = image_embedder(features)
+        if threads is not None and is_model(features):
+            import torch
+
+            torch.set_num_threads(threads)
         if from_images is None:
             embedder = from_file
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ..tracker import Track, Tracker, TrackerConfig
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
 from .descriptor import configure, descriptor_spec, image_embedder
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
 
 BOX_FORMATS = ("tlwh", "xyxy")
 # Score handling the stream itself does; the other TrackerConfig modes map a whole file beforehand
@@ -52,9 +55,10 @@ class VideoTracker:
     """
 
     def __init__(self, preset: str | os.PathLike | TrackerConfig = DEFAULT_PRESET,
-                 descriptor: Any = DEFAULT_DESCRIPTOR, *, box_format: Literal["tlwh", "xyxy"] = "tlwh",
-                 detector: str | None = None, frame_rate: float = 30.0, camera_motion: str | None = None,
-                 device: str = "cpu", threads: int = 1, **overrides: Any):
+                 descriptor: str | os.PathLike | Embedder | None = DEFAULT_DESCRIPTOR, *,
+                 box_format: Literal["tlwh", "xyxy"] = "tlwh", detector: str | None = None,
+                 frame_rate: float = 30.0, camera_motion: str | None = None, device: str = "cpu",
+                 threads: int = 1, **overrides: Any):
         if box_format not in BOX_FORMATS:
             raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}")
         if not (isinstance(frame_rate, (int, float)) and np.isfinite(frame_rate) and frame_rate > 0):
@@ -69,8 +73,8 @@ class VideoTracker:
         self._setup(config.at_frame_rate(float(frame_rate)), spec, box_format, detector, device, threads)
 
     @classmethod
-    def from_config(cls, config: TrackerConfig, embedder: Any = None, *, detector: str | None = None,
-                    box_format: Literal["tlwh", "xyxy"] = "tlwh") -> VideoTracker:
+    def from_config(cls, config: TrackerConfig, embedder: Embedder | None = None, *,
+                    detector: str | None = None, box_format: Literal["tlwh", "xyxy"] = "tlwh") -> VideoTracker:
         """A VideoTracker running ``config`` exactly as given (no descriptor threshold or frame-rate
         change applied): the sequence runner's way in, with an already configured method."""
         self = cls.__new__(cls)
@@ -189,6 +193,8 @@ class VideoTracker:
     def snapshot(self) -> dict[str, np.ndarray]:
         """The full stream state as plain arrays (the tracker's, plus the previous frame for camera
         motion): ``restore`` on a VideoTracker of the same configuration continues identically."""
+        if not hasattr(self._tracker, "snapshot"):
+            raise NotImplementedError("this version of fmtrack.tracker.Tracker has no snapshot()")
         state = {f"tracker.{k}": v for k, v in self._tracker.snapshot().items()}
         state["pipeline.frame_index"] = np.array(self.frame_index)
         if self._previous is not None:
@@ -205,7 +211,8 @@ class VideoTracker:
         self._tracker.restore({k.removeprefix("tracker."): v for k, v in state.items() if k.startswith("tracker.")})
         self.frame_index = int(state["pipeline.frame_index"])
         if "pipeline.previous_frame" in state:
-            self._previous = (np.asarray(state["pipeline.previous_frame"]), np.asarray(state["pipeline.previous_boxes"]))
+            self._previous = (np.asarray(state["pipeline.previous_frame"]),
+                              np.asarray(state["pipeline.previous_boxes"]))
         if self._scores is not None and "pipeline.score_range" in state:
             self._scores.low, self._scores.high = (float(v) for v in state["pipeline.score_range"])
         if "pipeline.class_ids" in state:
