@@ -235,3 +235,27 @@ def test_library_equals_cli_for_deepsort_with_its_features_on_mot17_09_frcnn(dat
     library = _library_rows(_sequence_dir(data_root, sequence), "deepsort",
                             deepsort_features_path(sequence, data_root), descriptor="deepsort")
     _same_as_cli(tmp_path, data_root, sequence, library, ["--preset", "deepsort"])
+
+
+def test_overhead_over_the_bare_tracker_is_within_ten_percent():
+    """VideoTracker's own per-frame work (checks, score map, bookkeeping), timed with the inner
+    tracker's update stubbed out, against Tracker.update on the same frames: best of five each."""
+    import time
+
+    frames = _walkers(4, frames=200, people=25)
+    video = fmtrack.VideoTracker("bytetrack", descriptor=None)
+
+    def best_seconds(update) -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for boxes, scores in frames:
+                update(boxes, scores)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    bare = Tracker(video.config)
+    tracker_seconds = best_seconds(lambda b, s: bare.update(b, s))
+    video._tracker.update = lambda *args: []
+    overhead_seconds = best_seconds(lambda b, s: video.update(None, b, s))
+    assert overhead_seconds <= 0.10 * tracker_seconds, (overhead_seconds, tracker_seconds)

@@ -152,14 +152,15 @@ class VideoTracker:
                 self._skipped += n - len(valid)
         motion = self._camera_motion(frame, boxes, valid, camera_motion)
         after_motion = time.perf_counter()
-        rows = np.arange(n)
-        appearance = None
         if self._needs_features:
             # Embed only what the tracker will keep: image embedders are the expensive part.
             rows = valid[select_detections(boxes[valid], scores[valid], self.config)]
             appearance = self._features(frame, boxes[rows], features, rows)
-        after_embedding = time.perf_counter()
-        tracks = self._tracker.update(boxes[rows], scores[rows], appearance, motion)
+            after_embedding = time.perf_counter()
+            tracks = self._tracker.update(boxes[rows], scores[rows], appearance, motion)
+        else:
+            after_embedding = after_motion
+            tracks = self._tracker.update(boxes, scores, None, motion)
         if self._needs_features and tracks and hasattr(tracks[0], "detection"):
             tracks = [t._replace(detection=int(rows[t.detection])) if t.detection >= 0 else t for t in tracks]
         if class_ids is not None and tracks and hasattr(tracks[0], "detection"):
