@@ -259,3 +259,30 @@ def test_overhead_over_the_bare_tracker_is_within_ten_percent():
     video._tracker.update = lambda *args: []
     overhead_seconds = best_seconds(lambda b, s: video.update(None, b, s))
     assert overhead_seconds <= 0.10 * tracker_seconds, (overhead_seconds, tracker_seconds)
+
+
+@pytest.mark.skipif(not hasattr(Tracker, "snapshot"), reason="Tracker.snapshot comes with the tracker branch")
+def test_snapshot_restore_mid_stream_continues_identically():
+    stream = _walkers(5, frames=60)
+    video = fmtrack.VideoTracker("bytetrack", descriptor=None)
+    for boxes, scores in stream[:30]:
+        video.update(None, boxes, scores)
+    state = video.snapshot()
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    moved = fmtrack.VideoTracker("bytetrack", descriptor=None)
+    moved.restore(state)
+    for boxes, scores in stream[30:]:
+        assert _as_rows(moved.update(None, boxes, scores)) == _as_rows(video.update(None, boxes, scores))
+
+
+def test_run_says_which_model_where_features_are_cached_and_time_by_part(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "cache"))
+    args = ["run", "--seq", "TUD-Campus", "--data-root", str(data_root), "--out", str(tmp_path / "r.txt"),
+            "--quiet", "--no-score"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert f"descriptor: {default_model_path().stem} (the default model)" in first
+    assert f"features: computed and cached in {tmp_path / 'cache' / 'features'}" in first
+    assert all(part in first for part in ("embedding", "camera motion", "tracking", "frames/s end to end"))
+    assert main(args) == 0
+    assert "features: read from the cache" in capsys.readouterr().out
