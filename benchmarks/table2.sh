@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/table2}
 W=weights
 FOLD_A="$W/vhp-vae.safetensors $W/fmvae-eta300.safetensors $W/fmvae-eta3000.safetensors"
-FOLD_A_7="$W/tracklets-alone.safetensors $W/fmvae-tracklets-strict-uniform.safetensors $W/fmvae-tracklets-strict.safetensors $W/fmvae-tracklets-transductive.safetensors"
+FOLD_A_7="$W/tracklets-alone.safetensors $W/fmvae-tracklets-strict-uniform.safetensors fmtrack/weights/fmvae-tracklets-strict.safetensors $W/fmvae-tracklets-transductive.safetensors"
 FOLD_B="$W/fold-b/fmvae-eta300.safetensors"
 
 for w in $FOLD_A $FOLD_A_7; do fmtrack calibrate --seq MOT16-11 --features "$w" --write > /dev/null; done

@@ -10,7 +10,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .io import InputError, InputWarning, check_output
+from .io import InputWarning, check_output
+from .pipeline.defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
 # torch-free: the training package loads its torch modules only when they are used.
 from .training.config import JACOBIAN_ESTIMATORS, PRECISIONS, TRACKLET_DRAWS, TRACKLET_NEGATIVES
 from .training.config import PRESETS as TRAINING_PRESETS
@@ -42,7 +43,7 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="fmtrack", metavar="NAME|FILE.json",
+    parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME|FILE.json",
                         help="fmtrack (default): ByteTrack association + appearance + camera motion; "
                              "deepsort / sort / bytetrack reproduce the originals; "
                              "motion: DeepSORT without appearance; "
@@ -57,6 +58,12 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, help="appearance gallery size per track")
 
 
+def _detector_choices() -> list[str]:
+    from .scores import SCORE_MAPS
+
+    return sorted(SCORE_MAPS)
+
+
 def _tracker_overrides(args: argparse.Namespace) -> dict:
     names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget", "camera_motion",
              "score_normalisation")
@@ -64,28 +71,50 @@ def _tracker_overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from .benchmarks.methods import load_inputs, make_method
-    from .io import find_sequence, read_seqinfo, write_results
-    from .pipeline import track_sequence
+    import time
 
-    method = make_method(args.preset, args.preset, _tracker_overrides(args), args.features)
+    from .io import find_sequence, read_seqinfo, write_results
+    from .pipeline import (configure, default_model_path, descriptor_label, end_to_end_seconds, method_descriptor,
+                           sequence_inputs, track_sequence)
+
     if len(args.seq) > 1:
-        return _run_many(args, method)
+        from .benchmarks.methods import make_method
+
+        return _run_many(args, make_method(args.preset, args.preset, _tracker_overrides(args), args.features,
+                                           args.detector))
+    start = time.perf_counter()
     info = read_seqinfo(find_sequence(args.seq[0], args.data_root))
-    out = check_output(args.out or f"runs/{method.config.name}/{info.name}.txt",
+    features = method_descriptor(args.preset, args.features)
+    config = configure(args.preset, features, _tracker_overrides(args))
+    out = check_output(args.out or f"runs/{config.name}/{info.name}.txt",
                        [args.det, args.features, info.det_path, info.gt_path])
-    inputs = load_inputs(method, info, args.data_root, args.det, progress=not args.quiet)
+    inputs = sequence_inputs(config, features, info, args.data_root, args.det, not args.quiet, args.detector,
+                             args.preset, args.threads)
     detections = inputs.detections
-    result = track_sequence(info, detections, method.config, inputs.embedder, not args.quiet, inputs.camera_motion)
+    result = track_sequence(info, detections, config, inputs.embedder, not args.quiet, inputs.camera_motion)
+    seconds = time.perf_counter() - start
     write_results(out, result.rows)
     if detections.skipped:
         print(f"warning: skipped {detections.skipped} detections with a width or height below 1e-3 px", file=sys.stderr)
-    print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks, "
-          f"{result.frames_per_second:.0f} frames/s -> {out}")
+    print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
+    if features is not None and config.uses_appearance:
+        default = " (the default model)" if features == str(default_model_path()) else ""
+        print(f"descriptor: {descriptor_label(features)}{default}, {config.metric} distance, threshold "
+              f"{config.appearance_threshold:.4g}" + (f" ({features})" if features.endswith(".safetensors") else ""))
+    if inputs.features_path is not None:
+        print(f"features: {'computed and cached in' if inputs.features_computed else 'read from the cache'} "
+              f"{inputs.features_path} (the cache folder is $FMTRACK_CACHE, else ~/.cache/fmtrack)")
+    if inputs.detector is not None:
+        print(f"scores: mapped to [0, 1] with the {inputs.detector!r} score map (--detector)")
+    parts = end_to_end_seconds(result, inputs)
+    print(f"time: {seconds:.1f} s, {info.seq_length / max(seconds, 1e-9):.1f} frames/s end to end; embedding "
+          f"{parts['embedding']:.1f} s, camera motion {parts['camera_motion']:.1f} s, "
+          f"tracking {parts['tracking']:.2f} s "
+          f"({info.seq_length / max(parts['tracking'], 1e-9):.0f} frames/s)")
     if info.gt_path.is_file() and not args.no_score:
         from .benchmarks.evaluate import format_table, score_rows
 
-        print(format_table(score_rows(info, result.rows, method.label, hota=not args.no_hota)).to_string())
+        print(format_table(score_rows(info, result.rows, config.name, hota=not args.no_hota)).to_string())
 
 
 def cmd_render(args: argparse.Namespace) -> None:
@@ -253,19 +282,21 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     from .embedder import HSVEmbedder, export_features
     from .io import find_sequence, read_detections, read_seqinfo
+    from .pipeline import DEFAULT_DESCRIPTOR, descriptor_spec
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
     inputs = [args.det, info.det_path, args.weights]
     check_output(args.out, inputs)
     detections = read_detections(args.det or info.det_path, info.seq_length)
-    if args.weights:
+    weights = descriptor_spec(args.weights or DEFAULT_DESCRIPTOR)
+    if weights == "hsv":
+        embedder = HSVEmbedder()
+    else:
         from .embedder.fmvae import FMVAEEmbedder
 
-        embedder = FMVAEEmbedder(args.weights, device=args.device, precision=args.precision)
-    else:
-        embedder = HSVEmbedder()
+        embedder = FMVAEEmbedder(weights, device=args.device, precision=args.precision)
     out = export_features(info, detections, embedder, args.out, inputs, progress=not args.quiet)
-    print(f"wrote {out} ({len(detections)} detections x {embedder.dim}; features cached as for fmtrack run)")
+    print(f"wrote {out} ({len(detections)} detections x {embedder.dim}, {weights}; features cached as for fmtrack run)")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -298,15 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sequence name(s), e.g. MOT16-09; with several, --out is a folder")
     _add_data_root(run)
     run.add_argument("--det", help="det.txt to use instead of the sequence's own")
-    run.add_argument("--features", help="appearance: deepsort (DeepSORT's features from the data root), "
-                                        "hsv (colour histograms, cached), FMVAE .safetensors weights (cached), or "
-                                        "an N x (7 + D) .npy file whose rows must match the sequence's det.txt "
-                                        "(or --det) (default: the shipped model "
-                                        "weights/fmvae-tracklets-strict.safetensors for --preset fmtrack, "
-                                        "deepsort for --preset deepsort)")
+    run.add_argument("--features", help="appearance: default (the shipped model), a trained .safetensors, hsv "
+                                        "(colour histograms), deepsort (DeepSORT's features from the data root), "
+                                        "or an N x (7 + D) .npy file whose rows must match the sequence's det.txt (or --det); "
+                                        "computed features are cached "
+                                        "(default: the shipped model; DeepSORT's features for --preset deepsort)")
+    run.add_argument("--detector", choices=_detector_choices(),
+                     help="the detector that made the scores, choosing its fixed map to [0, 1] "
+                          "(default: from the sequence name, else from the scores' range)")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch CPU threads for a model's embedding (default 1: on a busy CPU more threads "
+                          "wait on each other)")
     run.add_argument("--score-norm", dest="score_normalisation", choices=["raw", "auto", "minmax", "logistic", "rank"],
-                     help="map detector scores to [0, 1] (auto: only when they are not already; "
-                          "default: the preset's)")
+                     help="map detector scores to [0, 1]: auto = the --detector map, score by score; "
+                          "minmax / logistic / rank over the whole file (default: the preset's)")
     run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
                      help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
     _add_tracker_options(run)
@@ -379,8 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_tune)
 
     ed = sub.add_parser("eval-descriptor", help="descriptor AUC and rank-1 against gt identities; IDF1 vs threshold")
-    ed.add_argument("--features", nargs="+", default=["hsv", "deepsort"],
-                    help="deepsort, hsv, FMVAE .safetensors, or N x (7 + D) .npy files")
+    ed.add_argument("--features", nargs="+", default=[DEFAULT_DESCRIPTOR],
+                    help="default (the shipped model), deepsort, hsv, FMVAE .safetensors, or N x (7 + D) .npy files")
     ed.add_argument("--seqs", nargs="+", default=DEFAULT_EVAL_SEQUENCES, help="sequences with gt to evaluate on")
     ed.add_argument("--sweep-preset", default="deepsort",
                     help="tracker preset of the IDF1-vs-threshold sweep ('none': no sweep)")
@@ -487,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     em = sub.add_parser("embed", help="embed a sequence's detections into an N x (7 + D) .npy")
     em.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-11")
     em.add_argument("--det", help="det.txt (default: the sequence's own)")
-    em.add_argument("--weights", help="FMVAE .safetensors (default: the HSV colour descriptor)")
+    em.add_argument("--weights", help="FMVAE .safetensors, or hsv (default: the shipped model)")
     em.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (FMVAE weights only)")
     em.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast dtype (FMVAE weights only)")
     em.add_argument("--out", required=True, help="the N x (7 + D) array, written to exactly this path "

@@ -16,14 +16,21 @@ from fmtrack.embedder.fmvae import FMVAEEmbedder
 
 from conftest import REFERENCE_DIR
 
-SHIPPED = sorted(WEIGHTS_DIR.rglob("*.safetensors"))
+# The default model is package data (fmtrack/weights); the others live in the repository's weights/.
+SHIPPED = sorted(WEIGHTS_DIR.rglob("*.safetensors")) + [DEFAULT_MODEL]
 
 
-def test_weights_are_shipped_and_the_default_is_one_of_them():
-    assert DEFAULT_MODEL in SHIPPED
+def _weights_path(name: str):
+    return DEFAULT_MODEL if name == DEFAULT_MODEL.name else WEIGHTS_DIR / name
 
 
-@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: str(p.relative_to(WEIGHTS_DIR)))
+def test_the_default_model_is_package_data_with_its_sidecar():
+    assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.with_suffix(".json").is_file()
+    assert DEFAULT_MODEL.parent.parent.name == "fmtrack"  # inside the package, so a wheel carries it
+    assert not (WEIGHTS_DIR / DEFAULT_MODEL.name).exists()  # one copy only
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.name if p == DEFAULT_MODEL else str(p.relative_to(WEIGHTS_DIR)))
 def test_sidecar_says_how_the_model_was_made_and_holds_both_thresholds(weights):
     sidecar = json.loads(weights.with_suffix(".json").read_text())
     provenance = sidecar["provenance"]
@@ -64,6 +71,6 @@ def test_recalibrating_the_default_model_reproduces_its_stored_thresholds(data_r
 def test_shipped_models_reproduce_their_validation_auc(row, data_root):
     """The AUC on TUD-Campus (the validation sequence that chose the tracklet draw; in no results
     table) that the model card reports, recomputed from the shipped fp16 weights and the frames."""
-    quality = descriptor_quality(str(WEIGHTS_DIR / row["weights"]), row["sequence"], data_root, progress=False)
+    quality = descriptor_quality(str(_weights_path(row["weights"])), row["sequence"], data_root, progress=False)
     assert quality.auc_euclidean == pytest.approx(float(row["auc_euclidean"]), abs=0.002)
     assert quality.auc_cosine == pytest.approx(float(row["auc_cosine"]), abs=0.002)

@@ -20,7 +20,7 @@ from fmtrack.cli import main
 from fmtrack.io import InputError, find_sequence, read_seqinfo
 from fmtrack.pipeline import track_sequence
 from fmtrack.tracker import PRESETS, preset
-from fmtrack.tracker.preset_file import load_preset_file, preset_document, resolve_preset
+from fmtrack.pipeline.preset_file import load_preset_file, preset_document, resolve_preset
 from fmtrack.tracker.search_spaces import SEARCH_SPACES, apply_parameters, check_space, get_parameter
 
 optuna = pytest.importorskip("optuna")

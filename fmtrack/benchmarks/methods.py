@@ -4,14 +4,16 @@ Spelled on the command line as ``PRESET[@key=value,...]``, e.g. ``sort@min_confi
 ``fmtrack@features=hsv,max_dist=0.2``. Keys are TrackerConfig fields, plus:
 
 - ``max_dist``: the appearance threshold of every appearance stage (descriptor units);
-- ``features``: ``deepsort`` (DeepSORT's own features from the data root), ``hsv`` (computed from
-  the images, cached), a trained FMVAE ``.safetensors`` (latent means computed from the images,
-  cached per weights digest; compared by Euclidean distance unless ``metric`` says otherwise, with
-  the threshold its JSON sidecar holds from ``fmtrack calibrate --write``), or a path to an
-  ``N x (7 + D)`` .npy file;
-- ``score_norm``: short for ``score_normalisation`` (``raw``, ``auto``, ``minmax``, ``logistic``,
-  ``rank``; fmtrack.scores);
+- ``features``: ``default`` (the shipped model), ``deepsort`` (DeepSORT's own features from the
+  data root), ``hsv``, a trained FMVAE ``.safetensors``, or an ``N x (7 + D)`` .npy file
+  (fmtrack.pipeline.descriptor says what each brings: metric and label-free threshold);
+- ``detector``: the score map (fmtrack.scores.SCORE_MAPS; guessed from the sequence when absent);
+- ``score_norm``: short for ``score_normalisation`` (``raw``, ``auto`` = the streaming per-detector
+  map, or the whole-file ``minmax``, ``logistic``, ``rank``; fmtrack.scores);
 - ``cmc``: short for ``camera_motion`` (``none``, ``sof`` or ``ecc``; fmtrack.camera_motion).
+
+The configuration itself is the pipeline's (fmtrack.pipeline.configure), so a preset name means the
+same here, in ``fmtrack run`` and in :class:`fmtrack.VideoTracker`.
 """
 
 from __future__ import annotations
@@ -19,52 +21,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..camera_motion import CameraMotionConfig, sequence_camera_motion
-from ..embedder import Embedder, HSVEmbedder, PrecomputedFeatures, cached_features
+from ..embedder import PrecomputedFeatures, cached_features
 from ..embedder.calibration import Calibration, calibrate_threshold
-from ..io import (Detections, InputError, SequenceInfo, deepsort_features_path, find_sequence, read_detections,
-                  read_seqinfo)
-from ..io.motchallenge import check_sequence_length
+from ..io import InputError, SequenceInfo, find_sequence, read_detections, read_seqinfo
+from ..pipeline import (MethodUnavailable, SequenceInputs, configure, default_model_path, descriptor_label,
+                        image_embedder, is_model, method_descriptor, sequence_inputs)
+from ..pipeline.defaults import COSINE_THRESHOLDS
+from ..tracker import TrackerConfig
 from ..scores import normalise_detections
-from ..tracker import PRESETS, TrackerConfig
-from ..tracker.preset_file import resolve_preset
 
-# Appearance thresholds of the descriptors that need no weights, used when a method gives none.
-# DeepSORT: its published max_cosine_distance. HSV: the label-free calibration on MOT16-11
-# (fmtrack.embedder.calibration; equal-error point, cosine).
-DEFAULT_MAX_DIST = {"deepsort": 0.2, "hsv": 0.113}
-# The shipped default model (weights/README.md, the model card, says how it was trained and why it
-# is the default). The repository's weights/ folder: run from a checkout or an editable install.
+__all__ = ["DEFAULT_MODEL", "Method", "MethodUnavailable", "SequenceInputs", "calibrate_descriptor",
+           "default_max_dist", "descriptor_label", "image_embedder", "load_inputs", "make_method",
+           "parse_method"]
+
+# The shipped default model (package data) and the folder of the other shipped models.
+DEFAULT_MODEL = default_model_path()
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
-DEFAULT_MODEL = WEIGHTS_DIR / "fmvae-tracklets-strict.safetensors"
-# Descriptor of an appearance preset when none is named: the paper's setting keeps DeepSORT's
-# supervised features; fmtrack's own preset uses the shipped default model.
-DEFAULT_FEATURES = {"deepsort": "deepsort", "fmtrack": str(DEFAULT_MODEL)}
-
-
-class MethodUnavailable(InputError):
-    """A method cannot run on a sequence (e.g. no precomputed features for it)."""
+_is_fmvae = is_model
 
 
 @dataclass(frozen=True)
 class Method:
     label: str
     config: TrackerConfig
-    features: str | None = None  # "deepsort", "hsv", a .npy path, or None (motion only)
-
-
-@dataclass(frozen=True)
-class SequenceInputs:
-    """What a method feeds the tracker on one sequence.
-
-    camera_motion: (F, 2, 3) frame-to-frame affines (entry f - 1 moves frame f - 1 to frame f), or None.
-    """
-
-    detections: Detections
-    embedder: Embedder | None
-    camera_motion: np.ndarray | None
+    features: str | None = None  # "deepsort", "hsv", a weights or .npy path, or None (motion only)
+    detector: str | None = None  # score map name; None: guessed per sequence
 
 
 def _parse_value(text: str):
@@ -76,65 +57,22 @@ def _parse_value(text: str):
     return text
 
 
-def configure(preset_name: str, overrides: dict) -> TrackerConfig:
-    """A preset (a name, or a preset file) with TrackerConfig fields replaced; ``max_dist`` sets the
-    appearance threshold."""
-    overrides = dict(overrides)
-    max_dist = overrides.pop("max_dist", None)
-    try:
-        config = resolve_preset(preset_name).replace(**overrides)
-    except TypeError as err:
-        raise ValueError(f"bad setting for preset {preset_name!r}: {err}") from None
-    if max_dist is not None:
-        config = config.with_max_distance(float(max_dist))
-    return config
-
-
-def _is_fmvae(features: str | None) -> bool:
-    return features is not None and features.endswith(".safetensors")
-
-
-def image_embedder(features: str) -> Embedder | None:
-    """The embedder that computes ``features`` from frames (``hsv`` or FMVAE weights), else None."""
-    if features == "hsv":
-        return HSVEmbedder()
-    if _is_fmvae(features):
-        from ..embedder.fmvae import FMVAEEmbedder  # torch is imported only when a model is used
-
-        return FMVAEEmbedder(features)
-    return None
-
-
 def default_max_dist(features: str, metric: str) -> float | None:
     """A descriptor's label-free threshold in ``metric`` units, if one is known."""
-    if _is_fmvae(features):
+    if is_model(features):
         from ..model.weights import read_weights_info
 
         return read_weights_info(features).thresholds.get(metric)
-    return DEFAULT_MAX_DIST.get(features) if metric == "cosine" else None
+    return COSINE_THRESHOLDS.get(features) if metric == "cosine" else None
 
 
-def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None) -> Method:
-    """A Method; an appearance preset with no features given uses the preset's default descriptor,
-    and a descriptor with a known label-free threshold gets it unless ``max_dist`` is set or the
-    preset is a preset file (whose thresholds were tuned for the features it names)."""
-    base = resolve_preset(preset_name)
-    if base.uses_appearance:
-        features = features or DEFAULT_FEATURES.get(base.name, "deepsort")
-    if _is_fmvae(features) and "metric" not in overrides:
-        overrides = {**overrides, "metric": "euclidean"}  # the flat latent space's own distance
-    config = configure(preset_name, overrides)
-    if config.uses_appearance and preset_name in PRESETS:
-        threshold = default_max_dist(features, config.metric)
-        if "max_dist" not in overrides and threshold is not None:
-            config = config.with_max_distance(threshold)
-    return Method(label=label, config=config, features=features)
-
-
-def descriptor_label(features: str) -> str:
-    """A short name for a descriptor: weights and feature files by their stem, so table rows stay
-    short and do not depend on where the file lives."""
-    return Path(features).stem if features.endswith((".safetensors", ".npy")) else features
+def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None,
+                detector: str | None = None) -> Method:
+    """A Method; an appearance preset with no features given uses the preset's default descriptor
+    (fmtrack.pipeline.defaults), and the configuration is fmtrack.pipeline.configure's."""
+    features = method_descriptor(preset_name, features)
+    return Method(label=label, config=configure(preset_name, features, overrides), features=features,
+                  detector=detector)
 
 
 def parse_method(spec: str) -> Method:
@@ -147,53 +85,22 @@ def parse_method(spec: str) -> Method:
             raise ValueError(f"method {spec!r}: expected key=value, got {item!r}")
         overrides[key.strip()] = _parse_value(value.strip())
     features = overrides.pop("features", None)
+    detector = overrides.pop("detector", None)
     for short, field in (("cmc", "camera_motion"), ("score_norm", "score_normalisation")):
         if short in overrides:
             overrides[field] = overrides.pop(short)
     if features is not None:
         features = str(features)
         spec = spec.replace(features, descriptor_label(features))
-    return make_method(spec, name, overrides, features)
+    return make_method(spec, name, overrides, features, None if detector is None else str(detector))
 
 
 def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None = None,
                 det_path: str | Path | None = None, progress: bool = True) -> SequenceInputs:
-    """The detections (scores normalised), embedder and camera motion a method uses on a sequence.
-
-    With features the detections are the feature file's rows, which must match ``det_path`` or the
-    sequence's det.txt when either exists (InputError naming the first differing row), and the
-    embedder serves those rows; image descriptors and camera motion are computed once and
-    cached.
-    """
-    from_file = None  # features stored with their detections: the detections are that file's rows
-    if method.features is None or method.features == "hsv" or _is_fmvae(method.features):
-        detections = read_detections(det_path or info.det_path, info.seq_length)
-    else:
-        feature_file = (deepsort_features_path(info.name, data_root) if method.features == "deepsort"
-                        else Path(method.features))
-        if method.features == "deepsort" and not feature_file.is_file():
-            raise MethodUnavailable(feature_file, f"{method.label}: no DeepSORT features for {info.name}")
-        from_file = PrecomputedFeatures(feature_file, info.seq_length)
-        detections = from_file.detections
-        # A features file replaces the detections, so it must hold this sequence's (or --det's) rows.
-        reference = Path(det_path) if det_path is not None else info.det_path
-        if det_path is not None or reference.is_file():
-            from_file.check_rows(read_detections(reference, info.seq_length), reference)
-    check_sequence_length(info, detections)
-    if method.config.score_normalisation != "raw":
-        detections = normalise_detections(detections, method.config.score_normalisation)
-    embedder = None
-    if method.features is not None and method.config.uses_appearance:
-        from_images = image_embedder(method.features)
-        embedder = from_file if from_images is None else PrecomputedFeatures(
-            cached_features(info, detections, from_images, progress=progress), info.seq_length)
-    camera_motion = None
-    if method.config.camera_motion != "none":
-        # People moving in front of the background are masked out, as BoT-SORT's GMC does: on the
-        # static MOT17-09 this cuts the spurious motion from 1.9 to 0.5 px (90th percentile).
-        camera_motion = sequence_camera_motion(info, CameraMotionConfig(method=method.config.camera_motion),
-                                               exclude=detections, progress=progress)
-    return SequenceInputs(detections, embedder, camera_motion)
+    """The detections (scores mapped), embedder and camera motion a method uses on a sequence
+    (fmtrack.pipeline.sequence_inputs)."""
+    return sequence_inputs(method.config, method.features, info, data_root, det_path, progress,
+                           method.detector, method.label)
 
 
 def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] = ("euclidean", "cosine"),

@@ -136,6 +136,29 @@ def memory_over_stream(config: TrackerConfig, n_frames: int, checkpoints: int = 
     return out
 
 
+def video_tracker_overhead(frames: list[Frame], repeats: int = 3,
+                           presets: tuple[str, ...] = ("bytetrack", "sort")) -> dict[str, tuple[float, float]]:
+    """Print and return frames/s of ``Tracker.update`` and of ``VideoTracker.update`` (no descriptor,
+    no camera motion, no frame) on the same frames and configuration, repeats interleaved."""
+    from ..pipeline import VideoTracker
+
+    rates = {}
+    for name in presets:
+        video = VideoTracker(name, descriptor=None, camera_motion="none")
+        bare = [0.0, 0.0]
+        for _ in range(repeats):
+            bare[0] = max(bare[0], time_updates(video.config, frames, 1))
+            video.reset()
+            start = time.perf_counter()
+            for boxes, scores, _ in frames:
+                video.update(None, boxes, scores)
+            bare[1] = max(bare[1], len(frames) / (time.perf_counter() - start))
+        rates[name] = (bare[0], bare[1])
+        print(f"  {name}: Tracker.update {bare[0]:.0f} frames/s, VideoTracker.update {bare[1]:.0f} frames/s "
+              f"(overhead {100 * (bare[0] / bare[1] - 1):+.1f}%)")
+    return rates
+
+
 def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | None = None, repeats: int = 3,
                           stream_frames: int = 100_000, reference_deepsort: str | None = None,
                           reference_sort: str | None = None) -> dict[str, float]:
@@ -158,6 +181,7 @@ def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | N
     for name, rate in rates.items():
         ratio = f"  ({rate / base:.2f}x reference DeepSORT)" if base else ""
         print(f"  {name:<40s} {rate:8.0f} frames/s{ratio}")
+    video_tracker_overhead(all_frames, repeats)
     if stream_frames > 0:
         print(f"memory over a {stream_frames}-frame synthetic stream (deepsort preset, 128-d features):")
         for frame, rss, live in memory_over_stream(PRESETS["deepsort"], stream_frames):

@@ -10,7 +10,7 @@ scoring only. With one worker a seed gives the same trials every time; with seve
 sampler is seeded ``seed + worker`` and the order in which trials finish depends on timing.
 
 A rerun on the same storage and study continues it up to ``trials`` in total. The best configuration
-is written atomically as a preset file (fmtrack.tracker.preset_file), with the optimisation-history
+is written atomically as a preset file (fmtrack.pipeline.preset_file), with the optimisation-history
 plot (``*-history.png``) and every trial (``*-trials.csv``) beside it.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 from ..io import InputError, atomic_path, atomic_write, find_sequence, read_ground_truth, read_seqinfo
 from ..pipeline import track_sequence
 from ..tracker import TrackerConfig
-from ..tracker.preset_file import preset_document
+from ..pipeline.preset_file import preset_document
 from ..tracker.search_spaces import SEARCH_SPACES, Space, apply_parameters, check_space, get_parameter
 from .evaluate import results_frame
 from .hota import evaluate_sequence, hota_row

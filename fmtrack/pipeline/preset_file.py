@@ -12,15 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, TrackerConfig
+from ..io import InputError
+from ..tracker import PRESETS, TrackerConfig
 
 FORMAT = "fmtrack-preset"
 VERSION = 1
 
 
-def _error(path: Path, problem: str, line: int | None = None) -> ValueError:
-    from ..io.errors import InputError  # only on the error path: keeps the tracker package numpy-only
-
+def _error(path: Path, problem: str, line: int | None = None) -> InputError:
     return InputError(path, problem, line)
 
 

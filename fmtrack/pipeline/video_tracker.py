@@ -1,0 +1,288 @@
+"""VideoTracker: everything ``fmtrack run`` does to one frame, for a caller's own video pipeline.
+
+Per frame it maps the detector's scores to [0, 1] (a fixed per-detector map, fmtrack.scores),
+estimates camera motion from the previous frame, computes appearance features for the detections
+the tracker will keep, and advances the tracker. One object serves one stream: it keeps the
+previous frame and the tracks, and is not to be shared between threads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..tracker import Track, Tracker, TrackerConfig
+from ..tracker.detections import select_detections
+from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
+from .descriptor import configure, descriptor_spec, image_embedder
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
+
+BOX_FORMATS = ("tlwh", "xyxy")
+# Score handling the stream itself does; the other TrackerConfig modes map a whole file beforehand
+# (fmtrack.pipeline.sequence) and the stream then expects scores already in [0, 1].
+_STREAMING_MODES = ("auto", "none")
+
+
+class VideoTracker:
+    """The tracker ``fmtrack run`` runs, fed one frame at a time.
+
+    >>> tracker = VideoTracker()                       # fmtrack preset, the shipped model
+    >>> tracks = tracker.update(frame, boxes, scores)  # frame: (H, W, 3) uint8 BGR; boxes: (N, 4) tlwh
+
+    preset: a preset name (``fmtrack``, ``bytetrack``, ``deepsort``, ``sort``, ``motion``), a
+    TrackerConfig, or a preset JSON file where the tracker package reads them.
+    descriptor: ``"default"`` (the shipped model), ``"hsv"``, a ``.safetensors`` path, an
+    ``N x (7 + D)`` ``.npy`` of features per detection row (looked up by frame and box), an
+    Embedder, ``"deepsort"`` (features passed to update()), or None (motion only; an appearance
+    preset then raises ValueError). A model brings its metric (Euclidean) and calibrated threshold.
+    box_format: ``tlwh`` (left, top, width, height) or ``xyxy`` (left, top, right, bottom), pixels.
+    detector: the score map of the detector that made the scores (a key of
+    ``fmtrack.scores.SCORE_MAPS``, e.g. ``dpm``, ``frcnn``, ``sdp``, ``acf``); None: scores already
+    lie in [0, 1]. Used by presets that map scores (``bytetrack``, ``fmtrack``); presets on the
+    detector's own scale (``sort``, ``deepsort``, ``motion``) reject it.
+    frame_rate: frames per second (presets with ages given for 30 fps scale them).
+    camera_motion: ``none``, ``sof`` or ``ecc``; None: the preset's.
+    device, threads: where a model embeds, and torch's CPU thread count (set process-wide when a
+    model is loaded; 1 keeps embedding fast on a busy CPU).
+    overrides: TrackerConfig fields, plus ``max_dist`` (appearance threshold, descriptor units).
+
+    ``config`` is the resolved configuration (frame rate, metric and threshold applied).
+    """
+
+    def __init__(self, preset: str | os.PathLike | TrackerConfig = DEFAULT_PRESET,
+                 descriptor: str | os.PathLike | Embedder | None = DEFAULT_DESCRIPTOR, *,
+                 box_format: Literal["tlwh", "xyxy"] = "tlwh", detector: str | None = None,
+                 frame_rate: float = 30.0, camera_motion: str | None = None, device: str = "cpu",
+                 threads: int = 1, **overrides: Any):
+        if box_format not in BOX_FORMATS:
+            raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}")
+        if not (isinstance(frame_rate, (int, float)) and np.isfinite(frame_rate) and frame_rate > 0):
+            raise ValueError(f"frame_rate must be a positive number of frames per second, got {frame_rate!r}")
+        if camera_motion is not None:
+            overrides["camera_motion"] = camera_motion
+        spec = descriptor if hasattr(descriptor, "embed") else descriptor_spec(descriptor)
+        config = configure(preset, spec, overrides)
+        if config.uses_appearance and spec is None:
+            raise ValueError(f"preset {config.name!r} uses appearance: give a descriptor "
+                             "('default', 'hsv', a .safetensors model, or 'deepsort' with features= per frame)")
+        self._setup(config.at_frame_rate(float(frame_rate)), spec, box_format, detector, device, threads)
+
+    @classmethod
+    def from_config(cls, config: TrackerConfig, embedder: Embedder | None = None, *,
+                    detector: str | None = None, box_format: Literal["tlwh", "xyxy"] = "tlwh") -> VideoTracker:
+        """A VideoTracker running ``config`` exactly as given (no descriptor threshold or frame-rate
+        change applied): the sequence runner's way in, with an already configured method."""
+        self = cls.__new__(cls)
+        self._setup(config, embedder, box_format, detector, "cpu", 1)
+        return self
+
+    def _setup(self, config: TrackerConfig, spec: Any, box_format: str, detector: str | None,
+               device: str, threads: int) -> None:
+        from ..scores import ScoreStream, score_map
+
+        self.config = config
+        self.box_format = box_format
+        if detector is not None and config.score_normalisation == "raw":
+            raise ValueError(f"preset {config.name!r} uses the detector's own score scale "
+                             "(score_normalisation='raw'): detector= applies to presets that map scores")
+        self.detector = detector
+        self._scores = None if config.score_normalisation == "raw" else ScoreStream(
+            score_map(detector if config.score_normalisation in _STREAMING_MODES else None),
+            "pass the detector= that made these scores" if detector is None else "check detector=")
+        self.embedder = None
+        self._needs_features = config.uses_appearance
+        if config.uses_appearance and spec is not None:
+            if hasattr(spec, "embed"):
+                self.embedder = spec
+            elif spec.endswith(".npy"):
+                from ..embedder import PrecomputedFeatures
+
+                self.embedder = PrecomputedFeatures(spec)
+            else:
+                if spec.endswith(".safetensors"):
+                    import torch
+
+                    torch.set_num_threads(int(threads))
+                self.embedder = image_embedder(spec, device)  # None for "deepsort": features come per frame
+        self._motion = None
+        if config.camera_motion != "none":
+            from ..camera_motion import CameraMotionConfig
+
+            self._motion = CameraMotionConfig(method=config.camera_motion)
+        self.reset()
+
+    # -- per frame ---------------------------------------------------------------------------
+    def update(self, frame: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray | None = None,
+               class_ids: np.ndarray | None = None, features: np.ndarray | None = None, *,
+               camera_motion: np.ndarray | None = None) -> list[Track]:
+        """Advance one frame.
+
+        frame: (H, W, 3) uint8 BGR, or None when neither the descriptor nor camera motion needs it.
+        boxes: (N, 4) float pixels in ``box_format``. scores: (N,) detector scores (None: all 1,
+        not mapped). class_ids: (N,) int or None; ``class_id(track)`` gives a track's last one.
+        features: (N, D) precomputed descriptors (instead of computing them from ``frame``).
+        camera_motion: (2, 3) affine previous -> this frame's pixels, instead of estimating it.
+        Returns the tracks reported in this frame; ``Track.detection`` indexes ``boxes``.
+        """
+        start = time.perf_counter()
+        self.frame_index += 1
+        boxes = self._tlwh(boxes)
+        n = len(boxes)
+        if scores is None:
+            scores = np.ones(n)
+        else:
+            scores = _column(scores, n, "scores", np.float64)
+            if self._scores is not None:
+                scores = self._scores(scores)
+        if class_ids is not None:
+            class_ids = _column(class_ids, n, "class_ids", np.int64)
+        if features is not None:
+            features = np.asarray(features, dtype=np.float32)
+            if features.ndim != 2 or len(features) != n:
+                raise ValueError(f"features must have shape (N={n}, D), got {features.shape}")
+        valid = None
+        if self._needs_features or self._motion is not None:
+            valid = np.flatnonzero((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
+            if self._needs_features:  # the tracker sees only kept rows, so count the dropped ones here
+                self._skipped += n - len(valid)
+        motion = self._camera_motion(frame, boxes, valid, camera_motion)
+        after_motion = time.perf_counter()
+        if self._needs_features:
+            # Embed only what the tracker will keep: image embedders are the expensive part.
+            rows = valid[select_detections(boxes[valid], scores[valid], self.config)]
+            appearance = self._features(frame, boxes[rows], features, rows)
+            after_embedding = time.perf_counter()
+            tracks = self._tracker.update(boxes[rows], scores[rows], appearance, motion)
+        else:
+            after_embedding = after_motion
+            tracks = self._tracker.update(boxes, scores, None, motion)
+        if self._needs_features and tracks and hasattr(tracks[0], "detection"):
+            tracks = [t._replace(detection=int(rows[t.detection])) if t.detection >= 0 else t for t in tracks]
+        if class_ids is not None and tracks and hasattr(tracks[0], "detection"):
+            for t in tracks:
+                if t.detection >= 0:
+                    self._class_ids[t.track_id] = int(class_ids[t.detection])
+        end = time.perf_counter()
+        self.seconds["camera_motion"] += after_motion - start
+        self.seconds["embedding"] += after_embedding - after_motion
+        self.seconds["tracking"] += end - after_embedding
+        return tracks
+
+    def class_id(self, track: Track) -> int | None:
+        """The class id of the last detection ``track`` matched (None when no class ids were given)."""
+        return self._class_ids.get(track.track_id)
+
+    def reset(self) -> None:
+        """Forget every track and the previous frame: the next update() starts a fresh stream."""
+        self._tracker = Tracker(self.config)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (frame, its valid boxes)
+        self._class_ids: dict[int, int] = {}
+        self.frame_index = 0
+        self._skipped = 0
+        self.seconds = {"camera_motion": 0.0, "embedding": 0.0, "tracking": 0.0}
+
+    @property
+    def skipped_detections(self) -> int:
+        """Detections dropped for non-positive width or height."""
+        return self._skipped + self._tracker.skipped_detections
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The full stream state as plain arrays (the tracker's, plus the previous frame for camera
+        motion): ``restore`` on a VideoTracker of the same configuration continues identically."""
+        if not hasattr(self._tracker, "snapshot"):
+            raise NotImplementedError("this version of fmtrack.tracker.Tracker has no snapshot()")
+        state = {f"tracker.{k}": v for k, v in self._tracker.snapshot().items()}
+        state["pipeline.frame_index"] = np.array(self.frame_index)
+        if self._previous is not None:
+            state["pipeline.previous_frame"], state["pipeline.previous_boxes"] = self._previous
+        if self._scores is not None:
+            state["pipeline.score_range"] = np.array([self._scores.low, self._scores.high])
+        if self._class_ids:
+            state["pipeline.class_ids"] = np.array(sorted(self._class_ids.items()), dtype=np.int64)
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a ``snapshot``."""
+        self.reset()
+        self._tracker.restore({k.removeprefix("tracker."): v for k, v in state.items() if k.startswith("tracker.")})
+        self.frame_index = int(state["pipeline.frame_index"])
+        if "pipeline.previous_frame" in state:
+            self._previous = (np.asarray(state["pipeline.previous_frame"]),
+                              np.asarray(state["pipeline.previous_boxes"]))
+        if self._scores is not None and "pipeline.score_range" in state:
+            self._scores.low, self._scores.high = (float(v) for v in state["pipeline.score_range"])
+        if "pipeline.class_ids" in state:
+            self._class_ids = {int(k): int(v) for k, v in np.asarray(state["pipeline.class_ids"]).reshape(-1, 2)}
+
+    # -- steps -------------------------------------------------------------------------------
+    def _tlwh(self, boxes: np.ndarray) -> np.ndarray:
+        boxes = np.asarray(boxes, dtype=np.float64)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes must have shape (N, 4) ({self.box_format}), got {boxes.shape}")
+        if not np.isfinite(boxes).all():
+            row = int(np.argmax(~np.isfinite(boxes).all(axis=1)))
+            raise ValueError(f"boxes row {row} is not finite: {boxes[row].tolist()}")
+        if self.box_format == "xyxy":
+            inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+            if inverted.any():
+                row = int(np.argmax(inverted))
+                raise ValueError(f"boxes row {row} is not xyxy (right < left or bottom < top): {boxes[row].tolist()}")
+            boxes = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+        return boxes
+
+    def _frame(self, frame: np.ndarray | None, why: str) -> np.ndarray:
+        if frame is None:
+            raise ValueError(f"frame is None, but {why} needs the image")
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            shape = getattr(frame, "shape", None)
+            raise ValueError(f"frame must be an (H, W, 3) uint8 BGR image, got shape {shape} "
+                             f"dtype {getattr(frame, 'dtype', type(frame).__name__)}")
+        return frame
+
+    def _camera_motion(self, frame: np.ndarray | None, boxes: np.ndarray, valid: np.ndarray | None,
+                       given: np.ndarray | None) -> np.ndarray | None:
+        if given is not None:
+            given = np.asarray(given, dtype=np.float64)
+            if given.shape != (2, 3) or not np.isfinite(given).all():
+                raise ValueError(f"camera_motion must be a finite (2, 3) affine, got shape {given.shape}")
+            return given
+        if self._motion is None:
+            return None
+        from ..camera_motion import estimate_motion
+
+        frame = self._frame(frame, f"camera motion ({self.config.camera_motion!r})")
+        previous, self._previous = self._previous, (frame, boxes[valid])
+        if previous is None:
+            return None
+        if previous[0].shape != frame.shape:
+            raise ValueError(f"frame size changed from {previous[0].shape} to {frame.shape} mid-stream")
+        # People moving in front of the background are masked out (the previous frame's detections).
+        return estimate_motion(previous[0], frame, self._motion, previous[1])
+
+    def _features(self, frame: np.ndarray | None, boxes: np.ndarray, given: np.ndarray | None,
+                  rows: np.ndarray) -> np.ndarray:
+        if given is not None:
+            return given[rows]
+        if self.embedder is None:
+            raise ValueError(f"preset {self.config.name!r} uses appearance and this descriptor computes no "
+                             "features from frames: pass features= (N, D)")
+        if not self.embedder.needs_image:
+            return self.embedder.embed(None, boxes, self.frame_index)
+        return self.embedder.embed(self._frame(frame, "the appearance descriptor"), boxes, self.frame_index)
+
+
+def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
+    values = np.asarray(values, dtype=dtype)
+    if values.shape != (n,):
+        raise ValueError(f"{name} must have shape (N={n},), got {values.shape}")
+    if dtype is np.float64 and not np.isfinite(values).all():
+        row = int(np.argmax(~np.isfinite(values)))
+        raise ValueError(f"{name} row {row} is not finite: {values[row]}")
+    return values
