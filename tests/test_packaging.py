@@ -3,7 +3,6 @@ model, so a non-editable install runs ``fmtrack run`` with it."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -15,14 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import fmtrack.tracker.config
-
 REPO = Path(__file__).resolve().parents[1]
-# The tracker package's chi-square constant is being moved off scipy.stats on another branch.
-_CONFIG_USES_SCIPY_STATS = "scipy.stats" in inspect.getsource(fmtrack.tracker.config)
-HEAVY = ["torch", "motmetrics", "matplotlib", "pandas",
-         pytest.param("scipy.stats", marks=pytest.mark.xfail(_CONFIG_USES_SCIPY_STATS, strict=True,
-                                                              reason="tracker/config.py still imports scipy.stats"))]
+HEAVY = ["torch", "motmetrics", "matplotlib", "pandas", "scipy.stats"]
 
 
 def _python(code: str) -> str:

@@ -288,3 +288,14 @@ def test_importing_the_tracker_loads_no_scipy_stats():
     code = "import sys, fmtrack.tracker; print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("angle", [0.0, 3.8771904655732214e-4, 0.01, 0.3])
+def test_a_rotation_is_valid_camera_motion(angle):
+    """A rotation's singular values are equal up to rounding (ECC returned this one on TUD-Campus),
+    so the check must not order them strictly."""
+    cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))  # ECC estimates in float32
+    motion = np.array([[cos, sin, 1.5], [-sin, cos, -0.5]], dtype=np.float32)
+    tracker = Tracker("bytetrack")
+    tracker.update(np.array([[10.0, 10.0, 20.0, 40.0]]), np.array([0.9]))
+    tracker.update(np.array([[11.0, 10.0, 20.0, 40.0]]), np.array([0.9]), camera_motion=motion)

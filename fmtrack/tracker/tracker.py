@@ -475,7 +475,8 @@ def _check_camera_motion(camera_motion: Any) -> np.ndarray:
     largest = math.sqrt((frobenius + math.sqrt(max(frobenius**2 - 4 * det * det, 0.0))) / 2)
     smallest = det / largest if largest > 0 else 0.0
     low, high = _MOTION_SCALE
-    if not low <= smallest <= largest <= high:  # True for NaN (overflowing entries) too
+    # Not chained through smallest <= largest: for a rotation they are equal up to rounding. NaN fails too.
+    if not (low <= smallest and largest <= high):
         raise ValueError(f"camera_motion's linear part {[[a, b], [c, d]]} scales by {smallest:.3g} to "
                          f"{largest:.3g} (singular values); a motion between consecutive frames lies within "
                          f"{low:g} to {high:g} (all zeros: no estimate; pass None for a static camera)")
