@@ -333,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(colour histograms), deepsort (DeepSORT's features from the data root), "
                                         "or an N x (7 + D) .npy file whose rows must match the sequence's det.txt (or --det); "
                                         "computed features are cached "
-                                        "(default: the shipped model; DeepSORT's features for --preset deepsort)")
+                                        "(default: the shipped model fmtrack/weights/fmvae-tracklets-strict.safetensors; "
+                                        "DeepSORT's features for --preset deepsort)")
     run.add_argument("--detector", choices=_detector_choices(),
                      help="the detector that made the scores, choosing its fixed map to [0, 1] "
                           "(default: from the sequence name, else from the scores' range)")

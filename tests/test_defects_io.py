@@ -376,12 +376,12 @@ def test_feature_value_beyond_float32_names_its_row(tmp_path):
 ])
 def test_cli_boundary_turns_any_exception_into_one_line(tmp_path, capsys, monkeypatch, error, words):
     # Old: only ValueError was caught; these ended in tracebacks.
-    import fmtrack.benchmarks.methods as methods
+    import fmtrack.pipeline as pipeline
 
     def failing(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(methods, "load_inputs", failing)
+    monkeypatch.setattr(pipeline, "sequence_inputs", failing)
     monkeypatch.delenv("FMTRACK_DEBUG", raising=False)
     root = tmp_path / "root"
     _sequence(root, images=False)
