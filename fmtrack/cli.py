@@ -114,33 +114,58 @@ def cmd_crops(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from .training.trainer import train
+# TrainConfig / ModelConfig fields set by train's flags, so errors name the flag a user typed.
+TRAIN_FLAGS = {"eta": "--eta", "steps": "--steps", "jacobian": "--jacobian", "precision": "--precision",
+               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "learning_rate": "--lr",
+               "nu": "--nu", "kappa": "--kappa", "beta_init": "--beta-init", "eta_warmup_steps": "--eta-warmup",
+               "tracklet_weight": "--tracklet-weight", "tracklet_temperature": "--tracklet-temperature",
+               "tracklet_pairs_per_batch": "--tracklet-pairs", "tracklet_min_gap": "--tracklet-min-gap",
+               "tracklet_draw": "--tracklet-draw", "tracklet_negatives": "--tracklet-negatives",
+               "shift_pixels": "--shift-pixels", "colour_jitter": "--colour-jitter",
+               "reconstruction": "--no-reconstruction", "checkpoint_every": "--checkpoint-every",
+               "checkpoint_minutes": "--checkpoint-minutes"}
+MODEL_FLAGS = {"latent_dim": "--latent-dim", "width": "--width"}
 
-    chosen = TRAINING_PRESETS[args.preset]
-    # --from-video trains on mined tracklets, so their term is on unless a weight is given.
-    tracklet_weight = 1.0 if args.from_video and args.tracklet_weight is None else args.tracklet_weight
-    train_overrides = {k: v for k, v in (("eta", args.eta), ("steps", args.steps), ("jacobian", args.jacobian),
-                                         ("precision", args.precision), ("device", args.device),
-                                         ("seed", args.seed), ("batch_size", args.batch_size),
-                                         ("learning_rate", args.lr), ("nu", args.nu), ("kappa", args.kappa),
-                                         ("beta_init", args.beta_init),
-                                         ("eta_warmup_steps", args.eta_warmup),
-                                         ("tracklet_weight", tracklet_weight),
-                                         ("tracklet_temperature", args.tracklet_temperature),
-                                         ("tracklet_pairs_per_batch", args.tracklet_pairs),
-                                         ("tracklet_min_gap", args.tracklet_min_gap),
-                                         ("tracklet_draw", args.tracklet_draw),
-                                         ("tracklet_negatives", args.tracklet_negatives),
-                                         ("shift_pixels", args.shift_pixels),
-                                         ("colour_jitter", args.colour_jitter),
-                                         ("reconstruction", False if args.no_reconstruction else None))
-                       if v is not None}
-    model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
-    train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
-    model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
-    weights = train(_training_crops(args), train_config, model_config, args.out, resume=args.resume,
-                    progress=not args.quiet)
+
+def _flag_names(message: str) -> str:
+    """``message`` with config field names replaced by the train flags that set them."""
+    import re
+
+    flags = {**TRAIN_FLAGS, **MODEL_FLAGS}
+    return re.sub(r"\b(" + "|".join(sorted(flags, key=len, reverse=True)) + r")\b", lambda m: flags[m.group(1)],
+                  message)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train
+
+    train_overrides = {field: getattr(args, field, None) for field in TRAIN_FLAGS
+                       if getattr(args, field, None) is not None}
+    if args.no_reconstruction:
+        train_overrides["reconstruction"] = False
+    model_overrides = {field: getattr(args, field) for field in MODEL_FLAGS if getattr(args, field) is not None}
+    try:
+        if args.resume:
+            train_config, model_config = resumed_configs(read_checkpoint_state(args.out), args.preset,
+                                                         train_overrides, model_overrides)
+        else:
+            chosen = TRAINING_PRESETS[args.preset or "paper"]
+            # --from-video trains on mined tracklets, so their term is on unless a weight is given.
+            if args.from_video:
+                train_overrides.setdefault("tracklet_weight", 1.0)
+            train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
+            model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
+        crops = _training_crops(args)
+        weights = train(crops, train_config, model_config, args.out, resume=args.resume, progress=not args.quiet,
+                        overwrite=args.overwrite, preset=args.preset or (None if args.resume else "paper"))
+    except TrainingInterrupted as stop:
+        source = f"--crops {args.crops}" if args.crops else f"--from-video {' '.join(args.from_video)}"
+        print(f"fmtrack: {stop}; continue with: fmtrack train {source} --out {args.out} --resume", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except InputError as err:
+        raise InputError(err.path, _flag_names(err.problem), err.line) from None
+    except ValueError as err:
+        raise ValueError(_flag_names(str(err))) from None
     print(f"wrote {weights}")
 
 
@@ -289,20 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mine label-free tracklets from these sequences' detections and train with the "
                              "tracklet term (weight 1 unless --tracklet-weight says otherwise)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
-    tr.add_argument("--preset", choices=list(TRAINING_PRESETS), default="paper",
-                    help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests")
+    tr.add_argument("--preset", choices=list(TRAINING_PRESETS),
+                    help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests. "
+                         "With --resume: the checkpoint's configuration")
     tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
     tr.add_argument("--steps", type=int)
     tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--lr", type=float)
+    tr.add_argument("--lr", type=float, dest="learning_rate")
     tr.add_argument("--kappa", type=float, help="reconstruction constraint: RMS error in pixel standard deviations")
     tr.add_argument("--nu", type=float, help="beta update rate")
     tr.add_argument("--beta-init", type=float)
-    tr.add_argument("--eta-warmup", type=int, help="steps over which eta ramps up after the initial phase")
+    tr.add_argument("--eta-warmup", type=int, dest="eta_warmup_steps", help="steps over which eta ramps up after the initial phase")
     tr.add_argument("--tracklet-weight", type=float,
                     help="weight of the InfoNCE tracklet term (0: off; needs a 'tracklets' crops file)")
     tr.add_argument("--tracklet-temperature", type=float, help="InfoNCE temperature, squared latent units")
-    tr.add_argument("--tracklet-pairs", type=int, help="tracklets per step (two crops each)")
+    tr.add_argument("--tracklet-pairs", type=int, dest="tracklet_pairs_per_batch", help="tracklets per step (two crops each)")
     tr.add_argument("--tracklet-min-gap", type=int, help="frames between a positive pair's crops")
     tr.add_argument("--tracklet-draw", choices=TRACKLET_DRAWS,
                     help="draw a step's tracklets in groups that share a frame (default) or uniformly")
@@ -319,7 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--latent-dim", type=int)
     tr.add_argument("--width", type=float, help="channel multiplier of encoder and decoder")
-    tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    tr.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    tr.add_argument("--checkpoint-minutes", type=float, help="most wall-time minutes between checkpoints")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from the run folder's last checkpoint, with its configuration (flags "
+                         "given must agree with it, but --steps and the checkpoint flags)")
+    tr.add_argument("--overwrite", action="store_true", help="start over in a folder that holds a run")
     tr.add_argument("--quiet", action="store_true")
     _add_data_root(tr)
     tr.set_defaults(func=cmd_train)

@@ -14,7 +14,7 @@ from ..model.config import ModelConfig, config_from_dict, config_to_dict
 
 JACOBIAN_ESTIMATORS = ("finite_difference", "projection")
 JVP_METHODS = ("finite_difference", "autodiff")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TRACKLET_DRAWS = ("shared-frame", "uniform")
 TRACKLET_NEGATIVES = ("batch", "shared-frame")
 
@@ -79,10 +79,11 @@ class TrainConfig:
     tracklet_negatives: str = "batch"         # or "shared-frame": which tracklets are negatives
     reconstruction: bool = True               # False: tracklet term alone (needs tracklet_weight > 0)
     device: str = "auto"                      # "auto", "cpu", "cuda", "cuda:N"
-    precision: str = "fp32"                   # autocast dtype: "fp32" (off), "bf16", "fp16" (CUDA)
+    precision: str = "fp32"                   # autocast dtype: "fp32" (off), "bf16", "fp16" (CUDA), "auto" (see model.device.resolve_precision)
     channels_last: bool = True
     log_every: int = 10
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500               # steps between checkpoints
+    checkpoint_minutes: float = 5.0           # and at most this much wall time between them
 
     def __post_init__(self) -> None:
         if self.jacobian not in JACOBIAN_ESTIMATORS:
@@ -97,6 +98,8 @@ class TrainConfig:
             raise ValueError("batch_size must be at least 2 (mixup pairs points within a batch)")
         if min(self.steps, self.importance_samples, self.log_every, self.checkpoint_every) < 1:
             raise ValueError("steps, importance_samples, log_every and checkpoint_every must be positive")
+        if not self.checkpoint_minutes > 0:
+            raise ValueError(f"checkpoint_minutes must be positive, got {self.checkpoint_minutes}")
         if self.kappa <= 0 or self.beta_init <= 0 or self.eta < 0:
             raise ValueError("kappa and beta_init must be positive and eta non-negative")
         if self.tracklet_weight < 0 or self.tracklet_temperature <= 0 or self.tracklet_min_gap < 0:
