@@ -198,7 +198,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     if args.weights:
         from .embedder.fmvae import FMVAEEmbedder
 
-        embedder = FMVAEEmbedder(args.weights, device=args.device, precision=args.precision)
+        embedder = FMVAEEmbedder(args.weights, device=args.device, precision=args.precision, threads=args.threads)
     else:
         embedder = HSVEmbedder()
     out = embed_sequence(info, detections, embedder, args.out, progress=not args.quiet)
@@ -208,9 +208,23 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .benchmarks.methods import calibrate_descriptor
 
-    for calibration in calibrate_descriptor(args.features, args.seq, tuple(args.metric), args.data_root,
-                                            args.write, args.gap).values():
+    calibrations = calibrate_descriptor(args.features, args.seq, tuple(args.metric), args.data_root, args.write,
+                                        args.gap, force=args.force, threads=args.threads)
+    for calibration in calibrations.values():
         print(calibration.to_dict())
+    if args.write:
+        from .model.weights import sidecar_path
+
+        thresholds = ", ".join(f"{metric} {c.threshold:.4g}" for metric, c in calibrations.items())
+        print(f"wrote thresholds ({thresholds}; calibrated on {args.seq}) to {sidecar_path(args.features)}")
+
+
+def _threads(text: str) -> int | None:
+    """``--threads``: a count, or 0 for torch's own choice (None)."""
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {count}")
+    return count or None
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
@@ -223,7 +237,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
 def cmd_bench_training(args: argparse.Namespace) -> None:
     from .benchmarks.training_speed import run
 
-    run(full_width=args.full)
+    run(full_width=args.full, embedding_only=args.embedding_only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,8 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--frames", type=int, default=60)
     _add_data_root(bc)
     bc.set_defaults(func=cmd_bench_cmc)
-    btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s")
+    btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s "
+                                                "(shipped model: 1/2 threads, idle/busy CPU)")
     btr.add_argument("--full", action="store_true", help="also the full-width model (slow on CPU)")
+    btr.add_argument("--embedding-only", action="store_true",
+                     help="only the shipped model's embedding crops/s (1 and 2 threads, idle and busy CPU)")
     btr.set_defaults(func=cmd_bench_training)
 
     crops = sub.add_parser("crops", help="cut 64x64 training crops from sequences into one file")
@@ -366,7 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--det", help="det.txt (default: the sequence's own)")
     em.add_argument("--weights", help="FMVAE .safetensors (default: the HSV colour descriptor)")
     em.add_argument("--device", default="auto")
-    em.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    em.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="autocast dtype (auto: bf16 on CUDA and AMX CPUs, else fp32)")
+    em.add_argument("--threads", type=_threads, default=1,
+                    help="torch threads for the model (default 1: on a busy CPU more threads wait on each other; "
+                         "0: torch's default)")
     em.add_argument("--out", required=True)
     _add_data_root(em)
     em.add_argument("--quiet", action="store_true")
@@ -377,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--features", required=True, help="hsv, or an FMVAE .safetensors")
     ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"])
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
+    ca.add_argument("--force", action="store_true", help="with --write: replace a calibration made on another sequence")
+    ca.add_argument("--threads", type=_threads, default=1, help="torch threads for an FMVAE model (0: torch's default)")
     ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
     _add_data_root(ca)
     ca.set_defaults(func=cmd_calibrate)
