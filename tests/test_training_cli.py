@@ -104,3 +104,76 @@ def test_train_from_video_mines_tracklets_and_resumes(tmp_path, data_root):
     assert main(common + ["--steps", "6", "--resume"]) == 0  # continues the run to 6 steps
     assert json.loads((run / "weights.json").read_text())["provenance"]["steps"] == 6
     assert (run / "tracklet-crops.npz").stat().st_mtime_ns == cut_at  # the crops are cut once
+
+
+@pytest.fixture(scope="module")
+def synthetic_crops_file(tmp_path_factory):
+    from fmtrack.training.crops import save_crops, synthetic_crops
+
+    return save_crops(synthetic_crops(48, seed=1), tmp_path_factory.mktemp("crops") / "synthetic.npz")
+
+
+def test_resume_takes_the_configuration_from_the_checkpoint(synthetic_crops_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--crops", str(synthetic_crops_file), "--out", str(run), "--quiet"]
+    assert main(base + ["--preset", "tiny", "--eta", "0", "--steps", "3"]) == 0
+    # Neither --preset nor --eta repeated: the tiny, eta = 0 run continues (the default preset is paper).
+    assert main(base + ["--resume", "--steps", "5"]) == 0
+    sidecar = json.loads((run / "weights.json").read_text())
+    assert sidecar["provenance"]["steps"] == 5 and sidecar["provenance"]["train_config"]["eta"] == 0.0
+    assert sidecar["model_config"]["latent_dim"] == 8
+    capsys.readouterr()
+    assert main(base + ["--resume", "--steps", "6", "--eta", "300"]) == 2
+    err = capsys.readouterr().err
+    assert "--eta 300.0 differs from the checkpoint's 0.0" in err and len(err.strip().splitlines()) == 1
+    assert main(base + ["--resume", "--steps", "6", "--preset", "cpu"]) == 2
+    assert "started with preset 'tiny'" in capsys.readouterr().err
+
+
+def test_train_into_a_folder_holding_a_run_needs_resume_or_overwrite(synthetic_crops_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--crops", str(synthetic_crops_file), "--out", str(run), "--preset", "tiny", "--quiet"]
+    assert main(base + ["--steps", "4"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--steps", "2"]) == 2
+    assert "--resume continues it, --overwrite starts it over" in capsys.readouterr().err
+    assert json.loads((run / "weights.json").read_text())["provenance"]["steps"] == 4  # untouched
+    assert main(base + ["--steps", "2", "--overwrite"]) == 0
+    assert json.loads((run / "weights.json").read_text())["provenance"]["steps"] == 2
+
+
+def test_training_errors_name_the_flags_not_the_config_fields(synthetic_crops_file, tmp_path, capsys):
+    base = ["train", "--crops", str(synthetic_crops_file), "--preset", "tiny", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--tracklet-pairs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--tracklet-pairs must be at least 2" in err and "tracklet_pairs_per_batch" not in err
+    # Synthetic crops carry no tracklet ids: too few tracklets for the pairs asked.
+    assert main(base + ["--out", str(tmp_path / "b"), "--tracklet-weight", "1", "--tracklet-pairs", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--tracklet-pairs=4" in err and "--tracklet-min-gap" in err and "tracklet_" not in err
+
+
+def test_calibrate_write_reports_and_guards_another_sequences_calibration(trained, tmp_path, data_root, capsys):
+    import shutil
+
+    _, trained_weights = trained
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(trained_weights, weights)
+    side = json.loads(trained_weights.with_suffix(".json").read_text())
+    side["thresholds"] = {"euclidean": 1.5}
+    side["provenance"]["calibration"] = {"sequence": "MOT16-11"}
+    weights.with_suffix(".json").write_text(json.dumps(side))
+    command = ["calibrate", "--seq", "TUD-Campus", "--features", str(weights), "--metric", "euclidean", "--gap", "3",
+               "--write", "--data-root", str(data_root)]
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "calibrated on MOT16-11" in err and "--force" in err and str(weights.with_suffix(".json")) in err
+    assert json.loads(weights.with_suffix(".json").read_text())["thresholds"] == {"euclidean": 1.5}
+    assert main(command + ["--force"]) == 0
+    out = capsys.readouterr().out
+    written = json.loads(weights.with_suffix(".json").read_text())
+    assert written["provenance"]["calibration"]["sequence"] == "TUD-Campus"
+    assert f"euclidean {written['thresholds']['euclidean']:.4g}" in out
+    assert "TUD-Campus" in out and str(weights.with_suffix(".json")) in out
+    assert main(command) == 0  # recalibrating on the same sequence needs no --force

@@ -410,7 +410,7 @@ def tracklet_groups(crops: CropSet, min_gap: int) -> list[np.ndarray]:
     labelled = labelled[np.lexsort((crops.frame[labelled], crops.track_id[labelled], sequence[labelled]))]
     new_tracklet = (np.diff(crops.track_id[labelled]) != 0) | (np.diff(sequence[labelled]) != 0)
     groups = np.split(labelled, np.flatnonzero(new_tracklet) + 1)
-    return [rows for rows in groups if crops.frame[rows[-1]] - crops.frame[rows[0]] >= min_gap]
+    return [rows for rows in groups if len(rows) and crops.frame[rows[-1]] - crops.frame[rows[0]] >= min_gap]
 
 
 def shared_frames(crops: CropSet, tracklets: list[np.ndarray]) -> np.ndarray:
