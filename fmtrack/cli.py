@@ -300,10 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(bc)
     bc.set_defaults(func=cmd_bench_cmc)
     btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s "
-                                                "(shipped model: 1/2 threads, idle/busy CPU)")
+                                                "(shipped model: 1/2 threads, with and without a busy CPU)")
     btr.add_argument("--full", action="store_true", help="also the full-width model (slow on CPU)")
     btr.add_argument("--embedding-only", action="store_true",
-                     help="only the shipped model's embedding crops/s (1 and 2 threads, idle and busy CPU)")
+                     help="only the shipped model's embedding crops/s (1 and 2 threads, with and without "
+                          "a busy loop per core)")
     btr.set_defaults(func=cmd_bench_training)
 
     crops = sub.add_parser("crops", help="cut 64x64 training crops from sequences into one file")
@@ -357,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-reconstruction", action="store_true",
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
     tr.add_argument("--jacobian", choices=JACOBIAN_ESTIMATORS)
-    tr.add_argument("--precision", choices=PRECISIONS)
+    tr.add_argument("--precision", choices=PRECISIONS,
+                    help="autocast dtype (auto: bf16 on CUDA and AMX CPUs, else fp32)")
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--latent-dim", type=int)

@@ -6,7 +6,7 @@ synthetic 64x64 crops; nothing is asserted. Training uses N_z = 128 at quarter w
 VGG16 at 64x64 costs ~2.5 GFLOP per crop at full width (x width^2 when reduced).
 
 The shipped default model's embedding rate is measured at 1 and 2 torch threads, fp32 and bf16,
-on an idle CPU and beside a busy loop per core (what a tracker meets on a loaded machine: with more
+on the CPU as found and beside a busy loop per core (what a tracker meets on a loaded machine: with more
 threads than free cores, every layer waits for its slowest thread).
 """
 
@@ -113,7 +113,7 @@ def shipped_embedding_rates(weights: str | Path | None = None, crops: int = 256,
     previous = torch.get_num_threads()
     rows = []
     try:
-        for load in ("idle", "busy"):
+        for load in ("as found", "busy"):
             with cpu_load() if load == "busy" else contextlib.nullcontext():
                 for count in threads:
                     torch.set_num_threads(count)
@@ -136,11 +136,12 @@ def _sync(device: str) -> None:
 def run(full_width: bool = False, embedding_only: bool = False) -> dict[str, float]:
     """Measure and print every figure; returns them by name."""
     figures: dict[str, float] = {}
-    print(f"shipped default model, embedding on CPU ({os.cpu_count()} cores; busy = a busy loop per core):")
+    print(f"shipped default model, embedding on CPU ({os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} before; busy = plus a busy loop per core):")
     for row in shipped_embedding_rates():
-        name = f"shipped_{row['cpu']}_{row['threads']}t_{row['precision']}"
+        name = f"shipped_{str(row['cpu']).replace(' ', '_')}_{row['threads']}t_{row['precision']}"
         figures[name] = float(row["crops_per_s"])  # type: ignore[arg-type]
-        print(f"  {row['cpu']:4s} CPU, {row['threads']} thread(s), {row['precision']}: {figures[name]:7.0f} crops/s")
+        print(f"  {row['cpu']:8s} CPU, {row['threads']} thread(s), {row['precision']}: {figures[name]:7.0f} crops/s")
     if embedding_only:
         return figures
     widths = [0.25, 1.0] if full_width else [0.25]

@@ -79,7 +79,7 @@ class TrainConfig:
     tracklet_negatives: str = "batch"         # or "shared-frame": which tracklets are negatives
     reconstruction: bool = True               # False: tracklet term alone (needs tracklet_weight > 0)
     device: str = "auto"                      # "auto", "cpu", "cuda", "cuda:N"
-    precision: str = "fp32"                   # autocast dtype: "fp32" (off), "bf16", "fp16" (CUDA), "auto" (see model.device.resolve_precision)
+    precision: str = "fp32"                   # autocast: "fp32" (off), "bf16", "fp16" (CUDA), "auto" (model.device)
     channels_last: bool = True
     log_every: int = 10
     checkpoint_every: int = 500               # steps between checkpoints
