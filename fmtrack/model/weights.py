@@ -132,8 +132,11 @@ def load_weights(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     shapes = tensor_shapes(path)
     # The sidecar's architecture is checked on the meta device (no memory) before a model is built,
     # so a sidecar claiming a huge model cannot allocate it.
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in FMVAE(info.model_config).state_dict().items()}
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in FMVAE(info.model_config).state_dict().items()}
+    except (OverflowError, RuntimeError, TypeError, ValueError) as err:
+        raise InputError(sidecar_path(path), f"model_config describes no buildable model ({err})") from None
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:
