@@ -132,8 +132,9 @@ def _flag_names(message: str) -> str:
     import re
 
     flags = {**TRAIN_FLAGS, **MODEL_FLAGS}
-    return re.sub(r"\b(" + "|".join(sorted(flags, key=len, reverse=True)) + r")\b", lambda m: flags[m.group(1)],
-                  message)
+    # Not inside paths or other words: a folder named "eta" stays as it is.
+    pattern = r"(?<![\w/.-])(" + "|".join(sorted(flags, key=len, reverse=True)) + r")(?![\w/-])"
+    return re.sub(pattern, lambda m: flags[m.group(1)], message)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

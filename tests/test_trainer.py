@@ -30,6 +30,7 @@ def config(**changes):
     return dataclasses.replace(TINY.train, **changes)
 
 
+@pytest.mark.slow
 def test_a_few_steps_reduce_the_loss(crops_file, tmp_path):
     trainer = Trainer(crops_file, config(steps=30, eta=0.0), TINY.model, tmp_path, progress=False)
     first = np.mean([trainer.train_step()["loss"] for _ in range(5)])
@@ -39,6 +40,7 @@ def test_a_few_steps_reduce_the_loss(crops_file, tmp_path):
     assert last < first
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_is_bit_identical(crops_file, tmp_path):
     # eta > 0 and a constraint met early, so the resumed span covers the prior nets, R and beta updates.
     settings = config(steps=12, kappa=1.2, checkpoint_every=100, log_every=2)
