@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fmtrack-installed
 
-.PHONY: setup demo test bench table clean
+.PHONY: setup demo test test-fast bench table clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ table: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Without the tests marked slow (training runs, killed-and-resumed processes): minutes, not tens of them.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/fmtrack bench tracker

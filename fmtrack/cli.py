@@ -10,7 +10,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .io import InputWarning, check_output
+from .io import InputError, InputWarning, check_output
 from .pipeline.defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
 # torch-free: the training package loads its torch modules only when they are used.
 from .training.config import JACOBIAN_ESTIMATORS, PRECISIONS, TRACKLET_DRAWS, TRACKLET_NEGATIVES
@@ -228,33 +228,59 @@ def cmd_crops(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from .training.trainer import train
+# TrainConfig / ModelConfig fields set by train's flags, so errors name the flag a user typed.
+TRAIN_FLAGS = {"eta": "--eta", "steps": "--steps", "jacobian": "--jacobian", "precision": "--precision",
+               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "learning_rate": "--lr",
+               "nu": "--nu", "kappa": "--kappa", "beta_init": "--beta-init", "eta_warmup_steps": "--eta-warmup",
+               "tracklet_weight": "--tracklet-weight", "tracklet_temperature": "--tracklet-temperature",
+               "tracklet_pairs_per_batch": "--tracklet-pairs", "tracklet_min_gap": "--tracklet-min-gap",
+               "tracklet_draw": "--tracklet-draw", "tracklet_negatives": "--tracklet-negatives",
+               "shift_pixels": "--shift-pixels", "colour_jitter": "--colour-jitter",
+               "reconstruction": "--no-reconstruction", "checkpoint_every": "--checkpoint-every",
+               "checkpoint_minutes": "--checkpoint-minutes"}
+MODEL_FLAGS = {"latent_dim": "--latent-dim", "width": "--width"}
 
-    chosen = TRAINING_PRESETS[args.preset]
-    # --from-video trains on mined tracklets, so their term is on unless a weight is given.
-    tracklet_weight = 1.0 if args.from_video and args.tracklet_weight is None else args.tracklet_weight
-    train_overrides = {k: v for k, v in (("eta", args.eta), ("steps", args.steps), ("jacobian", args.jacobian),
-                                         ("precision", args.precision), ("device", args.device),
-                                         ("seed", args.seed), ("batch_size", args.batch_size),
-                                         ("learning_rate", args.lr), ("nu", args.nu), ("kappa", args.kappa),
-                                         ("beta_init", args.beta_init),
-                                         ("eta_warmup_steps", args.eta_warmup),
-                                         ("tracklet_weight", tracklet_weight),
-                                         ("tracklet_temperature", args.tracklet_temperature),
-                                         ("tracklet_pairs_per_batch", args.tracklet_pairs),
-                                         ("tracklet_min_gap", args.tracklet_min_gap),
-                                         ("tracklet_draw", args.tracklet_draw),
-                                         ("tracklet_negatives", args.tracklet_negatives),
-                                         ("shift_pixels", args.shift_pixels),
-                                         ("colour_jitter", args.colour_jitter),
-                                         ("reconstruction", False if args.no_reconstruction else None))
-                       if v is not None}
-    model_overrides = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v is not None}
-    train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
-    model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
-    weights = train(_training_crops(args), train_config, model_config, args.out, resume=args.resume,
-                    progress=not args.quiet)
+
+def _flag_names(message: str) -> str:
+    """``message`` with config field names replaced by the train flags that set them."""
+    import re
+
+    flags = {**TRAIN_FLAGS, **MODEL_FLAGS}
+    # Not inside paths or other words: a folder named "eta" stays as it is.
+    pattern = r"(?<![\w/.-])(" + "|".join(sorted(flags, key=len, reverse=True)) + r")(?![\w/-])"
+    return re.sub(pattern, lambda m: flags[m.group(1)], message)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train
+
+    train_overrides = {field: getattr(args, field, None) for field in TRAIN_FLAGS
+                       if getattr(args, field, None) is not None}
+    if args.no_reconstruction:
+        train_overrides["reconstruction"] = False
+    model_overrides = {field: getattr(args, field) for field in MODEL_FLAGS if getattr(args, field) is not None}
+    try:
+        if args.resume:
+            train_config, model_config = resumed_configs(read_checkpoint_state(args.out), args.preset,
+                                                         train_overrides, model_overrides)
+        else:
+            chosen = TRAINING_PRESETS[args.preset or "paper"]
+            # --from-video trains on mined tracklets, so their term is on unless a weight is given.
+            if args.from_video:
+                train_overrides.setdefault("tracklet_weight", 1.0)
+            train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
+            model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
+        crops = _training_crops(args)
+        weights = train(crops, train_config, model_config, args.out, resume=args.resume, progress=not args.quiet,
+                        overwrite=args.overwrite, preset=args.preset or (None if args.resume else "paper"))
+    except TrainingInterrupted as stop:
+        source = f"--crops {args.crops}" if args.crops else f"--from-video {' '.join(args.from_video)}"
+        print(f"fmtrack: {stop}; continue with: fmtrack train {source} --out {args.out} --resume", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except InputError as err:
+        raise InputError(err.path, _flag_names(err.problem), err.line) from None
+    except ValueError as err:
+        raise ValueError(_flag_names(str(err))) from None
     print(f"wrote {weights}")
 
 
@@ -294,7 +320,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     else:
         from .embedder.fmvae import FMVAEEmbedder
 
-        embedder = FMVAEEmbedder(weights, device=args.device, precision=args.precision)
+        embedder = FMVAEEmbedder(weights, device=args.device, precision=args.precision, threads=args.threads)
     out = export_features(info, detections, embedder, args.out, inputs, progress=not args.quiet)
     print(f"wrote {out} ({len(detections)} detections x {embedder.dim}, {weights}; features cached as for fmtrack run)")
 
@@ -302,9 +328,23 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .benchmarks.methods import calibrate_descriptor
 
-    for calibration in calibrate_descriptor(args.features, args.seq, tuple(args.metric), args.data_root,
-                                            args.write, args.gap).values():
+    calibrations = calibrate_descriptor(args.features, args.seq, tuple(args.metric), args.data_root, args.write,
+                                        args.gap, force=args.force, threads=args.threads)
+    for calibration in calibrations.values():
         print(calibration.to_dict())
+    if args.write:
+        from .model.weights import sidecar_path
+
+        thresholds = ", ".join(f"{metric} {c.threshold:.4g}" for metric, c in calibrations.items())
+        print(f"wrote thresholds ({thresholds}; calibrated on {args.seq}) to {sidecar_path(args.features)}")
+
+
+def _threads(text: str) -> int | None:
+    """``--threads``: a count, or 0 for torch's own choice (None)."""
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {count}")
+    return count or None
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
@@ -317,7 +357,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
 def cmd_bench_training(args: argparse.Namespace) -> None:
     from .benchmarks.training_speed import run
 
-    run(full_width=args.full)
+    run(full_width=args.full, embedding_only=args.embedding_only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -450,8 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--ray-address", help="join this Ray cluster instead of starting a local instance")
     _add_data_root(bs)
     bs.set_defaults(func=cmd_bench_streams)
-    btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s")
+    btr = bench_sub.add_parser("training", help="training crops/s per Jacobian estimator, embedding crops/s "
+                                                "(shipped model: 1/2 threads, with and without a busy CPU)")
     btr.add_argument("--full", action="store_true", help="also the full-width model (slow on CPU)")
+    btr.add_argument("--embedding-only", action="store_true",
+                     help="only the shipped model's embedding crops/s (1 and 2 threads, with and without "
+                          "a busy loop per core)")
     btr.set_defaults(func=cmd_bench_training)
 
     crops = sub.add_parser("crops", help="cut 64x64 training crops from sequences into one file")
@@ -479,20 +523,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mine label-free tracklets from these sequences' detections and train with the "
                              "tracklet term (weight 1 unless --tracklet-weight says otherwise)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
-    tr.add_argument("--preset", choices=list(TRAINING_PRESETS), default="paper",
-                    help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests")
+    tr.add_argument("--preset", choices=list(TRAINING_PRESETS),
+                    help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests. "
+                         "With --resume: the checkpoint's configuration")
     tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
     tr.add_argument("--steps", type=int, help="optimiser steps (default: the --preset's)")
     tr.add_argument("--batch-size", type=int, help="crops per step (default: the --preset's)")
-    tr.add_argument("--lr", type=float, help="Adam learning rate (default: the --preset's)")
+    tr.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the --preset's)")
     tr.add_argument("--kappa", type=float, help="reconstruction constraint: RMS error in pixel standard deviations")
     tr.add_argument("--nu", type=float, help="beta update rate")
     tr.add_argument("--beta-init", type=float, help="initial KL weight beta (default: the --preset's)")
-    tr.add_argument("--eta-warmup", type=int, help="steps over which eta ramps up after the initial phase")
+    tr.add_argument("--eta-warmup", type=int, dest="eta_warmup_steps",
+                    help="steps over which eta ramps up after the initial phase")
     tr.add_argument("--tracklet-weight", type=float,
                     help="weight of the InfoNCE tracklet term (0: off; needs a 'tracklets' crops file)")
     tr.add_argument("--tracklet-temperature", type=float, help="InfoNCE temperature, squared latent units")
-    tr.add_argument("--tracklet-pairs", type=int, help="tracklets per step (two crops each)")
+    tr.add_argument("--tracklet-pairs", type=int, dest="tracklet_pairs_per_batch", help="tracklets per step (two crops each)")
     tr.add_argument("--tracklet-min-gap", type=int, help="frames between a positive pair's crops")
     tr.add_argument("--tracklet-draw", choices=TRACKLET_DRAWS,
                     help="draw a step's tracklets in groups that share a frame (default) or uniformly")
@@ -505,12 +551,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the tracklet term alone: no reconstruction, KL or flatness (ablation)")
     tr.add_argument("--jacobian", choices=JACOBIAN_ESTIMATORS,
                     help="estimator of the decoder Jacobian in the flatness term (default: the --preset's)")
-    tr.add_argument("--precision", choices=PRECISIONS, help="autocast dtype (default: the --preset's)")
+    tr.add_argument("--precision", choices=PRECISIONS,
+                    help="autocast dtype (auto: bf16 on CUDA and AMX CPUs, else fp32; default: the --preset's)")
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     tr.add_argument("--seed", type=int, help="random seed (default: the --preset's)")
     tr.add_argument("--latent-dim", type=int, help="latent size D, the descriptor length (default: the --preset's)")
     tr.add_argument("--width", type=float, help="channel multiplier of encoder and decoder")
-    tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    tr.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the --preset's)")
+    tr.add_argument("--checkpoint-minutes", type=float,
+                    help="most wall-time minutes between checkpoints (default: the --preset's)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from the run folder's last checkpoint, with its configuration (flags "
+                         "given must agree with it, but --steps and the checkpoint flags)")
+    tr.add_argument("--overwrite", action="store_true", help="start over in a folder that holds a run")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_root(tr)
     tr.set_defaults(func=cmd_train)
@@ -526,7 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--det", help="det.txt (default: the sequence's own)")
     em.add_argument("--weights", help="FMVAE .safetensors, or hsv (default: the shipped model)")
     em.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (FMVAE weights only)")
-    em.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast dtype (FMVAE weights only)")
+    em.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="autocast dtype (auto: bf16 on CUDA and AMX CPUs, else fp32; FMVAE weights only)")
+    em.add_argument("--threads", type=_threads, default=1,
+                    help="torch threads for the model (default 1: on a busy CPU more threads wait on each other; "
+                         "0: torch's default)")
     em.add_argument("--out", required=True, help="the N x (7 + D) array, written to exactly this path "
                                                  "(features are also cached, as fmtrack run does)")
     _add_data_root(em)
@@ -539,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"],
                     help="distances to calibrate")
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
+    ca.add_argument("--force", action="store_true", help="with --write: replace a calibration made on another sequence")
+    ca.add_argument("--threads", type=_threads, default=1, help="torch threads for an FMVAE model (0: torch's default)")
     ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
     _add_data_root(ca)
     ca.set_defaults(func=cmd_calibrate)
@@ -606,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except KeyboardInterrupt:
-        print("fmtrack: interrupted (a training run saved its checkpoint; --resume continues it)", file=sys.stderr)
+        print("fmtrack: interrupted (a training run keeps its last checkpoint; --resume continues from it)", file=sys.stderr)
         return 130
     except Exception as err:  # the CLI's promise: one line, never a traceback unless asked for
         message, status = _error_line(err)

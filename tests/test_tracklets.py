@@ -285,6 +285,7 @@ def test_infonce_ignores_what_is_not_a_negative():
     assert tracklet_infonce(first, second, 1.0, alone).item() == 0.0
 
 
+@pytest.mark.slow
 def test_resume_with_tracklet_term_is_bit_identical(tracklet_crops_file, tmp_path):
     config = settings(steps=6, kappa=1.2, checkpoint_every=100, log_every=2)
     reference, resumed = assert_resume_is_bit_identical(tracklet_crops_file, config, TINY.model, tmp_path,

@@ -105,18 +105,29 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
 
 def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] = ("euclidean", "cosine"),
                          data_root: str | Path | None = None, write: bool = False,
-                         gap: int = 15) -> dict[str, Calibration]:
+                         gap: int = 15, force: bool = False, threads: int | None = 1) -> dict[str, Calibration]:
     """Label-free thresholds of an image descriptor on a (training) sequence's detections, per metric.
 
     With ``write`` and FMVAE weights, the thresholds are stored in the weights' JSON sidecar, where
-    ``make_method`` finds them.
+    ``make_method`` finds them; a sidecar calibrated on another sequence is an InputError unless
+    ``force``. ``threads``: torch threads of an FMVAE model (see FMVAEEmbedder).
     """
     embedder = image_embedder(features)
     if embedder is None:
         raise InputError(None, f"calibrate needs hsv or FMVAE weights (.safetensors), got {features!r}")
     if write and not _is_fmvae(features):
         raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
+    if hasattr(embedder, "threads"):
+        embedder.threads = threads
     info = read_seqinfo(find_sequence(sequence, data_root))
+    if write:
+        from ..model.weights import read_weights_info, sidecar_path
+
+        previous = read_weights_info(features).provenance.get("calibration")
+        made_on = previous.get("sequence") if isinstance(previous, dict) else None
+        if made_on not in (None, info.name) and not force:
+            raise InputError(sidecar_path(features), f"holds thresholds calibrated on {made_on}; replacing them "
+                                                     f"with {info.name}'s needs --force")
     detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
     path = cached_features(info, detections, embedder)
     described = PrecomputedFeatures(path, info.seq_length).detections

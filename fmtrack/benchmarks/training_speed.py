@@ -1,18 +1,29 @@
 """Training and embedding throughput of the FMVAE (crops/s), with the machine's GEMM rate for scale.
 
-Run ``python -m fmtrack.benchmarks.training_speed [--full]``. Figures are measured in this run on
+Run ``fmtrack bench training [--full] [--embedding-only]``. Figures are measured in this run on
 synthetic 64x64 crops; nothing is asserted. Training uses N_z = 128 at quarter width by default
 (``--full`` adds full width, minutes per estimator on 2 CPU cores). The embedding bound assumes
 VGG16 at 64x64 costs ~2.5 GFLOP per crop at full width (x width^2 when reduced).
+
+The shipped default model's embedding rate is measured at 1 and 2 torch threads, fp32 and bf16,
+on the CPU as found and beside a busy loop per core (what a tracker meets on a loaded machine: with more
+threads than free cores, every layer waits for its slowest thread).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
+
+import numpy as np
 
 import torch
 
@@ -75,14 +86,64 @@ def embedding_crops_per_second(model_config: ModelConfig, precision: str, device
     return repeats * batch / (time.perf_counter() - start)
 
 
+@contextlib.contextmanager
+def cpu_load(processes: int | None = None) -> Iterator[None]:
+    """A busy-loop Python process per core (or ``processes``) while the block runs; killed after."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(processes or os.cpu_count() or 1)]
+    try:
+        time.sleep(0.5)  # let the scheduler spread them
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def shipped_embedding_rates(weights: str | Path | None = None, crops: int = 256,
+                            threads: tuple[int, ...] = (1, 2)) -> list[dict[str, object]]:
+    """Embedding crops/s (cut crops to latent means, batches of 256) of the shipped default model
+    (or ``weights``) per (load, threads, precision), on CPU; rows of a table."""
+    from ..embedder.fmvae import FMVAEEmbedder
+    from .methods import DEFAULT_MODEL
+
+    weights = Path(weights or DEFAULT_MODEL)
+    images = np.random.default_rng(0).integers(0, 256, size=(crops, 64, 64, 3), dtype=np.uint8)
+    embedders = {p: FMVAEEmbedder(weights, device="cpu", precision=p, threads=None) for p in ("fp32", "bf16")}
+    previous = torch.get_num_threads()
+    rows = []
+    try:
+        for load in ("as found", "busy"):
+            with cpu_load() if load == "busy" else contextlib.nullcontext():
+                for count in threads:
+                    torch.set_num_threads(count)
+                    for precision, embedder in embedders.items():
+                        embedder.embed_crops(images[:32])  # warm-up: load, first-call kernels
+                        start = time.perf_counter()
+                        embedder.embed_crops(images)
+                        rate = crops / (time.perf_counter() - start)
+                        rows.append({"cpu": load, "threads": count, "precision": precision, "crops_per_s": rate})
+    finally:
+        torch.set_num_threads(previous)
+    return rows
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def run(full_width: bool = False) -> dict[str, float]:
+def run(full_width: bool = False, embedding_only: bool = False) -> dict[str, float]:
     """Measure and print every figure; returns them by name."""
     figures: dict[str, float] = {}
+    print(f"shipped default model, embedding on CPU ({os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} before; busy = plus a busy loop per core):")
+    for row in shipped_embedding_rates():
+        name = f"shipped_{str(row['cpu']).replace(' ', '_')}_{row['threads']}t_{row['precision']}"
+        figures[name] = float(row["crops_per_s"])  # type: ignore[arg-type]
+        print(f"  {row['cpu']:8s} CPU, {row['threads']} thread(s), {row['precision']}: {figures[name]:7.0f} crops/s")
+    if embedding_only:
+        return figures
     widths = [0.25, 1.0] if full_width else [0.25]
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         figures[f"gemm_gflops_{name}"] = gemm_gflops(dtype)

@@ -11,7 +11,7 @@ from typing import Any
 
 _HOMES = {"ModelConfig": "config", "FMVAE": "network", "WeightsInfo": "weights", "load_weights": "weights",
           "save_weights": "weights", "read_weights_info": "weights", "normalise_crops": "normalise",
-          "resolve_device": "device", "autocast_context": "device"}
+          "resolve_device": "device", "resolve_precision": "device", "autocast_context": "device"}
 __all__ = sorted(_HOMES)
 
 

@@ -8,6 +8,7 @@ channel count for the reduced configurations used on CPU and in tests.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +28,19 @@ class ModelConfig:
     prior_hidden: tuple[int, ...] = (512, 512)                       # q(zeta|z) and p(z|zeta) MLPs
 
     def __post_init__(self) -> None:
+        for name in ("image_size", "latent_dim", "hyper_latent_dim"):
+            if not _is_int(getattr(self, name)):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not math.isfinite(self.width):
+            raise ValueError(f"width must be a finite number, got {self.width!r}")
+        for name in ("encoder_channels", "decoder_channels", "prior_hidden"):
+            value = getattr(self, name)
+            empty_allowed = name == "prior_hidden"  # () makes the prior's nets linear
+            if (not isinstance(value, tuple) or not (value or empty_allowed)
+                    or not all(_is_int(c) and c > 0 for c in value)):
+                raise ValueError(f"{name} must be a list of positive integers, got {value!r}")
+        if self.image_size <= 0:
+            raise ValueError(f"image_size must be positive, got {self.image_size}")
         if self.image_size % 2 ** len(self.encoder_channels) != 0:
             raise ValueError(f"image_size {self.image_size} must be divisible by 2^{len(self.encoder_channels)}")
         if len(self.decoder_channels) != len(self.encoder_channels):
@@ -46,15 +60,24 @@ class ModelConfig:
         return config_from_dict(cls, data)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build ``cls`` from a dict; unknown keys are an error (they mean a different version)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except TypeError as err:  # a comparison of a wrongly typed value deep in __post_init__
+        raise ValueError(f"{cls.__name__}: wrongly typed value ({err})") from None

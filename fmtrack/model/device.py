@@ -1,12 +1,14 @@
-"""Where and in which precision the model runs: device choice and autocast."""
+"""Where and in which precision the model runs: device choice, precision choice and autocast."""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -16,8 +18,32 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tiles (Linux ``amx_bf16`` flag; False where it cannot be read).
+
+    torch.backends.cpu.get_cpu_capability() names only the vector ISA (AVX2/AVX512), not AMX.
+    """
+    try:
+        with open(CPUINFO, encoding="utf8", errors="replace") as fh:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in fh)
+    except OSError:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` -> "bf16" on CUDA and on CPUs with AMX, else "fp32" (without AMX, bf16 matrix
+    multiplies are emulated and slower than fp32); any other choice unchanged."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_amx()):
+        return "bf16"
+    return "fp32"
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """torch.autocast for "bf16"/"fp16" on ``device``; a no-op for "fp32"."""
+    """torch.autocast for "bf16"/"fp16" (or "auto", see :func:`resolve_precision`) on ``device``;
+    a no-op for "fp32"."""
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision == "fp16" and device.type != "cuda":

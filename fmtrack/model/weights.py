@@ -9,12 +9,13 @@ calibration step fills in (empty at export). fp16 export halves the file (full m
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..io import InputError, atomic_path, atomic_write
@@ -61,24 +62,56 @@ def save_weights(model: FMVAE, path: str | Path, info: WeightsInfo, fp16: bool =
 
 
 def read_weights_info(path: str | Path) -> WeightsInfo:
-    """Parse and validate the sidecar of ``path``."""
+    """Parse and validate the sidecar of ``path``: every field's type, a finite mean, a positive
+    finite std and finite positive thresholds; InputError naming the sidecar otherwise."""
     side = sidecar_path(path)
     if not side.is_file():
         raise InputError(side, "weights sidecar JSON not found (it must sit beside the .safetensors file)")
     try:
         data = json.loads(side.read_text(encoding="utf8"))
-        if data.get("format") != FORMAT:
-            raise InputError(side, f"not an FMVAE weights sidecar (format {data.get('format')!r}, want {FORMAT!r})")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise InputError(side, f"not an FMVAE weights sidecar (format {found!r}, want {FORMAT!r})")
         norm = data["normalisation"]
-        info = WeightsInfo(ModelConfig.from_dict(data["model_config"]), list(norm["mean"]), list(norm["std"]),
-                           data.get("provenance", {}), data.get("thresholds", {}), data.get("dtype", "float32"))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        if isinstance(err, InputError):
-            raise
+        info = WeightsInfo(ModelConfig.from_dict(data["model_config"]), _three_numbers(norm, "mean"),
+                           _three_numbers(norm, "std"), data.get("provenance", {}), data.get("thresholds", {}),
+                           data.get("dtype", "float32"))
+    except InputError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(side, f"malformed weights sidecar ({type(err).__name__}: {err})") from None
-    if len(info.mean) != 3 or len(info.std) != 3:
-        raise InputError(side, "normalisation mean and std need 3 values each")
+    if not all(s > 0 for s in info.std):
+        raise InputError(side, f"normalisation std must be positive, got {info.std}")
+    if not isinstance(info.provenance, dict):
+        raise InputError(side, "provenance must be a JSON object")
+    if info.dtype not in ("float32", "float16", "bfloat16"):
+        raise InputError(side, f"dtype must be float32, float16 or bfloat16, got {info.dtype!r}")
+    if not isinstance(info.thresholds, dict):
+        raise InputError(side, "thresholds must be a JSON object of metric: distance")
+    for metric, value in info.thresholds.items():
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            raise InputError(side, f"threshold {metric!r} must be a positive finite number, got {value!r}")
     return info
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _three_numbers(norm: Any, key: str) -> list[float]:
+    values = norm[key]
+    if not isinstance(values, list) or len(values) != 3 or not all(_is_number(v) and math.isfinite(v) for v in values):
+        raise ValueError(f"normalisation {key} must be 3 finite numbers, got {values!r}")
+    return [float(v) for v in values]
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header (reads no tensor data)."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputError(path, f"not a readable safetensors file ({err})") from None
 
 
 def existing_weights(path: str | Path) -> Path:
@@ -96,22 +129,28 @@ def load_weights(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     """
     path = existing_weights(path)
     info = read_weights_info(path)
+    shapes = tensor_shapes(path)
+    # The sidecar's architecture is checked on the meta device (no memory) before a model is built,
+    # so a sidecar claiming a huge model cannot allocate it.
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in FMVAE(info.model_config).state_dict().items()}
+    except (OverflowError, RuntimeError, TypeError, ValueError) as err:
+        raise InputError(sidecar_path(path), f"model_config describes no buildable model ({err})") from None
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise InputError(path, f"tensors do not match the sidecar's architecture ({what}; "
+                               f"{len(missing)} missing, {len(unexpected)} unexpected)")
+    for key, shape in expected.items():
+        if shapes[key] != shape:
+            raise InputError(path, f"{key} has shape {shapes[key]}, the sidecar's architecture needs {shape}")
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise InputError(path, f"not a readable safetensors file ({err})") from None
     model = FMVAE(info.model_config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise InputError(path, f"tensors do not match the sidecar's architecture ({what}; "
-                               f"{len(missing)} missing, {len(unexpected)} unexpected)")
-    for key, tensor in expected.items():
-        if tensors[key].shape != tensor.shape:
-            raise InputError(path, f"{key} has shape {tuple(tensors[key].shape)}, the sidecar's "
-                                   f"architecture needs {tuple(tensor.shape)}")
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.to(device).eval(), info
 

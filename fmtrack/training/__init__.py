@@ -12,7 +12,7 @@ from typing import Any
 
 _HOMES = {"PRESETS": "config", "ModelConfig": "config", "Preset": "config", "TrainConfig": "config",
           "CropSet": "crops", "cut_crops": "crops", "load_crops": "crops", "save_crops": "crops",
-          "synthetic_crops": "crops", "Trainer": "trainer", "train": "trainer"}
+          "synthetic_crops": "crops", "Trainer": "trainer", "TrainingInterrupted": "trainer", "train": "trainer"}
 __all__ = sorted(_HOMES)
 
 

@@ -14,7 +14,7 @@ from ..model.config import ModelConfig, config_from_dict, config_to_dict
 
 JACOBIAN_ESTIMATORS = ("finite_difference", "projection")
 JVP_METHODS = ("finite_difference", "autodiff")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TRACKLET_DRAWS = ("shared-frame", "uniform")
 TRACKLET_NEGATIVES = ("batch", "shared-frame")
 
@@ -79,10 +79,11 @@ class TrainConfig:
     tracklet_negatives: str = "batch"         # or "shared-frame": which tracklets are negatives
     reconstruction: bool = True               # False: tracklet term alone (needs tracklet_weight > 0)
     device: str = "auto"                      # "auto", "cpu", "cuda", "cuda:N"
-    precision: str = "fp32"                   # autocast dtype: "fp32" (off), "bf16", "fp16" (CUDA)
+    precision: str = "fp32"                   # autocast: "fp32" (off), "bf16", "fp16" (CUDA), "auto" (model.device)
     channels_last: bool = True
     log_every: int = 10
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500               # steps between checkpoints
+    checkpoint_minutes: float = 5.0           # and at most this much wall time between them
 
     def __post_init__(self) -> None:
         if self.jacobian not in JACOBIAN_ESTIMATORS:
@@ -97,6 +98,8 @@ class TrainConfig:
             raise ValueError("batch_size must be at least 2 (mixup pairs points within a batch)")
         if min(self.steps, self.importance_samples, self.log_every, self.checkpoint_every) < 1:
             raise ValueError("steps, importance_samples, log_every and checkpoint_every must be positive")
+        if not self.checkpoint_minutes > 0:
+            raise ValueError(f"checkpoint_minutes must be positive, got {self.checkpoint_minutes}")
         if self.kappa <= 0 or self.beta_init <= 0 or self.eta < 0:
             raise ValueError("kappa and beta_init must be positive and eta non-negative")
         if self.tracklet_weight < 0 or self.tracklet_temperature <= 0 or self.tracklet_min_gap < 0:
@@ -127,8 +130,13 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # Chen et al. 2020, MOT16: full-width VGG16, N_z = 128, K = 8, kappa = 0.8, eta = 300.
-    "paper": Preset(),
+    # Chen et al. 2020, MOT16: full-width VGG16, N_z = 128, K = 8, kappa = 0.8, eta = 300; run the
+    # way a CPU affords it: the projection estimator on 16 mixup points with 2 probes, bf16 where
+    # the CPU has AMX, 1,500 steps (about 2 hours at the ~4.8 s a step measured on 2 AMX cores,
+    # docs/), a checkpoint every 5 minutes.
+    "paper": Preset(ModelConfig(),
+                    TrainConfig(jacobian="projection", projection_probes=2, regulariser_points=16,
+                                precision="auto", steps=1_500, checkpoint_minutes=5.0)),
     # CPU: quarter-width VGG16, bf16 autocast (AMX), projection estimator with 2 probes and the
     # regulariser on 16 mixup points per step, which keeps a 2-core machine near 100 crops/s.
     "cpu": Preset(ModelConfig(width=0.25),

@@ -3,6 +3,13 @@
 Files in ``out_dir``: ``checkpoint.safetensors`` (model, Adam state, RNG states; the rest as JSON in
 the safetensors metadata, so nothing is pickled), ``log.csv`` (one row per ``log_every`` steps) and,
 when training finishes, ``weights.safetensors`` + ``weights.json`` (see :mod:`.weights`).
+``.lock`` is held (flock) while a run trains, so two trainings cannot share a folder.
+
+Checkpoints are written only between steps: every ``checkpoint_every`` steps, after
+``checkpoint_minutes`` of wall time, and when SIGINT (Ctrl-C) or SIGTERM arrives (the step under
+way finishes first; :class:`TrainingInterrupted` is raised after the checkpoint). A second signal
+stops at once, keeping the previous checkpoint. Temporary files a killed run left are deleted at
+the next start.
 
 Determinism: batch ``i`` of epoch ``e`` is slice ``i`` of a permutation drawn from a generator seeded
 with ``seed * 1_000_003 + e``; every other random draw (reparameterisation, importance samples,
@@ -26,19 +33,25 @@ a label-free descriptor has; jittering it would teach invariance to what tells p
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import math
 import platform
 import random
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from ..io import InputError, atomic_path, atomic_write
@@ -54,19 +67,47 @@ from .objective import BetaController, objective
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.csv"
 WEIGHTS = "weights.safetensors"
+LOCK = ".lock"
+RUN_FILES = (CHECKPOINT, LOG, WEIGHTS, "weights.json")
 LOG_COLUMNS = ["step", "epoch", "initial_phase", "C", "C_ema", "F", "beta", "c2", "R", "tracklet", "loss",
                "crops_per_s", "elapsed_s"]
+INT_COLUMNS = ("step", "epoch", "initial_phase")
+# Settings that change when checkpoints are written, or how far a run goes, but not its weights.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "checkpoint_minutes", "log_every")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training between two steps, after a checkpoint at ``step``."""
+
+    def __init__(self, signum: int, step: int, out_dir: Path):
+        self.signum, self.step, self.out_dir = signum, step, out_dir
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        super().__init__(f"{self.signal_name} at step {step}; checkpoint saved in {out_dir}")
 
 
 class Trainer:
     """One training run in ``out_dir``; ``run()`` trains until ``train_config.steps``."""
 
     def __init__(self, crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig,
-                 out_dir: str | Path, resume: bool = False, progress: bool = True):
+                 out_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False,
+                 preset: str | None = None):
+        """``resume``: continue the checkpoint in ``out_dir`` (configs must match it but for
+        :data:`RESUMABLE_CHANGES`, and the crops file must be the one it trained on). Without it,
+        a folder holding a run is an error unless ``overwrite`` (its run files are deleted when
+        :meth:`run` starts). ``preset``: the preset's name, recorded in checkpoints."""
         self.out_dir = Path(out_dir)
         self.crops_path = Path(crops_path)
         self.progress = progress
+        self.overwrite = overwrite and not resume
+        self.preset = preset
+        if not resume and not overwrite:
+            held = [name for name in (CHECKPOINT, WEIGHTS) if (self.out_dir / name).is_file()]
+            if held:
+                raise InputError(self.out_dir, f"holds a training run ({held[0]}): --resume continues it, "
+                                               "--overwrite starts it over, or choose a new --out folder")
         self.crops = load_crops(self.crops_path, model_config.image_size)
+        self.crops_sha256 = file_sha256(self.crops_path)
         if len(self.crops) < train_config.batch_size:
             raise InputError(self.crops_path, f"{len(self.crops)} crops, fewer than one batch of "
                                               f"{train_config.batch_size}")
@@ -85,8 +126,8 @@ class Trainer:
             self.shares_frame = shared_frames(self.crops, self.tracklets)
             if len(self.tracklets) < train_config.tracklet_pairs_per_batch:
                 raise InputError(self.crops_path, f"{len(self.tracklets)} tracklets span "
-                                 f"{train_config.tracklet_min_gap}+ frames, fewer than tracklet_pairs_per_batch="
-                                 f"{train_config.tracklet_pairs_per_batch}")
+                                 f"{train_config.tracklet_min_gap}+ frames (tracklet_min_gap), fewer than "
+                                 f"tracklet_pairs_per_batch={train_config.tracklet_pairs_per_batch}")
         if not resume:
             _seed_everything(train_config.seed)
         self.model = FMVAE(model_config).to(self.device)
@@ -198,36 +239,54 @@ class Trainer:
         """Train to ``train_config.steps`` (or stop once ``stop_after`` steps are done in total).
 
         Returns the exported weights path when training is complete, else the checkpoint path.
-        On KeyboardInterrupt a checkpoint is saved before the interrupt propagates.
+        Raises :class:`TrainingInterrupted` after checkpointing when SIGINT or SIGTERM arrives
+        (handlers are installed only when called from the main thread), and InputError when
+        another process trains in ``out_dir``.
         """
         config = self.train_config
         last = config.steps if stop_after is None else min(stop_after, config.steps)
-        bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not self.progress, desc="train")
-        window_start, window_steps = time.perf_counter(), 0
-        try:
-            while self.step < last:
-                row = self.train_step()
-                window_steps += 1
-                bar.update(1)
-                if self.step % config.log_every == 0 or self.step == last:
-                    now = time.perf_counter()
-                    self.elapsed_s += now - window_start
-                    row["crops_per_s"] = window_steps * config.batch_size / max(now - window_start, 1e-9)
-                    row["elapsed_s"] = self.elapsed_s
-                    self.log_rows.append(row)
-                    self._write_log()
-                    bar.set_postfix(C=f"{row['C_ema']:.3f}", beta=f"{row['beta']:.2e}", c2=f"{row['c2']:.3g}")
-                    window_start, window_steps = time.perf_counter(), 0
-                if self.step % config.checkpoint_every == 0:
-                    self.save_checkpoint()
-        except KeyboardInterrupt:
-            self.save_checkpoint()
-            bar.close()
-            print(f"interrupted at step {self.step}; checkpoint saved in {self.out_dir} (resume to continue)")
-            raise
-        bar.close()
-        checkpoint = self.save_checkpoint()
-        return self.export_weights() if self.step >= config.steps else checkpoint
+        with run_lock(self.out_dir), _StopSignals() as stop:
+            self._prepare_folder()
+            bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not self.progress, desc="train")
+            window_start, window_steps = time.perf_counter(), 0
+            last_checkpoint = time.monotonic()
+            try:
+                while self.step < last:
+                    row = self.train_step()
+                    window_steps += 1
+                    bar.update(1)
+                    stopping = stop.signum is not None
+                    if self.step % config.log_every == 0 or self.step == last or stopping:
+                        now = time.perf_counter()
+                        self.elapsed_s += now - window_start
+                        row["crops_per_s"] = window_steps * config.batch_size / max(now - window_start, 1e-9)
+                        row["elapsed_s"] = self.elapsed_s
+                        self.log_rows.append(row)
+                        self._write_log()
+                        bar.set_postfix(C=f"{row['C_ema']:.3f}", beta=f"{row['beta']:.2e}", c2=f"{row['c2']:.3g}")
+                        window_start, window_steps = time.perf_counter(), 0
+                    if stopping:
+                        self.save_checkpoint()
+                        raise TrainingInterrupted(stop.signum, self.step, self.out_dir)
+                    if (self.step % config.checkpoint_every == 0
+                            or time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes):
+                        self.save_checkpoint()
+                        last_checkpoint = time.monotonic()
+            finally:
+                bar.close()
+            checkpoint = self.save_checkpoint()
+            return self.export_weights() if self.step >= config.steps else checkpoint
+
+    def _prepare_folder(self) -> None:
+        """Under the lock: remove temporary files a killed run left, and with ``overwrite`` the
+        previous run's files."""
+        for name in RUN_FILES:
+            for leftover in self.out_dir.glob(f".{name}.*.tmp*"):
+                leftover.unlink(missing_ok=True)
+        if self.overwrite:
+            for name in RUN_FILES:
+                (self.out_dir / name).unlink(missing_ok=True)
+            self.overwrite = False
 
     # -- persistence ----------------------------------------------------------------------------
     def _write_log(self) -> None:
@@ -254,7 +313,8 @@ class Trainer:
         python_state = random.getstate()
         state = {"step": self.step, "elapsed_s": self.elapsed_s, "controller": self.controller.state_dict(),
                  "train_config": self.train_config.to_dict(), "model_config": self.model_config.to_dict(),
-                 "crops_path": str(self.crops_path), "param_groups": optim["param_groups"],
+                 "crops_path": str(self.crops_path), "crops_sha256": self.crops_sha256, "preset": self.preset,
+                 "param_groups": optim["param_groups"],
                  "numpy_rng": [numpy_state[0], *numpy_state[2:]],
                  "python_rng": [python_state[0], list(python_state[1]), python_state[2]]}
         path = self.out_dir / CHECKPOINT
@@ -264,19 +324,32 @@ class Trainer:
 
     def _load_checkpoint(self) -> None:
         path = self.out_dir / CHECKPOINT
-        if not path.is_file():
-            raise InputError(path, "no checkpoint to resume from")
-        with safe_open(str(path), framework="pt") as fh:
-            state = json.loads(fh.metadata()["state"])
-        tensors = load_file(str(path))
+        state = read_checkpoint_state(self.out_dir)
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise InputError(path, f"not a readable checkpoint ({err})") from None
+        if state.get("crops_sha256") not in (None, self.crops_sha256):
+            raise InputError(self.crops_path, f"is not the crops file this run trained on ({state['crops_path']}, "
+                                              f"SHA-256 {state['crops_sha256'][:12]}; this file's is "
+                                              f"{self.crops_sha256[:12]})")
+        if self.preset is None:
+            self.preset = state.get("preset")
         # Keys a checkpoint predates take their defaults, the values that run trained with.
         for name, saved, given in (("model", {**ModelConfig().to_dict(), **state["model_config"]},
                                     self.model_config.to_dict()),
                                    ("training", {**TrainConfig().to_dict(), **state["train_config"]},
                                     self.train_config.to_dict())):
-            changed = sorted(k for k in saved if k != "steps" and saved[k] != given.get(k))
+            changed = sorted(k for k in saved if k not in RESUMABLE_CHANGES and saved[k] != given.get(k))
             if changed:
                 raise InputError(path, f"checkpoint's {name} config differs in {', '.join(changed)}")
+        try:
+            self._restore(state, tensors)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise InputError(path, f"checkpoint does not fit this run ({type(err).__name__}: {err})") from None
+        self.log_rows = [row for row in read_log(self.out_dir / LOG) if row["step"] <= self.step]
+
+    def _restore(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optim_state: dict[int, dict] = {}
         for key, value in tensors.items():
@@ -285,7 +358,7 @@ class Trainer:
                 optim_state.setdefault(int(index), {})[name] = value
         self.optimizer.load_state_dict({"state": optim_state, "param_groups": state["param_groups"]})
         self.controller.load_state_dict(state["controller"])
-        self.step, self.elapsed_s = state["step"], state["elapsed_s"]
+        self.step, self.elapsed_s = int(state["step"]), float(state["elapsed_s"])
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
@@ -293,8 +366,6 @@ class Trainer:
         np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), *rest))
         version, internal, gauss = state["python_rng"]
         random.setstate((version, tuple(internal), gauss))
-        self.log_rows = [{k: float(v) for k, v in row.items()} for row in _read_log(self.out_dir / LOG)
-                         if int(row["step"]) <= self.step]
 
     def export_weights(self, path: str | Path | None = None, fp16: bool = False) -> Path:
         """Write weights + sidecar (default ``out_dir/weights.safetensors``) with provenance."""
@@ -339,7 +410,7 @@ def tracklet_groups(crops: CropSet, min_gap: int) -> list[np.ndarray]:
     labelled = labelled[np.lexsort((crops.frame[labelled], crops.track_id[labelled], sequence[labelled]))]
     new_tracklet = (np.diff(crops.track_id[labelled]) != 0) | (np.diff(sequence[labelled]) != 0)
     groups = np.split(labelled, np.flatnonzero(new_tracklet) + 1)
-    return [rows for rows in groups if crops.frame[rows[-1]] - crops.frame[rows[0]] >= min_gap]
+    return [rows for rows in groups if len(rows) and crops.frame[rows[-1]] - crops.frame[rows[0]] >= min_gap]
 
 
 def shared_frames(crops: CropSet, tracklets: list[np.ndarray]) -> np.ndarray:
@@ -367,13 +438,126 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _read_log(path: Path) -> Iterator[dict]:
-    if path.is_file():
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Rows of a run's ``log.csv`` (none if it is absent): step, epoch and initial_phase as int,
+    the rest as float. InputError naming the file and line for anything else."""
+    if not path.is_file():
+        return []
+    rows = []
+    try:
         with open(path, encoding="utf8", newline="") as fh:
-            yield from csv.DictReader(fh)
+            reader = csv.DictReader(fh)
+            if "step" not in (reader.fieldnames or []):
+                raise InputError(path, "not a training log: no 'step' column", line=1)
+            for line, row in enumerate(reader, start=2):
+                try:
+                    # int(float()) also reads "5.0", which older versions wrote on resume.
+                    rows.append({k: int(float(v)) if k in INT_COLUMNS else float(v)
+                                 for k, v in row.items() if k in LOG_COLUMNS})
+                except (TypeError, ValueError, OverflowError) as err:
+                    raise InputError(path, f"unreadable log row ({err})", line=line) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(path, f"unreadable training log ({err})") from None
+    return rows
+
+
+def read_checkpoint_state(out_dir: str | Path) -> dict[str, Any]:
+    """The JSON state in the metadata of ``out_dir``'s checkpoint (step, configs, crops file...);
+    InputError naming the checkpoint when there is none or it is unreadable."""
+    path = Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        raise InputError(path, "no checkpoint to resume from")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
+    except (SafetensorError, OSError) as err:
+        raise InputError(path, f"not a readable checkpoint ({err})") from None
+    if not metadata or "state" not in metadata:
+        raise InputError(path, "no training state in its metadata: not a checkpoint of fmtrack train")
+    try:
+        state = json.loads(metadata["state"])
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"malformed training state in its metadata ({err})") from None
+    missing = [key for key in ("step", "elapsed_s", "controller", "train_config", "model_config", "param_groups",
+                               "numpy_rng", "python_rng") if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise InputError(path, f"training state in its metadata lacks {', '.join(missing)}")
+    if not isinstance(state["train_config"], dict) or not isinstance(state["model_config"], dict):
+        raise InputError(path, "training state's configs are not JSON objects")
+    return state
+
+
+def resumed_configs(state: dict[str, Any], preset: str | None, train_overrides: dict[str, Any],
+                    model_overrides: dict[str, Any]) -> tuple[TrainConfig, ModelConfig]:
+    """The configuration a resumed run continues with: the checkpoint's (``state``, see
+    :func:`read_checkpoint_state`), with fields its version predates at their defaults. Overrides
+    may change only :data:`RESUMABLE_CHANGES`; any other that differs, or a ``preset`` other than
+    the one recorded, is a ValueError naming the field and both values."""
+    if preset is not None and state.get("preset") not in (None, preset):
+        raise ValueError(f"the run in this folder was started with preset {state['preset']!r}, not {preset!r}")
+    configs = []
+    for cls, saved, overrides in ((TrainConfig, state["train_config"], train_overrides),
+                                  (ModelConfig, state["model_config"], model_overrides)):
+        values = {**cls().to_dict(), **saved}
+        for field, value in overrides.items():
+            if field not in RESUMABLE_CHANGES and value != values[field]:
+                raise ValueError(f"{field} {value!r} differs from the checkpoint's {values[field]!r} "
+                                 f"(leave it out to continue the run as it was started)")
+        configs.append(cls.from_dict({**values, **overrides}))
+    return configs[0], configs[1]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``out_dir/.lock``; InputError at once if another process holds it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(out_dir / LOCK, "a")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(out_dir, "another training is running in this folder (it holds .lock)") from None
+        yield
+    finally:
+        fh.close()  # closing releases the lock
+
+
+class _StopSignals:
+    """While active (main thread only), SIGINT and SIGTERM set ``signum`` instead of stopping the
+    process, so the loop can finish its step and checkpoint; a second one raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def train(crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig, out_dir: str | Path,
-          resume: bool = False, progress: bool = True) -> Path:
-    """Train (or resume) a run in ``out_dir``; returns the exported ``weights.safetensors`` path."""
-    return Trainer(crops_path, train_config, model_config, out_dir, resume=resume, progress=progress).run()
+          resume: bool = False, progress: bool = True, overwrite: bool = False, preset: str | None = None) -> Path:
+    """Train (or resume) a run in ``out_dir``; returns the exported ``weights.safetensors`` path.
+    See :class:`Trainer` for ``overwrite`` and ``preset``."""
+    return Trainer(crops_path, train_config, model_config, out_dir, resume=resume, progress=progress,
+                   overwrite=overwrite, preset=preset).run()
