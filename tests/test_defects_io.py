@@ -132,9 +132,9 @@ def test_write_error_is_one_input_error_and_leaves_no_temporary(tmp_path, monkey
 
 def test_export_onto_its_own_weights_is_refused(tmp_path, capsys):
     # Old: export --out equal to --weights replaced the fp32 weights by their fp16 export.
-    shipped = Path(__file__).resolve().parents[1] / "weights" / "fmvae-tracklets-strict.safetensors"
-    if not shipped.is_file():
-        pytest.skip("shipped weights absent")
+    from fmtrack.pipeline import default_model_path
+
+    shipped = default_model_path()
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(shipped.read_bytes())
     (tmp_path / "w.json").write_bytes(shipped.with_suffix(".json").read_bytes())
