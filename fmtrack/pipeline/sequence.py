@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
 from ..embedder import Embedder, PrecomputedFeatures, cached_features
-from ..io import Detections, ImageSequence, InputError, SequenceInfo, deepsort_features_path, read_detections
+from ..io import Detections, ImageSequence, InputError, InputWarning, SequenceInfo, deepsort_features_path, read_detections
 from ..io.motchallenge import check_sequence_length
 from ..tracker import TrackerConfig
 from .descriptor import image_embedder, is_model
@@ -122,7 +123,10 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
     seconds = {"embedding": 0.0, "camera_motion": 0.0}
     embedder, features_path, computed = None, None, False
     if features is not None and config.uses_appearance:
-        from_images = image_embedder(features)
+        from_images = image_embedder(features) if has_frames(info) or not _needs_images(features) else None
+        if from_images is None and _needs_images(features):
+            warnings.warn(InputWarning(f"{info.image_dir}: {info.name} has no frames: the {label or config.name} "
+                                       "preset runs on motion alone (no appearance, no camera motion)"))
         if threads is not None and is_model(features):
             import torch
 
@@ -136,7 +140,7 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
             computed = features_path.stat().st_mtime >= before  # written now, not served from the cache
             embedder = PrecomputedFeatures(features_path, info.seq_length)
     camera_motion = None
-    if config.camera_motion != "none":
+    if config.camera_motion != "none" and has_frames(info):
         from ..camera_motion import CameraMotionConfig, sequence_camera_motion
 
         start = time.perf_counter()
@@ -156,6 +160,7 @@ def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerCo
     camera_motion: (F, 2, 3) affines, entry f - 1 moving frame f - 1 pixels to frame f; None with a
     preset that compensates camera motion: estimated from the frames as the stream goes.
     """
+    config = motion_only_without_frames(config, info, embedder, camera_motion)
     if config.uses_appearance and embedder is None:
         raise ValueError(f"preset {config.name!r} uses appearance: give an embedder (e.g. --features FILE)")
     config = config.at_frame_rate(info.frame_rate)
@@ -174,6 +179,29 @@ def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerCo
     seconds = time.perf_counter() - start
     table = np.vstack(rows) if rows else np.zeros((0, 6))
     return SequenceResult(table, info.seq_length, seconds, tracker.skipped_detections, dict(tracker.seconds))
+
+
+def _needs_images(features: str | None) -> bool:
+    return features == "hsv" or is_model(features)
+
+
+def has_frames(info: SequenceInfo) -> bool:
+    """Whether the sequence's image folder is there (the design set ships detections only)."""
+    return info.image_dir.is_dir()
+
+
+def motion_only_without_frames(config: TrackerConfig, info: SequenceInfo, embedder: Embedder | None,
+                               camera_motion: np.ndarray | None) -> TrackerConfig:
+    """``config`` as it can run on a sequence without frames: no image descriptor means the preset's
+    motion-only form (:meth:`TrackerConfig.without_appearance`), and no camera motion is estimated.
+    Unchanged when the frames are there or nothing needs them."""
+    if has_frames(info):
+        return config
+    if config.uses_appearance and embedder is None:
+        config = config.without_appearance()
+    if config.camera_motion != "none" and camera_motion is None:
+        config = config.replace(camera_motion="none")
+    return config
 
 
 def end_to_end_seconds(result: SequenceResult, inputs: SequenceInputs) -> dict[str, float]:

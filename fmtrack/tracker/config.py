@@ -151,6 +151,13 @@ class TrackerConfig:
                        else s for s in self.stages)
         return self.replace(stages=stages)
 
+    def without_appearance(self) -> TrackerConfig:
+        """The same preset on motion alone: appearance-only stages dropped, fused stages back to
+        their IoU cost. What an appearance preset does where no descriptor can be had (no frames)."""
+        stages = tuple(dataclasses.replace(s, appearance_max=None) if s.appearance_max is not None else s
+                       for s in self.stages if s.cost != "appearance")
+        return self.replace(stages=stages)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

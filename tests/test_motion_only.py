@@ -1,0 +1,36 @@
+"""An appearance preset on a sequence without frames (the design set ships detections only) runs
+its motion-only form, with a warning, instead of failing."""
+
+from __future__ import annotations
+
+import numpy as np
+from fmtrack.cli import main
+from fmtrack.io import find_sequence, read_results, read_seqinfo
+from fmtrack.tracker import preset
+
+
+def test_without_appearance_drops_appearance_and_keeps_the_rest():
+    config = preset("fmtrack")
+    motion = config.without_appearance()
+    assert config.uses_appearance and not motion.uses_appearance
+    assert len(motion.stages) == len(config.stages) - 1  # the re-identification stage is gone
+    assert all(s.cost != "appearance" and s.appearance_max is None for s in motion.stages)
+    # Everything but appearance is the preset's own: ByteTrack's stages and lifecycle.
+    bytetrack = preset("bytetrack")
+    assert [s.max_cost for s in motion.stages] == [s.max_cost for s in bytetrack.stages]
+    for field in ("high_confidence", "min_confidence", "max_age", "n_init", "duplicate_iou"):
+        assert getattr(motion, field) == getattr(config, field)
+
+
+def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_root, tmp_path, capsys):
+    info = read_seqinfo(find_sequence("KITTI-13", data_root))
+    assert not info.image_dir.is_dir(), "the design set ships no frames"
+    assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--quiet", "--no-score",
+                 "--out", str(tmp_path / "default.txt")]) == 0
+    assert "has no frames: the fmtrack preset runs on motion alone" in capsys.readouterr().err
+    assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--preset", "bytetrack", "--quiet",
+                 "--no-score", "--out", str(tmp_path / "bytetrack.txt")]) == 0
+    default = read_results(tmp_path / "default.txt")
+    bytetrack = read_results(tmp_path / "bytetrack.txt")
+    assert len(default) > 100
+    np.testing.assert_array_equal(default, bytetrack)
