@@ -84,7 +84,7 @@ class FeatureGallery:
             return np.full((len(slots), len(features)), np.inf)
         count = self._count[slots]
         # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
-        # costs 40x more than the product on a busy machine (measured: 11 ms vs 0.3 ms per call).
+        # costs far more than the product itself on a busy machine (docs/design-decisions.md).
         if self.budget == 1:  # one feature per slot (EMA): no minimum over a gallery to take
             dist = self._distance(np.einsum("kd,nd->kn", self._features[slots, 0], features),
                                   self._sq_norms[slots, 0, None], features)
