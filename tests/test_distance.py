@@ -49,8 +49,9 @@ def test_euclidean_is_clipped_at_zero_where_rounding_goes_negative():
 def test_precomputed_squared_norms_give_the_same_distances_and_are_used():
     a, b = _sets(4)
     sq_a, sq_b = squared_norms(a), squared_norms(b)
-    np.testing.assert_array_equal(pairwise_distance(a, b, "euclidean", sq_a, sq_b), pairwise_distance(a, b, "euclidean"))
-    # Norms of a shifted copy of a give the distances of that copy: the argument is read, not recomputed.
+    np.testing.assert_array_equal(pairwise_distance(a, b, "euclidean", sq_a, sq_b),
+                                  pairwise_distance(a, b, "euclidean"))
+    # Squared norms one larger give sqrt(d^2 + 1): the argument is read, not recomputed.
     shifted = pairwise_distance(a, b, "euclidean", sq_a + 1.0, sq_b)
     np.testing.assert_allclose(shifted, np.sqrt(cdist(a, b, "sqeuclidean") + 1.0), rtol=1e-12)
 

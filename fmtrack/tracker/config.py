@@ -108,11 +108,11 @@ class TrackerConfig:
     # (BoT-SORT: feature <- normalise(ema_alpha * feature + (1 - ema_alpha) * new)).
     appearance_memory: Literal["gallery", "ema"] = "gallery"
     ema_alpha: float = 0.9
-    # Applied by the pipeline (fmtrack.pipeline.VideoTracker, frame by frame), not by Tracker.update:
-    # camera motion estimated from consecutive frames (fmtrack.camera_motion), and detector scores
-    # mapped to [0, 1] (fmtrack.scores; docs/score_maps.md): ``auto``, each score through the
-    # detector's fixed streaming map; ``minmax`` / ``logistic`` / ``rank``, over a whole detection
-    # file (reference runs); ``raw``, the detector's own scale, as the original SORT and DeepSORT.
+    # Done by the pipeline (fmtrack.pipeline.VideoTracker, frame by frame), not by Tracker.update:
+    # camera motion estimated from consecutive frames (fmtrack.camera_motion) and passed to update(),
+    # and detector scores mapped to [0, 1] (fmtrack.scores; docs/score_maps.md): ``auto``, each score
+    # through the detector's fixed streaming map; ``minmax`` / ``logistic`` / ``rank``, over a whole
+    # detection file (reference runs); ``raw``, the detector's own scale, as the original SORT and DeepSORT.
     camera_motion: Literal["none", "sof", "ecc"] = "none"
     score_normalisation: Literal["raw", "auto", "minmax", "logistic", "rank"] = "raw"
     # Which tracks are reported each frame.
