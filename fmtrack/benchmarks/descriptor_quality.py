@@ -22,11 +22,10 @@ import pandas as pd
 from ..io import Detections, SequenceInfo, find_sequence, read_ground_truth, read_seqinfo
 from ..pipeline import track_sequence
 from ..embedder.calibration import roc_auc
+from ..tracker.distance import METRICS, pairwise_distance
 from .evaluate import markdown_table, score_rows
 from .scoring import match_identities
 from .methods import descriptor_label, load_inputs, make_method
-
-METRICS = ("cosine", "euclidean")
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,7 @@ class DescriptorQuality:
 def distance_matrix(features: np.ndarray, metric: str) -> np.ndarray:
     """(N, N) float64 distances between the rows of ``features`` (N, D): 1 - cosine or Euclidean."""
     x = np.asarray(features, dtype=np.float64)
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return 1.0 - x @ x.T
-    squared = (x * x).sum(axis=1)
-    return np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * x @ x.T, 0.0))
+    return pairwise_distance(x, x, metric)
 
 
 def pair_quality(features: np.ndarray, frames: np.ndarray, identity: np.ndarray, metric: str,

@@ -18,11 +18,11 @@ split is reported too, as a label-free measure of how well the descriptor separa
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 
 from ..io import Detections
+from ..tracker.distance import Metric, paired_distance
 from ..tracker.linear_assignment import iou_matrix
 from ..tracker.linking import unambiguous_links
 
@@ -65,14 +65,10 @@ def label_free_pairs(detections: Detections, gap: int = 15, min_iou: float = 0.7
     return same, different
 
 
-def pair_distances(features: np.ndarray, pairs: np.ndarray, metric: Literal["cosine", "euclidean"]) -> np.ndarray:
-    """Distances (P,) between the rows of ``features`` (N, D) named by ``pairs`` (P, 2)."""
+def pair_distances(features: np.ndarray, pairs: np.ndarray, metric: Metric) -> np.ndarray:
+    """Distances (P,) float64 between the rows of ``features`` (N, D) named by ``pairs`` (P, 2)."""
     a, b = features[pairs[:, 0]].astype(np.float64), features[pairs[:, 1]].astype(np.float64)
-    if metric == "cosine":
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return 1.0 - np.einsum("pd,pd->p", a, b)
-    return np.linalg.norm(a - b, axis=1)
+    return paired_distance(a, b, metric)
 
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -89,7 +85,7 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 def calibrate_threshold(features: np.ndarray, detections: Detections,
-                        metric: Literal["cosine", "euclidean"], gap: int = 15) -> Calibration:
+                        metric: Metric, gap: int = 15) -> Calibration:
     """Equal-error threshold of same vs different label-free pairs (see the module docstring).
 
     features: (N, D) descriptors of ``detections``' rows.

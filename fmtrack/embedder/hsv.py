@@ -1,11 +1,10 @@
 """A hand-crafted, label-free colour descriptor: the honest floor a learned one must clear.
 
 Recipe (../shared/reference/README.md): the crop, clipped to the image, is resized to 32 x 64
-(w x h, bilinear: the reference's own figures need cv2.resize's default, INTER_LINEAR; INTER_AREA
-gives AUC 0.931 instead of 0.933 on MOT17-09-FRCNN) and converted to HSV (OpenCV ranges); a
-hue x saturation histogram with 8 x 8 bins over H in [0, 180) and S in [0, 256) is taken for the
-upper and the lower half separately; the two are concatenated (128 values), square-rooted and
-L2-normalised.
+(w x h, bilinear: cv2.resize's default, INTER_LINEAR, which the reference's own figures need;
+docs/design-decisions.md) and converted to HSV (OpenCV ranges); a hue x saturation histogram with
+8 x 8 bins over H in [0, 180) and S in [0, 256) is taken for the upper and the lower half
+separately; the two are concatenated (128 values), square-rooted and L2-normalised.
 """
 
 from __future__ import annotations

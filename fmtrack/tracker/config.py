@@ -108,10 +108,11 @@ class TrackerConfig:
     # (BoT-SORT: feature <- normalise(ema_alpha * feature + (1 - ema_alpha) * new)).
     appearance_memory: Literal["gallery", "ema"] = "gallery"
     ema_alpha: float = 0.9
-    # Done by the pipeline, which sees whole sequences (a streaming caller does its own):
-    # camera-motion compensation estimated from the frames (fmtrack.camera_motion) and passed to
-    # update(); and the mapping of a detection file's scores to [0, 1] (fmtrack.scores), ``raw``
-    # to keep the detector's scale as the original SORT and DeepSORT do.
+    # Done by the pipeline (fmtrack.pipeline.VideoTracker, frame by frame), not by Tracker.update:
+    # camera motion estimated from consecutive frames (fmtrack.camera_motion) and passed to update(),
+    # and detector scores mapped to [0, 1] (fmtrack.scores; docs/score_maps.md): ``auto``, each score
+    # through the detector's fixed streaming map; ``minmax`` / ``logistic`` / ``rank``, over a whole
+    # detection file (reference runs); ``raw``, the detector's own scale, as the original SORT and DeepSORT.
     camera_motion: Literal["none", "sof", "ecc"] = "none"
     score_normalisation: Literal["raw", "auto", "minmax", "logistic", "rank"] = "raw"
     # Which tracks are reported each frame.
@@ -234,7 +235,7 @@ def _bytetrack_stages(first: Stage) -> tuple[Stage, ...]:
 # min_conf 0.1, track_thresh 0.45, match_thresh 0.8, track_buffer 25 at 30 fps. A lost track
 # expires when more than track_buffer frames old, but lingers one frame more (a quirk of its list
 # bookkeeping), so it can be re-found up to track_buffer + 2 frames after its last update:
-# max_age = track_buffer + 1. (create_tracker's yaml, 0.6 / 0.9 / 30, scores 56.3 IDF1 on FRCNN.)
+# max_age = track_buffer + 1. (boxmot's create_tracker yaml uses other values: docs/design-decisions.md.)
 _BYTETRACK = TrackerConfig(
     name="bytetrack", motion_model="xyah",
     stages=_bytetrack_stages(Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True)),
@@ -251,16 +252,12 @@ PRESETS["bytetrack"] = _BYTETRACK
 # DeepSORT's Mahalanobis gate, which IoU alone cannot re-find after an occlusion; then ByteTrack's
 # unconfirmed stage. One appearance threshold serves both: DeepSORT's published 0.2 (cosine) for its
 # features; other embedders bring their label-free calibrated threshold (with_max_distance).
-# Chosen on MOT16-11 (the training sequence) with HSV features, IDF1 / MOTA / IDs: bytetrack + ecc
-# 55.1 / 47.4 / 31; stage 1 fusion only 53.3 / 47.8 / 19; fusion + re-identification before the low
-# stage 56.1 / 47.9 / 18, after it 56.4 / 48.0 / 17 (this preset); a gallery of 100 instead of the
-# moving average 51.5 / 47.8 / 20; max_age 61 instead of ByteTrack's 26: 52.6 / 47.7 / 17.
-# Camera motion: ecc, with people masked out; on MOT16-11 (moving camera) bytetrack goes from
-# 53.6 / 47.1 / 37 without to 55.1 / 47.4 / 31 with ecc (sof: 54.4 / 47.4 / 29).
+# Stages, moving average, ByteTrack's max_age and ECC camera motion (people masked out) were each
+# chosen on MOT16-11, the training sequence, with HSV features: docs/design-decisions.md.
 _FUSED = Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True, appearance_max=0.2, proximity=0.5)
 _LOW, _UNCONFIRMED = _bytetrack_stages(_FUSED)[1:]
-# As in BoT-SORT's code, a low-confidence match does not feed the moving average (session 4, on
-# MOT16-11: HSV 56.4 / 47.9 / 19 -> 56.5 / 47.9 / 19; default FMVAE 56.8 / 47.9 / 28 -> 56.8 / 47.9 / 25).
+# As in BoT-SORT's code, a low-confidence match (mostly a partly occluded person, whose crop shows
+# the occluder) does not feed the moving average (docs/design-decisions.md).
 _LOW = dataclasses.replace(_LOW, updates_appearance=False)
 PRESETS["fmtrack"] = _BYTETRACK.replace(
     name="fmtrack",

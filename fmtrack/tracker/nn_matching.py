@@ -7,9 +7,9 @@ The pool grows by doubling, so memory is bounded by the largest number of live t
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
+
+from .distance import Metric, from_inner_products, normalise_rows, squared_norms
 
 # Largest (slots x depth x queries) block of inner products formed at once (float32 elements,
 # 16 MiB): many tracks against many detections are done in slices of slots instead.
@@ -19,22 +19,19 @@ _BLOCK = 1 << 22
 def prepare_features(features: np.ndarray, metric: str) -> np.ndarray:
     """float32 features (N, D) as the gallery stores them: L2-normalised for cosine, as given otherwise."""
     features = np.asarray(features, dtype=np.float32)
-    if metric == "cosine":  # einsum: np.linalg.norm's overhead is most of the cost at tracker sizes
-        norms = np.sqrt(np.einsum("nd,nd->n", features, features))
-        features = features / np.maximum(norms, 1e-12)[:, None]
-    return features
+    return normalise_rows(features) if metric == "cosine" else features
 
 
 class FeatureGallery:
     """Ring buffers of the last ``budget`` features of each track, or one moving average.
 
-    metric ``cosine``: 1 - cos(a, b), features stored L2-normalised.
-    metric ``euclidean``: true L2 distance ||a - b|| (not squared).
+    metric: as defined in :mod:`fmtrack.tracker.distance`; for ``cosine`` features are stored
+    L2-normalised, for ``euclidean`` with their squared norms.
     ema_alpha: when set, each track keeps a single feature, ``alpha * old + (1 - alpha) * new``
     (re-normalised for cosine), as BoT-SORT does; ``budget`` is then 1.
     """
 
-    def __init__(self, dim: int, budget: int, metric: Literal["cosine", "euclidean"], capacity: int = 32,
+    def __init__(self, dim: int, budget: int, metric: Metric, capacity: int = 32,
                  ema_alpha: float | None = None):
         if ema_alpha is not None:
             budget = 1
@@ -77,7 +74,7 @@ class FeatureGallery:
             self._count[slots] = np.minimum(self._count[slots] + 1, self.budget)
         self._features[slots, pos] = features
         if self.metric == "euclidean":  # squared norms serve the Euclidean distance only
-            self._sq_norms[slots, pos] = np.einsum("kd,kd->k", features, features)
+            self._sq_norms[slots, pos] = squared_norms(features)
 
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the
@@ -87,7 +84,7 @@ class FeatureGallery:
             return np.full((len(slots), len(features)), np.inf)
         count = self._count[slots]
         # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
-        # costs 40x more than the product on a busy machine (measured: 11 ms vs 0.3 ms per call).
+        # costs far more than the product itself on a busy machine (docs/design-decisions.md).
         if self.budget == 1:  # one feature per slot (EMA): no minimum over a gallery to take
             dist = self._distance(np.einsum("kd,nd->kn", self._features[slots, 0], features),
                                   self._sq_norms[slots, 0, None], features)
@@ -112,8 +109,8 @@ class FeatureGallery:
     def _distance(self, dots: np.ndarray, stored_sq_norms: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Distances from inner products ``dots`` (..., N) of stored features with the queries."""
         if self.metric == "cosine":
-            return 1.0 - dots
-        return np.sqrt(np.maximum(stored_sq_norms + np.einsum("nd,nd->n", features, features) - 2.0 * dots, 0.0))
+            return from_inner_products(dots, "cosine")
+        return from_inner_products(dots, "euclidean", stored_sq_norms, squared_norms(features))
 
     def state(self) -> dict[str, np.ndarray]:
         """The pool as plain arrays (copies), for :meth:`from_state`."""
@@ -122,7 +119,7 @@ class FeatureGallery:
                 "free": np.array(self._free, dtype=np.int64)}
 
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray], metric: Literal["cosine", "euclidean"],
+    def from_state(cls, state: dict[str, np.ndarray], metric: Metric,
                    ema_alpha: float | None) -> FeatureGallery:
         """The gallery :meth:`state` described; ValueError when its arrays do not fit together."""
         features = np.asarray(state["features"], dtype=np.float32)

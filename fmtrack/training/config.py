@@ -31,20 +31,16 @@ class TrainConfig:
     ``tracklet_weight * L_T`` to the loss, L_T the InfoNCE of ``tracklet_pairs_per_batch`` tracklets'
     crop pairs, at least ``tracklet_min_gap`` frames apart, from the crops with a tracklet id
     (``track_id`` >= 0). The default gap, 9 frames (0.3 s at 30 fps), is the span of the shortest
-    tracklet mining keeps (10 detections), so every tracklet can give a pair: at 15 frames only 41 of
-    the 106 tracklets of MOT16-11's DPM detections (confidence >= 0) span enough.
+    tracklet mining keeps (10 detections), so every tracklet can give a pair.
     ``tracklet_temperature`` is in squared latent units (the logits are -||m_i - m_j||^2 / temperature;
     1 is the prototypical-network choice, Snell et al. 2017). ``tracklet_draw``: "shared-frame"
     (default) draws a batch as groups of tracklets that share a frame (a random tracklet, then those
     sharing a frame with it), so each anchor meets people seen against the same background and
-    cannot tell them apart by the scene; "uniform" draws tracklets at random (session 2's models).
+    cannot tell them apart by the scene; "uniform" draws tracklets at random.
     ``tracklet_negatives``: "batch" (default) takes every other tracklet of the batch as a negative,
-    though on MOT16-11 a random other tracklet is the same person 8.6% of the time (a track cut into
-    several tracklets); "shared-frame" takes only those sharing a frame (surely other people), but
-    then an anchor has ~4 negatives and the term saturates within a few hundred steps. Chosen by the
-    Euclidean AUC on TUD-Campus, a sequence in no results table (strict, 2,000 steps): uniform + batch
-    0.854, shared-frame + shared-frame 0.843, shared-frame + batch (the defaults) 0.869; MOT17-09
-    (FRCNN / SDP) ranks them alike: 0.908 / 0.877, 0.887 / 0.850, 0.929 / 0.890.
+    though some are the same person (a track cut into several tracklets); "shared-frame" takes only
+    those sharing a frame (surely other people), which leaves an anchor few negatives, so the term
+    saturates. The defaults (gap, draw, negatives) and how they were chosen: weights/README.md.
     ``reconstruction=False`` drops C, F and R (the tracklet term alone then trains the encoder mean:
     the ablation without a generative model).
     """
@@ -132,8 +128,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Chen et al. 2020, MOT16: full-width VGG16, N_z = 128, K = 8, kappa = 0.8, eta = 300; run the
     # way a CPU affords it: the projection estimator on 16 mixup points with 2 probes, bf16 where
-    # the CPU has AMX, 1,500 steps (about 2 hours at the ~4.8 s a step measured on 2 AMX cores,
-    # docs/), a checkpoint every 5 minutes.
+    # the CPU has AMX, 1,500 steps (about 2 hours on 2 AMX cores: docs/training-runs.md), a
+    # checkpoint every 5 minutes.
     "paper": Preset(ModelConfig(),
                     TrainConfig(jacobian="projection", projection_probes=2, regulariser_points=16,
                                 precision="auto", steps=1_500, checkpoint_minutes=5.0)),
