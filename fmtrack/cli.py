@@ -121,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.render:
         from .video import open_frames, render_rows
 
-        render_rows(open_frames(sequence_dir), result.rows, args.render, inputs=[*inputs_read, out],
+        render_rows(open_frames(sequence_dir), result.rows, args.render, inputs=[p for p in (*inputs_read, out) if p],
                     progress=not args.quiet)
         print(f"rendered {args.render}")
     if info.gt_path.is_file() and not args.no_score:
@@ -357,12 +357,13 @@ def _training_crops(args: argparse.Namespace) -> Path:
             if os.sep in item or Path(item).suffix or Path(item).is_file():
                 raise ValueError(f"--from-video {item}: a video file or folder needs --det det.txt "
                                  "(without it, --from-video takes sequence names)")
+    mining = MiningConfig(args.min_iou, args.max_competitor, args.min_length)
     crops = Path(args.out) / "tracklet-crops.npz"
     if not crops.is_file():
         if args.det:
-            cut_video_crops(args.from_video[0], args.det, crops, progress=not args.quiet)
+            cut_video_crops(args.from_video[0], args.det, crops, progress=not args.quiet, mining=mining)
         else:
-            cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet)
+            cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet, mining=mining)
     return crops
 
 
@@ -605,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "--tracklet-weight says otherwise); the crops go to OUT/tracklet-crops.npz")
     tr.add_argument("--det", help="with --from-video FILE|DIR: its MOTChallenge det.txt (rows keyed by 1-based "
                                   "frame index)")
+    tr.add_argument("--min-iou", type=float, default=MiningConfig.min_iou,
+                    help="--from-video: IoU a tracklet link needs (default %(default)s)")
+    tr.add_argument("--max-competitor", type=float, default=MiningConfig.max_competitor,
+                    help="--from-video: any other overlap this large cuts a link (default %(default)s)")
+    tr.add_argument("--min-length", type=int, default=MiningConfig.min_length,
+                    help="--from-video: shorter tracklets are dropped (detections; default %(default)s)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     tr.add_argument("--preset", choices=list(TRAINING_PRESETS),
                     help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests. "
