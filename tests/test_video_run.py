@@ -186,6 +186,15 @@ def test_video_needs_a_detection_file(tmp_path, capsys):
     assert "--video needs --det" in capsys.readouterr().err
 
 
+def test_video_refuses_sequence_only_features(tmp_path, capsys):
+    # DeepSORT's features are stored per MOTChallenge sequence: a video has none.
+    folder, det = _walker(tmp_path / "frames", frames=3)
+    assert main(["run", "--video", str(folder), "--det", str(det), "--preset", "deepsort",
+                 "--out", str(tmp_path / "o.txt"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--features deepsort" in err and "Traceback" not in err
+
+
 # --- train --from-video FILE --det -----------------------------------------------------------------
 
 def test_video_crops_match_the_sequence_crops(info, video, data_root, tmp_path):
@@ -222,11 +231,12 @@ def test_train_from_video_with_det(info, video, tmp_path, capsys):
     crops = np.load(run / "tracklet-crops.npz")
     assert set(crops["sequence"]) == {SEQUENCE}
     # --min-length reaches the mining (TUD-Campus is crowded: a single tracklet has 10+ detections).
-    from fmtrack.io import read_detections
+    from fmtrack.io import Detections, read_detections
     from fmtrack.training.tracklets import MiningConfig, mine_tracklets
 
-    detections = read_detections(info.det_path)
-    assert (detections.scores >= 0.3).all()  # the crops' default confidence filter keeps every row here
+    every = read_detections(info.det_path)
+    keep = every.scores >= 0.3  # the crops' default confidence filter
+    detections = Detections(every.frames[keep], every.boxes[keep], every.scores[keep])
     expected = mine_tracklets(detections, MiningConfig(min_length=5)).max() + 1
     assert expected > mine_tracklets(detections).max() + 1
     assert len(set(crops["track_id"].tolist()) - {-1}) == expected
