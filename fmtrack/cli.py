@@ -361,7 +361,12 @@ def _training_crops(args: argparse.Namespace) -> Path:
     crops = Path(args.out) / "tracklet-crops.npz"
     if not crops.is_file():
         if args.det:
-            cut_video_crops(args.from_video[0], args.det, crops, progress=not args.quiet, mining=mining)
+            from .pipeline.video_run import source_name
+            from .video import open_frames
+
+            video = args.from_video[0]
+            cut_video_crops(video, args.det, crops, progress=not args.quiet, mining=mining,
+                            name=source_name(open_frames(video)))
         else:
             cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet, mining=mining)
     return crops

@@ -244,3 +244,27 @@ def test_train_from_video_with_det(info, video, tmp_path, capsys):
     assert main(["train", "--from-video", str(video), "--out", str(tmp_path / "r2"), "--preset", "tiny",
                  "--quiet"]) == 2
     assert "needs --det" in capsys.readouterr().err
+
+
+def test_frame_rate_comes_from_the_source(tmp_path):
+    from fmtrack.pipeline.video_run import frame_rate, source_name
+
+    sequence = tmp_path / "SYN-01"
+    _walker(sequence / "img1", frames=3)
+    (sequence / "seqinfo.ini").write_text("[Sequence]\nname=SYN-01\nimDir=img1\nframeRate=12.5\nseqLength=3\n"
+                                          "imWidth=160\nimHeight=120\nimExt=.png\n", encoding="utf8")
+    # A sequence's image folder given directly still runs at its seqinfo.ini's rate, under its name.
+    for given in (sequence, sequence / "img1"):
+        assert frame_rate(open_frames(given)) == (12.5, "seqinfo.ini")
+        assert source_name(open_frames(given)) == "SYN-01"
+    assert frame_rate(open_frames(sequence), fps=7.0) == (7.0, "--fps")
+    loose, _ = _walker(tmp_path / "loose", frames=3)
+    assert frame_rate(open_frames(loose)) == (30.0, "default")
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for _, image in open_frames(loose):
+        writer.write(image)
+    writer.release()
+    assert frame_rate(open_frames(clip)) == (10.0, "the video") and source_name(open_frames(clip)) == "clip"
+    with pytest.raises(ValueError, match="--fps"):
+        frame_rate(open_frames(clip), fps=0.0)

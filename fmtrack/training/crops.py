@@ -14,6 +14,9 @@ Sources: ``gt`` keeps pedestrians (class 1) with consider flag 1 and visibility 
 ``tracklets`` keeps the same detections and labels them with tracklets mined from them alone
 (:func:`fmtrack.training.tracklets.mine_tracklets`), still label-free. On MOT16-11's DPM detections,
 ``min_confidence=0`` gives the reference README probe's 106 tracklets at the default mining thresholds.
+
+:func:`cut_crops` reads named MOTChallenge sequences; :func:`cut_video_crops` a video file or frames
+folder with its own det.txt (``fmtrack train --from-video FILE --det det.txt``), the same layout.
 """
 
 from __future__ import annotations
