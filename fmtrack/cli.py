@@ -74,20 +74,30 @@ def cmd_run(args: argparse.Namespace) -> None:
     import time
 
     from .io import find_sequence, read_seqinfo, write_results
-    from .pipeline import (configure, default_model_path, descriptor_label, end_to_end_seconds, method_descriptor,
-                           sequence_inputs, track_sequence)
+    from .pipeline import (configure, end_to_end_seconds, method_descriptor, sequence_inputs, track_sequence)
 
+    if args.video is not None:
+        return _run_video(args)
+    if args.fps is not None:
+        raise ValueError("--fps applies to --video; a sequence's frame rate is its seqinfo.ini's")
     if len(args.seq) > 1:
         from .benchmarks.methods import make_method
 
+        if args.render:
+            raise ValueError("--render draws one sequence; render several with fmtrack render, one at a time")
         return _run_many(args, make_method(args.preset, args.preset, _tracker_overrides(args), args.features,
                                            args.detector))
     start = time.perf_counter()
-    info = read_seqinfo(find_sequence(args.seq[0], args.data_root))
+    sequence_dir = find_sequence(args.seq[0], args.data_root)
+    info = read_seqinfo(sequence_dir)
     features = method_descriptor(args.preset, args.features)
     config = configure(args.preset, features, _tracker_overrides(args))
-    out = check_output(args.out or f"runs/{config.name}/{info.name}.txt",
-                       [args.det, args.features, info.det_path, info.gt_path])
+    inputs_read = [args.det, args.features, info.det_path, info.gt_path]
+    out = check_output(args.out or f"runs/{config.name}/{info.name}.txt", inputs_read)
+    if args.render:
+        from .pipeline.video_run import check_render_path
+
+        check_render_path(args.render, [*inputs_read, out])
     inputs = sequence_inputs(config, features, info, args.data_root, args.det, not args.quiet, args.detector,
                              args.preset, args.threads)
     detections = inputs.detections
@@ -97,10 +107,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if detections.skipped:
         print(f"warning: skipped {detections.skipped} detections with a width or height below 1e-3 px", file=sys.stderr)
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
-    if features is not None and config.uses_appearance:
-        default = " (the default model)" if features == str(default_model_path()) else ""
-        print(f"descriptor: {descriptor_label(features)}{default}, {config.metric} distance, threshold "
-              f"{config.appearance_threshold:.4g}" + (f" ({features})" if features.endswith(".safetensors") else ""))
+    _print_descriptor(features, config)
     if inputs.features_path is not None:
         print(f"features: {'computed and cached in' if inputs.features_computed else 'read from the cache'} "
               f"{inputs.features_path} (the cache folder is $FMTRACK_CACHE, else ~/.cache/fmtrack)")
@@ -111,10 +118,59 @@ def cmd_run(args: argparse.Namespace) -> None:
           f"{parts['embedding']:.1f} s, camera motion {parts['camera_motion']:.1f} s, "
           f"tracking {parts['tracking']:.2f} s "
           f"({info.seq_length / max(parts['tracking'], 1e-9):.0f} frames/s)")
+    if args.render:
+        from .video import open_frames, render_rows
+
+        render_rows(open_frames(sequence_dir), result.rows, args.render, inputs=[p for p in (*inputs_read, out) if p],
+                    progress=not args.quiet)
+        print(f"rendered {args.render}")
     if info.gt_path.is_file() and not args.no_score:
         from .benchmarks.evaluate import format_table, score_rows
 
         print(format_table(score_rows(info, result.rows, config.name, hota=not args.no_hota)).to_string())
+
+
+def _print_descriptor(features: str | None, config) -> None:
+    from .pipeline import default_model_path, descriptor_label
+
+    if features is not None and config.uses_appearance:
+        default = " (the default model)" if features == str(default_model_path()) else ""
+        print(f"descriptor: {descriptor_label(features)}{default}, {config.metric} distance, threshold "
+              f"{config.appearance_threshold:.4g}" + (f" ({features})" if features.endswith(".safetensors") else ""))
+
+
+def _run_video(args: argparse.Namespace) -> None:
+    from .io import write_results
+    from .pipeline import configure, method_descriptor
+    from .pipeline.video_run import run_video, source_name
+    from .video import open_frames
+
+    if args.det is None:
+        raise ValueError("--video needs --det: a MOTChallenge det.txt keyed by 1-based frame index")
+    if args.workers > 1 or args.ray_address:
+        raise ValueError("--workers and --ray-address track several sequences; --video tracks one stream")
+    overrides = _tracker_overrides(args)
+    name = configure(args.preset, method_descriptor(args.preset, args.features), overrides).name
+    out = check_output(args.out or f"runs/{name}/{source_name(open_frames(args.video))}.txt",
+                       [args.det, args.features, args.video])
+    result = run_video(args.video, args.det, args.preset, args.features, overrides, args.detector, fps=args.fps,
+                       threads=args.threads, render=args.render, render_inputs=[args.features, out],
+                       progress=not args.quiet)
+    write_results(out, result.rows)
+    if result.skipped_detections:
+        print(f"warning: skipped {result.skipped_detections} detections with zero width or height", file=sys.stderr)
+    print(f"{result.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
+    rate = {"default": " (the source states none; --fps sets it)"}.get(result.fps_source, f" ({result.fps_source})")
+    print(f"frames: {result.frames} at {result.fps:g} frames/s{rate}")
+    _print_descriptor(result.descriptor, result.config)
+    if result.detector is not None:
+        print(f"scores: mapped to [0, 1] with the {result.detector!r} score map (--detector)")
+    parts = result.timings
+    print(f"time: {result.seconds:.1f} s, {result.frames_per_second:.1f} frames/s end to end (decoding"
+          f"{' and rendering' if args.render else ''} included); embedding {parts.get('embedding', 0):.1f} s, "
+          f"camera motion {parts.get('camera_motion', 0):.1f} s, tracking {parts.get('tracking', 0):.2f} s")
+    if args.render:
+        print(f"rendered {args.render}")
 
 
 def cmd_render(args: argparse.Namespace) -> None:
@@ -275,6 +331,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                         overwrite=args.overwrite, preset=args.preset or (None if args.resume else "paper"))
     except TrainingInterrupted as stop:
         source = f"--crops {args.crops}" if args.crops else f"--from-video {' '.join(args.from_video)}"
+        source += f" --det {args.det}" if args.det else ""
         print(f"fmtrack: {stop}; continue with: fmtrack train {source} --out {args.out} --resume", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
     except InputError as err:
@@ -285,15 +342,33 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _training_crops(args: argparse.Namespace) -> Path:
-    """``--crops``, or with ``--from-video`` the mined tracklet crops of those sequences in the run
-    folder (cut once: a resumed run reuses them)."""
+    """``--crops``, or with ``--from-video`` the mined tracklet crops of those sequences (or of the
+    video with ``--det``) in the run folder (cut once: a resumed run reuses them)."""
     if args.crops:
+        if args.det:
+            raise ValueError("--det goes with --from-video FILE|DIR; a crops file is already cut")
         return Path(args.crops)
-    from .training.crops import cut_crops
+    from .training.crops import cut_crops, cut_video_crops
 
+    if args.det and len(args.from_video) != 1:
+        raise ValueError(f"--det is the detections of one video; --from-video names {len(args.from_video)}")
+    if not args.det:
+        for item in args.from_video:
+            if os.sep in item or Path(item).suffix or Path(item).is_file():
+                raise ValueError(f"--from-video {item}: a video file or folder needs --det det.txt "
+                                 "(without it, --from-video takes sequence names)")
+    mining = MiningConfig(args.min_iou, args.max_competitor, args.min_length)
     crops = Path(args.out) / "tracklet-crops.npz"
     if not crops.is_file():
-        cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet)
+        if args.det:
+            from .pipeline.video_run import source_name
+            from .video import open_frames
+
+            video = args.from_video[0]
+            cut_video_crops(video, args.det, crops, progress=not args.quiet, mining=mining,
+                            name=source_name(open_frames(video)))
+        else:
+            cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet, mining=mining)
     return crops
 
 
@@ -364,11 +439,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fmtrack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="track one sequence and write a MOTChallenge result file")
-    run.add_argument("--seq", "--seqs", dest="seq", nargs="+", required=True,
-                     help="sequence name(s), e.g. MOT16-09; with several, --out is a folder")
+    run = sub.add_parser("run", help="track a sequence or a video and write a MOTChallenge result file")
+    what = run.add_mutually_exclusive_group(required=True)
+    what.add_argument("--seq", "--seqs", dest="seq", nargs="+",
+                      help="sequence name(s), e.g. MOT16-09; with several, --out is a folder")
+    what.add_argument("--video", metavar="FILE|DIR",
+                      help="a video file, a folder of frames (.jpg/.png in name order) or a sequence folder, "
+                           "tracked frame by frame with --det's detections (features and camera motion "
+                           "computed from the decoded frames, nothing cached)")
     _add_data_root(run)
-    run.add_argument("--det", help="det.txt to use instead of the sequence's own")
+    run.add_argument("--det", help="det.txt to use instead of the sequence's own; with --video (required) the "
+                                   "MOTChallenge rows keyed by 1-based frame index")
+    run.add_argument("--render", metavar="OUT.mp4",
+                     help="also write an annotated video (boxes, ids in a stable colour, trails, frame number); "
+                          "with --video drawn while tracking, with --seq from the finished rows")
+    run.add_argument("--fps", type=float,
+                     help="with --video: the frame rate (default: the video's or seqinfo.ini's, else 30)")
     run.add_argument("--features", help="appearance: default (the shipped model), a trained .safetensors, hsv "
                                         "(colour histograms), deepsort (DeepSORT's features from the data root), "
                                         "or an N x (7 + D) .npy file whose rows must match the sequence's det.txt (or --det); "
@@ -387,8 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
                      help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
     _add_tracker_options(run)
-    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt); with several sequences, "
-                                   "their folder (default runs/PRESET)")
+    run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt, with --video runs/PRESET/STEM.txt); "
+                                   "with several sequences, their folder (default runs/PRESET)")
     run.add_argument("--workers", type=int, default=1,
                      help="with several sequences: track them as Ray tasks on a local instance with this many "
                           "CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
@@ -519,9 +605,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train the flat-manifold VAE on a crops file (resumable)")
     source = tr.add_mutually_exclusive_group(required=True)
     source.add_argument("--crops", help="a crops file from fmtrack crops")
-    source.add_argument("--from-video", nargs="+", metavar="SEQ",
-                        help="mine label-free tracklets from these sequences' detections and train with the "
-                             "tracklet term (weight 1 unless --tracklet-weight says otherwise)")
+    source.add_argument("--from-video", nargs="+", metavar="SEQ|FILE|DIR",
+                        help="mine label-free tracklets from these sequences' detections, or with --det from one "
+                             "video file or frames folder, and train with the tracklet term (weight 1 unless "
+                             "--tracklet-weight says otherwise); the crops go to OUT/tracklet-crops.npz")
+    tr.add_argument("--det", help="with --from-video FILE|DIR: its MOTChallenge det.txt (rows keyed by 1-based "
+                                  "frame index)")
+    tr.add_argument("--min-iou", type=float, default=MiningConfig.min_iou,
+                    help="--from-video: IoU a tracklet link needs (default %(default)s)")
+    tr.add_argument("--max-competitor", type=float, default=MiningConfig.max_competitor,
+                    help="--from-video: any other overlap this large cuts a link (default %(default)s)")
+    tr.add_argument("--min-length", type=int, default=MiningConfig.min_length,
+                    help="--from-video: shorter tracklets are dropped (detections; default %(default)s)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     tr.add_argument("--preset", choices=list(TRAINING_PRESETS),
                     help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests. "

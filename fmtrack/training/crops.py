@@ -14,6 +14,9 @@ Sources: ``gt`` keeps pedestrians (class 1) with consider flag 1 and visibility 
 ``tracklets`` keeps the same detections and labels them with tracklets mined from them alone
 (:func:`fmtrack.training.tracklets.mine_tracklets`), still label-free. On MOT16-11's DPM detections,
 ``min_confidence=0`` gives the reference README probe's 106 tracklets at the default mining thresholds.
+
+:func:`cut_crops` reads named MOTChallenge sequences; :func:`cut_video_crops` a video file or frames
+folder with its own det.txt (``fmtrack train --from-video FILE --det det.txt``), the same layout.
 """
 
 from __future__ import annotations
@@ -65,7 +68,12 @@ def _select_boxes(info, source: str, min_visibility: float, min_confidence: floa
         frames = gt.index.get_level_values("FrameId").to_numpy(np.int64)
         ids = gt.index.get_level_values("Id").to_numpy(np.int64)
         return frames, gt[["X", "Y", "Width", "Height"]].to_numpy(np.float64), ids
-    dets = read_detections(info.det_path, info.seq_length)
+    return _detection_boxes(read_detections(info.det_path, info.seq_length), source, min_confidence, mining)
+
+
+def _detection_boxes(dets: Detections, source: str, min_confidence: float,
+                     mining: MiningConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames (N,), boxes (N, 4) tlwh, ids (N,)) of the ``det`` or ``tracklets`` source."""
     keep = dets.scores >= min_confidence
     if source == "det":
         return dets.frames[keep], dets.boxes[keep], np.full(int(keep.sum()), -1, np.int64)
@@ -108,6 +116,52 @@ def cut_crops(sequences: list[str], out_path: str | Path, source: str = "gt", da
     crops = CropSet(np.stack(images), np.asarray(names), np.asarray(frames_out, np.int64),
                     np.asarray(boxes_out, np.float64), np.asarray(ids_out, np.int64),
                     np.full(len(images), source))
+    return save_crops(crops, out_path)
+
+
+def cut_video_crops(video: str | Path, det_path: str | Path, out_path: str | Path, source: str = "tracklets",
+                    min_confidence: float = 0.3, size: int = CROP_SIZE, progress: bool = True,
+                    mining: MiningConfig = MiningConfig(), name: str | None = None) -> Path:
+    """Cut crops of a video's detections into a crops file, written atomically: as :func:`cut_crops`
+    with a ``det`` or ``tracklets`` source, the frames decoded in order from ``video`` (a video file,
+    an image folder or a sequence folder; :func:`fmtrack.video.open_frames`) and the detections read
+    from ``det_path`` (MOTChallenge rows keyed by 1-based frame index).
+
+    name: the crops' ``sequence`` provenance (default: the video's stem, or the folder's name).
+    Raises InputError for detections beyond the video's last frame, and when no crop survives.
+    """
+    from ..video import ImageFolder, open_frames  # OpenCV's video reading, only when a video is cut
+
+    if source not in ("det", "tracklets"):
+        raise InputError(None, f"crop source of a video must be 'det' or 'tracklets', got {source!r}")
+    frames_source = open_frames(video)
+    det_path = Path(det_path)
+    # An image folder's length is exact; a video container's frame count is only the decoder's estimate.
+    known = frames_source.frame_count if isinstance(frames_source, ImageFolder) else None
+    dets = read_detections(det_path, known)
+    frames, boxes, ids = _detection_boxes(dets, source, min_confidence, mining)
+    order = np.argsort(frames, kind="stable")
+    frames, boxes, ids = frames[order], boxes[order], ids[order]
+    starts = np.searchsorted(frames, np.arange(int(frames.max(initial=0)) + 2))
+    width, height = frames_source.size
+    name = name or (Path(video).stem if Path(video).is_file() else Path(video).resolve().name)
+    images, kept, last = [], [], 0
+    for index, image in tqdm(frames_source, total=frames_source.frame_count, desc=f"crops {name}", unit="frame",
+                             disable=not progress):
+        last = index
+        if index + 1 >= len(starts):
+            break  # no detections after this frame
+        rows = [i for i in range(starts[index], starts[index + 1]) if not box_outside(boxes[i], width, height)]
+        if rows:
+            images.append(cut_box_crops(image, boxes[rows], (size, size)))
+            kept.extend(rows)
+    if dets.last_frame > last:
+        raise InputError(det_path, f"detections reach frame {dets.last_frame} but {video} has {last} frames")
+    if not kept:
+        raise InputError(out_path, f"no crops: no {source} box of {det_path} passed the filters")
+    kept = np.asarray(kept, np.int64)
+    crops = CropSet(np.concatenate(images), np.full(len(kept), name), frames[kept], boxes[kept], ids[kept],
+                    np.full(len(kept), source))
     return save_crops(crops, out_path)
 
 
