@@ -133,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 def _print_descriptor(features: str | None, config) -> None:
     from .pipeline import default_model_path, descriptor_label
 
-    if features is not None and config.uses_appearance:
+    if features is not None and config.uses_appearance and inputs.embedder is not None:
         default = " (the default model)" if features == str(default_model_path()) else ""
         print(f"descriptor: {descriptor_label(features)}{default}, {config.metric} distance, threshold "
               f"{config.appearance_threshold:.4g}" + (f" ({features})" if features.endswith(".safetensors") else ""))
