@@ -107,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if detections.skipped:
         print(f"warning: skipped {detections.skipped} detections with a width or height below 1e-3 px", file=sys.stderr)
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
-    _print_descriptor(features, config)
+    _print_descriptor(features if inputs.embedder is not None else None, config)
     if inputs.features_path is not None:
         print(f"features: {'computed and cached in' if inputs.features_computed else 'read from the cache'} "
               f"{inputs.features_path} (the cache folder is $FMTRACK_CACHE, else ~/.cache/fmtrack)")
@@ -133,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 def _print_descriptor(features: str | None, config) -> None:
     from .pipeline import default_model_path, descriptor_label
 
-    if features is not None and config.uses_appearance and inputs.embedder is not None:
+    if features is not None and config.uses_appearance:
         default = " (the default model)" if features == str(default_model_path()) else ""
         print(f"descriptor: {descriptor_label(features)}{default}, {config.metric} distance, threshold "
               f"{config.appearance_threshold:.4g}" + (f" ({features})" if features.endswith(".safetensors") else ""))
