@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ["torch", "motmetrics", "matplotlib", "pandas", "scipy.stats"]
+HEAVY = ["torch", "motmetrics", "matplotlib", "pandas", "scipy.stats", "scipy.optimize"]
 
 
 def _python(code: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 # Cost of a pair excluded by a gate; anything above max_cost is treated the same way.
 INFEASIBLE = 1e5
@@ -42,6 +41,8 @@ def min_cost_matching(cost: np.ndarray, max_cost: float, gated: bool = True) -> 
         if feasible.sum(axis=0).max() <= 1 and feasible.sum(axis=1).max() <= 1:
             rows, cols = np.nonzero(feasible)
             return rows.astype(np.int64), cols.astype(np.int64)
+    from scipy.optimize import linear_sum_assignment  # on first use: scipy.optimize is most of import time
+
     rows, cols = linear_sum_assignment(cost)
     ok = cost[rows, cols] <= max_cost
     return rows[ok], cols[ok]
