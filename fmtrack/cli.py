@@ -42,6 +42,14 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="MOTChallenge data root (else $FMTRACK_DATA, else ../shared/data)")
 
 
+def _add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--workers", type=int, default=1,
+                        help=f"{what} as Ray tasks on a local Ray instance with this many CPUs (needs fmtrack[ray]; "
+                             "default %(default)s: in this process)")
+    parser.add_argument("--ray-address", help="join this Ray cluster instead (auto, HOST:6379 or ray://HOST:10001); "
+                                              "its nodes need fmtrack and the data root at the same paths")
+
+
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME|FILE.json",
                         help="fmtrack (default): ByteTrack association + appearance + camera motion; "
@@ -475,11 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracker_options(run)
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt, with --video runs/PRESET/STEM.txt); "
                                    "with several sequences, their folder (default runs/PRESET)")
-    run.add_argument("--workers", type=int, default=1,
-                     help="with several sequences: track them as Ray tasks on a local instance with this many "
-                          "CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
-    run.add_argument("--ray-address", help="with several sequences: Ray tasks on this cluster instead "
-                                           "(auto, HOST:6379 or ray://HOST:10001)")
+    _add_ray_options(run, "with several sequences: track them")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-score", action="store_true", help="do not score against the sequence's gt")
     run.add_argument("--no-hota", action="store_true", help="score without TrackEval's HOTA, DetA, AssA columns")
@@ -508,11 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
     ev.add_argument("--no-hota", action="store_true",
                     help="skip TrackEval's HOTA, DetA, AssA columns (they add about half to the scoring time)")
-    ev.add_argument("--workers", type=int, default=1,
-                    help="run the (method x sequence) cells as Ray tasks on a local Ray instance with this "
-                         "many CPUs (needs fmtrack[ray]; default %(default)s: in this process)")
-    ev.add_argument("--ray-address", help="join this Ray cluster instead (auto, HOST:6379 or ray://HOST:10001); "
-                                          "its nodes need fmtrack and the data root at the same paths")
+    _add_ray_options(ev, "run the (method x sequence) cells")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
 
