@@ -316,13 +316,17 @@ def _flag_names(message: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train
+    from .training.distributed import join_process_group, leave_process_group, shard_from_environment
+    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train, train_processes
 
     train_overrides = {field: getattr(args, field, None) for field in TRAIN_FLAGS
                        if getattr(args, field, None) is not None}
     if args.no_reconstruction:
         train_overrides["reconstruction"] = False
     model_overrides = {field: getattr(args, field) for field in MODEL_FLAGS if getattr(args, field) is not None}
+    shard = None
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
     try:
         if args.resume:
             train_config, model_config = resumed_configs(read_checkpoint_state(args.out), args.preset,
@@ -334,13 +338,35 @@ def cmd_train(args: argparse.Namespace) -> None:
                 train_overrides.setdefault("tracklet_weight", 1.0)
             train_config = chosen.train.__class__.from_dict({**chosen.train.to_dict(), **train_overrides})
             model_config = chosen.model.__class__.from_dict({**chosen.model.to_dict(), **model_overrides})
-        crops = _training_crops(args)
-        weights = train(crops, train_config, model_config, args.out, resume=args.resume, progress=not args.quiet,
-                        overwrite=args.overwrite, preset=args.preset or (None if args.resume else "paper"))
+        preset = args.preset or (None if args.resume else "paper")
+        shard = shard_from_environment()  # set when torchrun started this process
+        if shard is not None and args.nproc != 1:
+            raise ValueError("under torchrun, --nproc-per-node sets the processes: leave out --nproc")
+        if shard is not None:
+            join_process_group(shard, train_config.device)
+            try:
+                if shard.rank == 0:
+                    _training_crops(args)
+                shard.barrier()  # rank 0 cuts --from-video crops once, before the others read them
+                weights = train(_training_crops(args), train_config, model_config, args.out,
+                                resume=args.resume, progress=not args.quiet and shard.rank == 0,
+                                overwrite=args.overwrite, preset=preset, shard=shard)
+            finally:
+                leave_process_group()
+            if shard.rank != 0:
+                return
+        else:
+            crops = _training_crops(args)
+            weights = train_processes(args.nproc, crops, train_config, model_config, args.out, resume=args.resume,
+                                      progress=not args.quiet, overwrite=args.overwrite, preset=preset)
     except TrainingInterrupted as stop:
+        if shard is not None and shard.rank != 0:
+            raise SystemExit(stop.exit_code) from None
         source = f"--crops {args.crops}" if args.crops else f"--from-video {' '.join(args.from_video)}"
         source += f" --det {args.det}" if args.det else ""
-        print(f"fmtrack: {stop}; continue with: fmtrack train {source} --out {args.out} --resume", file=sys.stderr)
+        nproc = f" --nproc {args.nproc}" if args.nproc != 1 else ""
+        print(f"fmtrack: {stop}; continue with: fmtrack train {source} --out {args.out} --resume{nproc}",
+              file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
     except InputError as err:
         raise InputError(err.path, _flag_names(err.problem), err.line) from None
@@ -659,6 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue from the run folder's last checkpoint, with its configuration (flags "
                          "given must agree with it, but --steps and the checkpoint flags)")
     tr.add_argument("--overwrite", action="store_true", help="start over in a folder that holds a run")
+    tr.add_argument("--nproc", type=int, default=1,
+                    help="training processes on this machine (DistributedDataParallel: gloo on CPU, nccl on "
+                         "GPUs); --batch-size is per process, --resume needs the same number. Several "
+                         "machines: torchrun --nproc-per-node N ... -m fmtrack.cli train ... without --nproc")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_root(tr)
     tr.set_defaults(func=cmd_train)

@@ -41,9 +41,16 @@ from typing import Callable
 import torch
 
 from .config import TrainConfig
+from .distributed import Shard
 from ..model.network import FMVAE, HierarchicalPrior, gaussian_log_density
 
 Decode = Callable[[torch.Tensor], torch.Tensor]
+Gather = Callable[[torch.Tensor], torch.Tensor]
+ONE_PROCESS = Shard()
+
+
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 def reconstruction_error(images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -52,16 +59,22 @@ def reconstruction_error(images: torch.Tensor, reconstruction: torch.Tensor) -> 
 
 
 def importance_weighted_kl(latents: torch.Tensor, latent_mean: torch.Tensor, latent_logvar: torch.Tensor,
-                           prior: HierarchicalPrior, num_samples: int) -> torch.Tensor:
+                           prior: HierarchicalPrior, num_samples: int, shard: Shard = ONE_PROCESS) -> torch.Tensor:
     """F per crop, (B,) nats: log q(z|x) minus the K-sample importance-weighted estimate of log p(z).
 
     latents: (B, N_z) samples of q(z|x) with the given mean and log-variance. Runs in fp32.
+    ``shard``: the samples are drawn for the whole batch over all ranks (see :mod:`.distributed`).
     """
     with torch.autocast(latents.device.type, enabled=False):
         latents, latent_mean, latent_logvar = (_at_least_fp32(t) for t in (latents, latent_mean, latent_logvar))
         log_q_z = gaussian_log_density(latents, latent_mean, latent_logvar)
         hyper_mean, hyper_logvar = prior.hyper_posterior(latents)
-        noise = torch.randn((num_samples, *hyper_mean.shape), device=latents.device, dtype=hyper_mean.dtype)
+        if shard.distributed:
+            total = len(hyper_mean) * shard.world_size
+            noise = torch.randn((num_samples, total, *hyper_mean.shape[1:]), device=latents.device,
+                                dtype=hyper_mean.dtype)[:, shard.rows(total)]
+        else:
+            noise = torch.randn((num_samples, *hyper_mean.shape), device=latents.device, dtype=hyper_mean.dtype)
         hyper = hyper_mean + torch.exp(0.5 * hyper_logvar) * noise                  # (K, B, H)
         cond_mean, cond_logvar = prior.conditional(hyper)                            # (K, B, N_z)
         log_weights = (gaussian_log_density(latents, cond_mean, cond_logvar)
@@ -76,8 +89,11 @@ def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
-def mixup_points(latents: torch.Tensor, extrapolation: float) -> torch.Tensor:
-    """m = (1 - a) z_i + a z_j, a ~ U(-a0, 1 + a0), z_j from a shuffled copy of the batch. (B, N_z)."""
+def mixup_points(latents: torch.Tensor, extrapolation: float, shard: Shard = ONE_PROCESS) -> torch.Tensor:
+    """m = (1 - a) z_i + a z_j, a ~ U(-a0, 1 + a0), z_j from a shuffled copy of the batch. (B, N_z).
+
+    With several ranks the batch is every rank's latents (gathered): (world_size * B, N_z)."""
+    latents = shard.gather(latents)
     partner = latents[torch.randperm(len(latents), device=latents.device)]
     a = torch.rand((len(latents), 1), device=latents.device) * (1 + 2 * extrapolation) - extrapolation
     return (1 - a) * latents + a * partner
@@ -101,25 +117,30 @@ def metric_tensor(jacobian: torch.Tensor) -> torch.Tensor:
     return jacobian.transpose(1, 2) @ jacobian
 
 
-def flatness_from_metric(metric: torch.Tensor, detach_scale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R, c^2) from exact metric tensors (B, N_z, N_z): R = mean ||G - c^2 I||_F^2, c^2 = mean tr(G)/N_z."""
+def flatness_from_metric(metric: torch.Tensor, detach_scale: bool = True,
+                         gather: Gather = _identity) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, c^2) from exact metric tensors (B, N_z, N_z): R = mean ||G - c^2 I||_F^2, c^2 = mean tr(G)/N_z.
+
+    ``gather``: per-point values -> those of every rank's points (the means are over all of them)."""
     dim = metric.shape[-1]
-    scale = metric.diagonal(dim1=1, dim2=2).sum(-1).mean() / dim
+    scale = gather(metric.diagonal(dim1=1, dim2=2).sum(-1)).mean() / dim
     target = scale.detach() if detach_scale else scale
     eye = torch.eye(dim, device=metric.device, dtype=metric.dtype)
-    return (metric - target * eye).pow(2).sum((1, 2)).mean(), scale
+    return gather((metric - target * eye).pow(2).sum((1, 2))).mean(), scale
 
 
 def flatness_projection(decode: Decode, points: torch.Tensor, num_probes: int, jvp_method: str,
-                        step: float, detach_scale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                        step: float, detach_scale: bool = True,
+                        shard: Shard = ONE_PROCESS) -> tuple[torch.Tensor, torch.Tensor]:
     """(R, c^2) by random projection: ||(G - c^2 I) v||^2 with v ~ N(0, I) is unbiased for R.
 
     Jv comes from a forward finite difference or a JVP (torch.func.jvp); J^T (Jv) from one VJP taken
     at a zero offset so the graph reaches the points (and the encoder) as well as the decoder.
-    c^2 = mean ||Jv||^2 / N_z, since E||Jv||^2 = tr(G).
+    c^2 = mean ||Jv||^2 / N_z, since E||Jv||^2 = tr(G). ``shard``: ``points`` are this rank's block;
+    probes are drawn for all ranks' points and both means run over all of them.
     """
     repeated = points.repeat_interleave(num_probes, dim=0)
-    probes = torch.randn(repeated.shape, device=points.device, dtype=repeated.dtype)
+    probes = shard.randn(repeated)
     offset = torch.zeros_like(repeated, requires_grad=True)
     inputs = repeated + offset
     if jvp_method == "autodiff":
@@ -131,28 +152,32 @@ def flatness_projection(decode: Decode, points: torch.Tensor, num_probes: int, j
     jvp = jvp.float()
     jtjv = torch.autograd.grad(outputs, offset, grad_outputs=jvp.to(outputs.dtype), create_graph=True)[0].float()
     dim = points.shape[-1]
-    scale = jvp.flatten(1).pow(2).sum(1).mean() / dim
+    scale = shard.gather(jvp.flatten(1).pow(2).sum(1)).mean() / dim
     target = scale.detach() if detach_scale else scale
-    return (jtjv - target * probes.float()).pow(2).sum(1).mean(), scale
+    return shard.gather((jtjv - target * probes.float()).pow(2).sum(1)).mean(), scale
 
 
-def flatness(decode: Decode, points: torch.Tensor, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R, c^2) with the configured Jacobian estimator and normalisation.
+def flatness(decode: Decode, points: torch.Tensor, config: TrainConfig,
+             shard: Shard = ONE_PROCESS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, c^2) with the configured Jacobian estimator and normalisation; with several ranks
+    ``points`` are this rank's block and R, c^2 are over all ranks' points.
 
     Finite differences run in fp32 with autocast off: in bf16, (f(m + s e) - f(m)) / s cancels to
     noise. The autodiff JVP has no cancellation and runs under the caller's autocast.
     """
     if config.jacobian == "projection" and config.projection_jvp == "autodiff":
-        raw, scale = flatness_projection(decode, points, config.projection_probes, "autodiff", config.fd_step)
+        raw, scale = flatness_projection(decode, points, config.projection_probes, "autodiff", config.fd_step,
+                                         shard=shard)
     else:
         with torch.autocast(points.device.type, enabled=False):
             points = points.float()
             if config.jacobian == "projection":
                 raw, scale = flatness_projection(decode, points, config.projection_probes, "finite_difference",
-                                                 config.fd_step)
+                                                 config.fd_step, shard=shard)
             else:
                 raw, scale = flatness_from_metric(metric_tensor(finite_difference_jacobian(decode, points,
-                                                                                           config.fd_step)))
+                                                                                           config.fd_step)),
+                                                  gather=shard.gather)
     return normalise_flatness(raw, scale, points.shape[-1], config.flatness_normalisation), scale
 
 
@@ -213,7 +238,7 @@ class ObjectiveTerms:
 
 def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: TrainConfig,
               regularise: float = 1.0, tracklet_images: torch.Tensor | None = None,
-              tracklet_negatives: torch.Tensor | None = None) -> ObjectiveTerms:
+              tracklet_negatives: torch.Tensor | None = None, shard: Shard = ONE_PROCESS) -> ObjectiveTerms:
     """beta*F + C + beta*eta*R (+ tracklet_weight * L_T) on batches of normalised crops (B, 3, S, S).
 
     ``regularise`` scales eta (0 drops R, reported as NaN): the trainer keeps it 0 during the initial
@@ -222,16 +247,21 @@ def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: Tr
     ``tracklet_negatives``: (P, P) bool, which tracklets are negatives of which (see
     :func:`tracklet_infonce`; None: all others). ``images`` is unused (may be None) when
     ``config.reconstruction`` is False.
+
+    ``shard``: with several ranks (see :mod:`.distributed`), ``images`` and ``tracklet_images`` are
+    this rank's block (tracklet rows i and n + i one tracklet's pair, n = P / world_size) while
+    ``tracklet_negatives`` is the whole step's (P, P); C, F and ``loss`` are this rank's (their mean
+    over ranks is the whole batch's), R, c^2 and L_T the whole batch's.
     """
     if config.tracklet_weight > 0 and tracklet_images is None:
         raise ValueError("tracklet_weight > 0 needs tracklet_images")
     if config.reconstruction:
-        terms = _vae_objective(model, images, beta, config, regularise)
+        terms = _vae_objective(model, images, beta, config, regularise, shard)
     else:
         nan = torch.full((), math.nan, device=tracklet_images.device)
         terms = ObjectiveTerms(torch.zeros((), device=nan.device), nan, nan, nan, nan, nan)
     if config.tracklet_weight > 0:
-        first, second = model.encode(tracklet_images)[0].chunk(2)
+        first, second = (shard.gather(half) for half in model.encode(tracklet_images)[0].chunk(2))
         tracklet = tracklet_infonce(first, second, config.tracklet_temperature, tracklet_negatives)
         terms.loss = terms.loss + config.tracklet_weight * tracklet
         terms.tracklet = tracklet.detach()
@@ -239,19 +269,21 @@ def objective(model: FMVAE, images: torch.Tensor | None, beta: float, config: Tr
 
 
 def _vae_objective(model: FMVAE, images: torch.Tensor, beta: float, config: TrainConfig,
-                   regularise: float) -> ObjectiveTerms:
+                   regularise: float, shard: Shard = ONE_PROCESS) -> ObjectiveTerms:
     """beta*F + C + beta*eta*R; see :func:`objective`."""
     latent_mean, latent_logvar = model.encode(images)
     latent_mean, latent_logvar = latent_mean.float(), latent_logvar.float()
-    latents = latent_mean + torch.exp(0.5 * latent_logvar) * torch.randn_like(latent_mean)
+    latents = latent_mean + torch.exp(0.5 * latent_logvar) * shard.randn(latent_mean)
     recon = reconstruction_error(images, model.decode(latents)).mean()
     kl_bound = importance_weighted_kl(latents, latent_mean, latent_logvar, model.prior,
-                                      config.importance_samples).mean()
+                                      config.importance_samples, shard).mean()
     loss = beta * kl_bound + recon
     flat = scale = torch.full((), math.nan, device=images.device)
     if regularise > 0 and config.eta > 0:
-        points = mixup_points(latents, config.mixup_extrapolation)[: config.regulariser_points]
-        flat, scale = flatness(model.decode, points, config)
+        points = mixup_points(latents, config.mixup_extrapolation, shard)[: config.regulariser_points]
+        if shard.distributed:
+            points = points[shard.rows(len(points))]
+        flat, scale = flatness(model.decode, points, config, shard)
         loss = loss + beta * config.eta * regularise * flat
     return ObjectiveTerms(loss, recon.detach(), kl_bound.detach(), flat.detach(), scale.detach(),
                           torch.full((), math.nan, device=images.device))

@@ -26,6 +26,12 @@ Tracklets spanning fewer frames cannot give a pair and are never drawn.
 Mined tracklets (``fmtrack crops --source tracklets``) keep this label-free; ground-truth ids
 (``--source gt``) would make the term supervised, an upper bound for ablations only.
 
+Several processes (``shard``, see :mod:`.distributed`): ``batch_size`` is per process, a step's
+batch the ``world_size * batch_size`` crops a one-process run with that batch would take, each rank
+its block; rank 0 alone holds the lock and writes log, checkpoints and weights (a checkpoint
+records ``world_size`` when it is above 1, and resumes only with as many processes). A signal to any
+rank stops all of them after the same step.
+
 Augmentation (defaults in TrainConfig): random horizontal flip on (pedestrians are left-right
 symmetric; identity cues are not), shifts and colour jitter off (colour is the main appearance cue
 a label-free descriptor has; jittering it would teach invariance to what tells people apart).
@@ -62,7 +68,8 @@ from ..model.normalise import normalise_crops
 from ..model.weights import WeightsInfo, save_weights
 from .config import TrainConfig
 from .crops import CropSet, channel_statistics, load_crops
-from .objective import BetaController, objective
+from .distributed import ObjectiveModule, Shard, check_divisible
+from .objective import BetaController, ObjectiveTerms, objective
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.csv"
@@ -91,11 +98,16 @@ class Trainer:
 
     def __init__(self, crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig,
                  out_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False,
-                 preset: str | None = None):
+                 preset: str | None = None, shard: Shard | None = None):
         """``resume``: continue the checkpoint in ``out_dir`` (configs must match it but for
         :data:`RESUMABLE_CHANGES`, and the crops file must be the one it trained on). Without it,
         a folder holding a run is an error unless ``overwrite`` (its run files are deleted when
-        :meth:`run` starts). ``preset``: the preset's name, recorded in checkpoints."""
+        :meth:`run` starts). ``preset``: the preset's name, recorded in checkpoints. ``shard``: this
+        process's rank in a run of several (its process group joined; see :mod:`.distributed`)."""
+        self.shard = shard or Shard()
+        if self.shard.distributed:
+            check_divisible(self.shard, train_config.regulariser_points,
+                            train_config.tracklet_pairs_per_batch if train_config.tracklet_weight > 0 else None)
         self.out_dir = Path(out_dir)
         self.crops_path = Path(crops_path)
         self.progress = progress
@@ -108,14 +120,17 @@ class Trainer:
                                                "--overwrite starts it over, or choose a new --out folder")
         self.crops = load_crops(self.crops_path, model_config.image_size)
         self.crops_sha256 = file_sha256(self.crops_path)
-        if len(self.crops) < train_config.batch_size:
+        self.global_batch = train_config.batch_size * self.shard.world_size
+        if len(self.crops) < self.global_batch:
             raise InputError(self.crops_path, f"{len(self.crops)} crops, fewer than one batch of "
-                                              f"{train_config.batch_size}")
+                                              f"{self.global_batch}")
         self.train_config, self.model_config = train_config, model_config
         self.device = resolve_device(train_config.device)
+        if self.shard.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.shard.local_rank)
         self.mean, self.std = channel_statistics(self.crops.images)
         self.images = torch.from_numpy(self.crops.images)
-        self.batches_per_epoch = len(self.crops) // train_config.batch_size
+        self.batches_per_epoch = len(self.crops) // self.global_batch
         self.step = 0
         self.elapsed_s = 0.0
         self.log_rows: list[dict] = []
@@ -137,21 +152,34 @@ class Trainer:
         self.controller = BetaController.from_config(train_config)
         if resume:
             self._load_checkpoint()
+        self._ddp: torch.nn.Module | None = None
+        if self.shard.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Without reconstruction the decoder and prior get no gradient.
+            self._ddp = DistributedDataParallel(
+                ObjectiveModule(self.model), device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=not train_config.reconstruction)
 
     # -- data -----------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> torch.Tensor:
-        """Crop indices of ``step``'s batch: a slice of the seeded permutation of its epoch."""
+        """Crop indices of ``step``'s batch (all ranks'): a slice of the seeded permutation of its epoch."""
         epoch, position = divmod(step, self.batches_per_epoch)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
             generator = torch.Generator().manual_seed(self.train_config.seed * 1_000_003 + epoch)
             self._epoch_order = (epoch, torch.randperm(len(self.crops), generator=generator))
-        size = self.train_config.batch_size
+        size = self.global_batch
         return self._epoch_order[1][position * size:(position + 1) * size]
 
     def batch(self, step: int) -> torch.Tensor:
-        """(B, 3, S, S) normalised, augmented crops of ``step``."""
-        images = normalise_crops(self.images[self.batch_indices(step)], self.mean, self.std, self.device)
-        return augment(images, self.train_config, self.mean, self.std)
+        """(B, 3, S, S) normalised, augmented crops of ``step`` (this rank's block)."""
+        indices = self.batch_indices(step)
+        if not self.shard.distributed:
+            images = normalise_crops(self.images[indices], self.mean, self.std, self.device)
+            return augment(images, self.train_config, self.mean, self.std)
+        rows = self.shard.rows(len(indices))
+        images = normalise_crops(self.images[indices[rows]], self.mean, self.std, self.device)
+        return augment(images, self.train_config, self.mean, self.std, of=len(indices), rows=rows)
 
     def tracklet_indices(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(2P,) crop indices of ``step``'s tracklet batch (rows i and P + i are tracklet i's pair)
@@ -195,10 +223,18 @@ class Trainer:
 
     def tracklet_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(2P, 3, S, S) normalised, augmented crop pairs of ``step`` and their (P, P) negatives;
-        see :meth:`tracklet_indices`."""
+        see :meth:`tracklet_indices`. With several ranks, this rank's block of n = P / world_size
+        tracklets: (2n, 3, S, S), rows i and n + i a pair; the negatives stay (P, P)."""
         indices, negatives = self.tracklet_indices(step)
-        images = normalise_crops(self.images[indices], self.mean, self.std, self.device)
-        return augment(images, self.train_config, self.mean, self.std), negatives.to(self.device)
+        if not self.shard.distributed:
+            images = normalise_crops(self.images[indices], self.mean, self.std, self.device)
+            return augment(images, self.train_config, self.mean, self.std), negatives.to(self.device)
+        count = len(negatives)
+        block = torch.arange(count)[self.shard.rows(count)]
+        rows = torch.cat([block, count + block])
+        images = normalise_crops(self.images[indices[rows]], self.mean, self.std, self.device)
+        return (augment(images, self.train_config, self.mean, self.std, of=len(indices), rows=rows),
+                negatives.to(self.device))
 
     # -- training -------------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -212,10 +248,15 @@ class Trainer:
             images, tracklet_images = (None if x is None else x.contiguous(memory_format=torch.channels_last)
                                        for x in (images, tracklet_images))
         beta = self.controller.beta
+        regularise = self.controller.ramp(config.eta_warmup_steps)
         with autocast_context(self.device, config.precision):
-            terms = objective(self.model, images, beta, config,
-                              regularise=self.controller.ramp(config.eta_warmup_steps),
-                              tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
+            if self._ddp is None:
+                terms = objective(self.model, images, beta, config, regularise=regularise,
+                                  tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
+            else:
+                terms = ObjectiveTerms(*self._ddp(images, beta, config, regularise=regularise,
+                                                  tracklet_images=tracklet_images,
+                                                  tracklet_negatives=tracklet_negatives, shard=self.shard))
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         if self.controller.initial_phase:
@@ -224,6 +265,10 @@ class Trainer:
             for parameter in self.model.prior.parameters():
                 parameter.grad = None
         self.optimizer.step()
+        if self.shard.distributed:
+            # C, F and the loss are this rank's: their mean over ranks is the whole batch's.
+            means = self.shard.mean(torch.stack([terms.reconstruction_error, terms.kl_bound, terms.loss.detach()]))
+            terms.reconstruction_error, terms.kl_bound, terms.loss = means.unbind()
         initial_phase = self.controller.initial_phase
         if config.reconstruction:
             self.controller.update(float(terms.reconstruction_error))
@@ -245,9 +290,14 @@ class Trainer:
         """
         config = self.train_config
         last = config.steps if stop_after is None else min(stop_after, config.steps)
-        with run_lock(self.out_dir), _StopSignals() as stop:
-            self._prepare_folder()
-            bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not self.progress, desc="train")
+        writer = self.shard.rank == 0
+        with run_lock(self.out_dir) if writer else contextlib.nullcontext(), _StopSignals() as stop:
+            if writer:
+                self._prepare_folder()
+            # The other ranks must not start before rank 0 holds the folder (or has failed to).
+            self.shard.barrier()
+            bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not (self.progress and writer),
+                       desc="train")
             window_start, window_steps = time.perf_counter(), 0
             last_checkpoint = time.monotonic()
             try:
@@ -255,27 +305,37 @@ class Trainer:
                     row = self.train_step()
                     window_steps += 1
                     bar.update(1)
-                    stopping = stop.signum is not None
+                    # Every rank stops after the same step, whichever got the signal.
+                    signum = self.shard.maximum(stop.signum or 0)
+                    stopping = signum != 0
                     if self.step % config.log_every == 0 or self.step == last or stopping:
                         now = time.perf_counter()
                         self.elapsed_s += now - window_start
-                        row["crops_per_s"] = window_steps * config.batch_size / max(now - window_start, 1e-9)
+                        row["crops_per_s"] = window_steps * self.global_batch / max(now - window_start, 1e-9)
                         row["elapsed_s"] = self.elapsed_s
                         self.log_rows.append(row)
-                        self._write_log()
+                        if writer:
+                            self._write_log()
                         bar.set_postfix(C=f"{row['C_ema']:.3f}", beta=f"{row['beta']:.2e}", c2=f"{row['c2']:.3g}")
                         window_start, window_steps = time.perf_counter(), 0
                     if stopping:
-                        self.save_checkpoint()
-                        raise TrainingInterrupted(stop.signum, self.step, self.out_dir)
-                    if (self.step % config.checkpoint_every == 0
-                            or time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes):
+                        if writer:
+                            self.save_checkpoint()
+                        self.shard.barrier()  # no rank exits (ending the others) before the checkpoint is written
+                        raise TrainingInterrupted(signum, self.step, self.out_dir)
+                    if writer and (self.step % config.checkpoint_every == 0
+                                   or time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes):
                         self.save_checkpoint()
                         last_checkpoint = time.monotonic()
             finally:
                 bar.close()
+            if not writer:
+                self.shard.barrier()
+                return self.out_dir / (WEIGHTS if self.step >= config.steps else CHECKPOINT)
             checkpoint = self.save_checkpoint()
-            return self.export_weights() if self.step >= config.steps else checkpoint
+            path = self.export_weights() if self.step >= config.steps else checkpoint
+            self.shard.barrier()
+            return path
 
     def _prepare_folder(self) -> None:
         """Under the lock: remove temporary files a killed run left, and with ``overwrite`` the
@@ -317,6 +377,8 @@ class Trainer:
                  "param_groups": optim["param_groups"],
                  "numpy_rng": [numpy_state[0], *numpy_state[2:]],
                  "python_rng": [python_state[0], list(python_state[1]), python_state[2]]}
+        if self.shard.distributed:
+            state["world_size"] = self.shard.world_size
         path = self.out_dir / CHECKPOINT
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
@@ -333,6 +395,11 @@ class Trainer:
             raise InputError(self.crops_path, f"is not the crops file this run trained on ({state['crops_path']}, "
                                               f"SHA-256 {state['crops_sha256'][:12]}; this file's is "
                                               f"{self.crops_sha256[:12]})")
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.shard.world_size:
+            raise InputError(path, f"was written by a run on {saved_world} process(es); resume it with --nproc "
+                                   f"{saved_world} (the batch is spread over the processes, so only as many "
+                                   f"continue it bit for bit)")
         if self.preset is None:
             self.preset = state.get("preset")
         # Keys a checkpoint predates take their defaults, the values that run trained with.
@@ -382,21 +449,31 @@ class Trainer:
         return save_weights(self.model, path or self.out_dir / WEIGHTS, info, fp16=fp16)
 
 
-def augment(images: torch.Tensor, config: TrainConfig, mean: list[float], std: list[float]) -> torch.Tensor:
-    """Random flips, shifts (replicate padding) and per-channel gains of normalised crops (B, 3, S, S)."""
+def augment(images: torch.Tensor, config: TrainConfig, mean: list[float], std: list[float],
+            of: int | None = None, rows: slice | torch.Tensor | None = None) -> torch.Tensor:
+    """Random flips, shifts (replicate padding) and per-channel gains of normalised crops (B, 3, S, S).
+
+    ``of``, ``rows``: the crops are rows ``rows`` of a batch of ``of`` spread over several processes;
+    the random numbers are drawn for all ``of`` (so every process draws the same) and these rows kept.
+    """
     batch = len(images)
+    total = batch if of is None else of
+
+    def pick(values: torch.Tensor) -> torch.Tensor:
+        return values if of is None else values[rows]
+
     if config.hflip:
-        flip = torch.rand(batch, device=images.device) < 0.5
+        flip = pick(torch.rand(total, device=images.device)) < 0.5
         images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
     if config.shift_pixels > 0:
         pad = config.shift_pixels
         size = images.shape[-1]
         padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
-        offsets = torch.randint(0, 2 * pad + 1, (batch, 2)).tolist()
+        offsets = pick(torch.randint(0, 2 * pad + 1, (total, 2))).tolist()
         images = torch.stack([padded[i, :, dy:dy + size, dx:dx + size] for i, (dy, dx) in enumerate(offsets)])
     if config.colour_jitter > 0:
         # A gain g on raw pixels p is g*(p - mu)/sigma + (g - 1)*mu/sigma in normalised units.
-        gain = 1 + (torch.rand(batch, 3, 1, 1, device=images.device) * 2 - 1) * config.colour_jitter
+        gain = 1 + (pick(torch.rand(total, 3, 1, 1, device=images.device)) * 2 - 1) * config.colour_jitter
         shift = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) / torch.tensor(std, device=images.device).view(1, 3, 1, 1)
         images = gain * images + (gain - 1) * shift
     return images
@@ -556,8 +633,29 @@ class _StopSignals:
 
 
 def train(crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig, out_dir: str | Path,
-          resume: bool = False, progress: bool = True, overwrite: bool = False, preset: str | None = None) -> Path:
+          resume: bool = False, progress: bool = True, overwrite: bool = False, preset: str | None = None,
+          shard: Shard | None = None) -> Path:
     """Train (or resume) a run in ``out_dir``; returns the exported ``weights.safetensors`` path.
-    See :class:`Trainer` for ``overwrite`` and ``preset``."""
+    See :class:`Trainer` for ``overwrite``, ``preset`` and ``shard``."""
     return Trainer(crops_path, train_config, model_config, out_dir, resume=resume, progress=progress,
-                   overwrite=overwrite, preset=preset).run()
+                   overwrite=overwrite, preset=preset, shard=shard).run()
+
+
+def train_processes(nproc: int, crops_path: str | Path, train_config: TrainConfig, model_config: ModelConfig,
+                    out_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False,
+                    preset: str | None = None) -> Path:
+    """:func:`train` on ``nproc`` processes of this machine (DistributedDataParallel; see
+    :mod:`.distributed`). ``nproc`` = 1 is :func:`train` itself. Raises :class:`TrainingInterrupted`
+    when SIGINT or SIGTERM stopped the run (after rank 0's checkpoint), else the first error a
+    process met (InputError and ValueError as raised there)."""
+    from .distributed import launch
+
+    if nproc == 1:
+        return train(crops_path, train_config, model_config, out_dir, resume, progress, overwrite, preset)
+    kwargs = dict(crops_path=crops_path, train_config=train_config, model_config=model_config, out_dir=out_dir,
+                  resume=resume, progress=progress, overwrite=overwrite, preset=preset)
+    code = launch(nproc, train, kwargs, train_config.device)
+    out_dir = Path(out_dir)
+    if code:
+        raise TrainingInterrupted(code - 128, int(read_checkpoint_state(out_dir)["step"]), out_dir)
+    return out_dir / WEIGHTS

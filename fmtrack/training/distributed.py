@@ -1,0 +1,275 @@
+"""Training on several processes: PyTorch DistributedDataParallel (gloo on CPU, nccl on GPUs).
+
+Each of ``N`` processes (ranks) takes a contiguous block of every step's global batch of
+``N * batch_size`` crops (rank ``r`` rows ``r*B .. (r+1)*B - 1``, so the ranks' crops together are the
+one-process batch of ``N*B``) and, with the tracklet term, block ``r`` of the step's ``P``
+tracklets. Every rank holds the same torch generator state and draws every random tensor at the
+global batch's shape, keeping its own rows: augmentation, reparameterisation, importance samples,
+mixup and probes are the numbers a one-process run with batch ``N*B`` draws. Terms that are not
+sums over crops see the whole batch through a differentiable all-gather (:meth:`Shard.gather`):
+mixup pairs latents across ranks, c^2 and R are means over all mixup points, the InfoNCE runs
+over all tracklets, and C (driving beta) is averaged over ranks, so every rank takes the same beta
+step. Each rank computes those global terms on its block of the mixup points; the gather's
+backward sums their gradients over ranks and DDP averages, which gives the one-process gradient.
+Only rank 0 writes (lock, log, checkpoints, weights).
+
+Launch: :func:`launch` (``fmtrack train --nproc N``) spawns the ranks on this machine;
+``torchrun --nproc-per-node N [--nnodes M ...] -m fmtrack.cli train ...`` sets ``RANK`` /
+``WORLD_SIZE`` / ``LOCAL_RANK`` and :func:`shard_from_environment` joins its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from ..io import InputError
+
+INTERRUPT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a run of ``world_size`` processes; ``Shard()`` is a one-process run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def rows(self, total: int) -> slice:
+        """This rank's contiguous block of ``total`` rows (``total`` divisible by ``world_size``)."""
+        share = total // self.world_size
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``tensor`` (n, ...) stacked in rank order, (world_size * n, ...); gradients
+        flow back to each rank's piece (summed over the ranks that used it). Identity for one process."""
+        if not self.distributed:
+            return tensor
+        return _AllGather.apply(tensor, self)
+
+    def randn(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise for this rank's rows of a batch spread over the ranks: drawn at the
+        global shape (world_size * n, ...) so all ranks consume the same numbers, then sliced."""
+        if not self.distributed:
+            return torch.randn_like(like)
+        total = len(like) * self.world_size
+        noise = torch.randn((total, *like.shape[1:]), dtype=like.dtype, device=like.device)
+        return noise[self.rows(total)]
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of ``values`` (no gradient)."""
+        if not self.distributed:
+            return values
+        values = values.detach().clone()
+        dist.all_reduce(values)
+        return values / self.world_size
+
+    def maximum(self, value: int) -> int:
+        """The largest ``value`` any rank passed (a collective: every rank must call it)."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.int64, device=_collective_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+
+class _AllGather(torch.autograd.Function):
+    """Differentiable all-gather along dim 0: torch's own (torch.distributed.nn) is deprecated in
+    favour of a private module, and its gloo backward needs all-to-all; this one needs all-reduce only."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, shard: Shard) -> torch.Tensor:
+        ctx.shard = shard
+        pieces = [torch.empty_like(tensor) for _ in range(shard.world_size)]
+        dist.all_gather(pieces, tensor.contiguous())
+        return torch.cat(pieces)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        # Every rank used the gathered tensor: this piece's gradient is the sum of theirs.
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.shard.rows(len(grad))], None
+
+
+def _collective_device() -> torch.device:
+    """nccl needs tensors on the rank's GPU; gloo on the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def check_divisible(shard: Shard, regulariser_points: int | None, tracklet_pairs: int | None) -> None:
+    """ValueError unless the mixup points and tracklets of a step split evenly over the ranks."""
+    for name, value in (("regulariser_points", regulariser_points), ("tracklet_pairs_per_batch", tracklet_pairs)):
+        if value is not None and value % shard.world_size:
+            raise ValueError(f"{name} {value} does not split evenly over {shard.world_size} processes")
+
+
+def backend_for(device: str) -> str:
+    """nccl when the run trains on CUDA, else gloo."""
+    wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return "nccl" if wants_cuda else "gloo"
+
+
+def shard_from_environment() -> Shard | None:
+    """The Shard of a process torchrun started (``WORLD_SIZE`` > 1 in the environment), else None."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return None
+    return Shard(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def join_process_group(shard: Shard, device: str, init_method: str = "env://") -> None:
+    """Join the run's process group (a no-op for one process or when already joined)."""
+    if shard.distributed and not dist.is_initialized():
+        backend = backend_for(device)
+        if backend == "nccl":
+            torch.cuda.set_device(shard.local_rank)
+        dist.init_process_group(backend, init_method=init_method, rank=shard.rank, world_size=shard.world_size)
+
+
+def leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class ObjectiveModule(torch.nn.Module):
+    """The objective as a module, so DistributedDataParallel's forward sees the whole step."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+        from .objective import objective
+
+        terms = objective(self.model, *args, **kwargs)
+        return (terms.loss, terms.reconstruction_error, terms.kl_bound, terms.flatness, terms.metric_scale,
+                terms.tracklet)
+
+
+# -- launching ranks on this machine ---------------------------------------------------------------
+
+def launch(nproc: int, target: Callable[..., Any], kwargs: dict[str, Any], device: str) -> int:
+    """Run ``target(shard=..., **kwargs)`` in ``nproc`` spawned processes joined in one process group.
+
+    Returns 0 when all succeed, 128 + signum when SIGINT/SIGTERM stopped them (every rank exits
+    with it). A rank that fails writes its error; the earliest one is re-raised here (InputError,
+    ValueError, else RuntimeError naming the rank), after the other ranks are stopped. SIGINT is
+    left to the ranks (a terminal sends it to the whole process group); SIGTERM is passed on.
+    """
+    import torch.multiprocessing as mp
+
+    if nproc < 1:
+        raise ValueError(f"nproc must be at least 1, got {nproc}")
+    with tempfile.TemporaryDirectory(prefix="fmtrack-ddp-") as scratch:
+        init_method = f"file://{Path(scratch) / 'rendezvous'}"
+        context = mp.start_processes(_rank_main, args=(nproc, init_method, scratch, device, target, kwargs),
+                                     nprocs=nproc, join=False, start_method="spawn")
+        processes = context.processes
+        forward = lambda signum, frame: [p.is_alive() and os.kill(p.pid, signum) for p in processes]  # noqa: E731
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                        signal.SIGTERM: signal.signal(signal.SIGTERM, forward)}
+        try:
+            failed_at: float | None = None
+            while any(p.exitcode is None for p in processes):
+                for process in processes:
+                    process.join(0.1)
+                codes = [p.exitcode for p in processes]
+                if failed_at is None and any(c not in (None, 0, *INTERRUPT_CODES) for c in codes):
+                    failed_at = time.monotonic()  # the others wait in a collective for the failed rank
+                    for process in processes:
+                        if process.is_alive():
+                            process.terminate()
+                if failed_at is not None and time.monotonic() - failed_at > 10:
+                    for process in processes:
+                        if process.is_alive():
+                            process.kill()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        codes = [p.exitcode for p in processes]
+        if all(code == 0 for code in codes):
+            return 0
+        error = _earliest_error(Path(scratch))
+        if error is not None:
+            raise error
+        interrupted = [code for code in codes if code in INTERRUPT_CODES]
+        if interrupted:
+            return interrupted[0]
+        raise RuntimeError(f"training processes ended with exit codes {codes}")
+
+
+def _rank_main(rank: int, world_size: int, init_method: str, scratch: str, device: str,
+               target: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """One spawned rank: join the group, train, and leave an error file instead of a traceback."""
+    from .trainer import TrainingInterrupted
+
+    _die_with_parent()
+    if "OMP_NUM_THREADS" not in os.environ:  # the ranks share the machine's cores
+        torch.set_num_threads(max(1, torch.get_num_threads() // world_size))
+    shard = Shard(rank, world_size, rank)
+    try:
+        join_process_group(shard, device, init_method)
+        target(shard=shard, **kwargs)
+    except TrainingInterrupted as stop:
+        raise SystemExit(stop.exit_code) from None
+    except KeyboardInterrupt:  # before training started: nothing to save
+        raise SystemExit(128 + signal.SIGINT) from None
+    except Exception as err:  # noqa: BLE001 -- reported to the launching process, which raises it
+        record = {"time": time.time(), "rank": rank, "type": type(err).__name__, "message": str(err)}
+        if isinstance(err, InputError):
+            record.update(kind="input", path=str(err.path), problem=err.problem, line=err.line)
+        elif isinstance(err, ValueError):
+            record["kind"] = "value"
+        with open(Path(scratch) / f"error-{rank}.json", "w", encoding="utf8") as fh:
+            json.dump(record, fh)
+        raise SystemExit(2 if "kind" in record else 1) from None
+    finally:
+        leave_process_group()
+
+
+def _earliest_error(scratch: Path) -> Exception | None:
+    """The first error any rank recorded (later ones are usually its echo: a peer that vanished)."""
+    records = []
+    for path in scratch.glob("error-*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            records.append(json.loads(path.read_text(encoding="utf8")))
+    if not records:
+        return None
+    first = min(records, key=lambda record: record["time"])
+    if first.get("kind") == "input":
+        return InputError(first["path"], first["problem"], first["line"])
+    if first.get("kind") == "value":
+        return ValueError(first["message"])
+    return RuntimeError(f"training process {first['rank']}: {first['type']}: {first['message']}")
+
+
+def _die_with_parent() -> None:
+    """Linux: this rank gets SIGKILL when the launching process dies, so no rank outlives a kill -9."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
