@@ -21,7 +21,7 @@ Terms, per crop and averaged over a batch (all computed in fp32, also under auto
   It acts on the descriptor itself (the latent mean the tracker compares) and needs no labels: a
   tracklet's two crops are the same person; the other tracklets of the batch are negatives. Those
   that share a frame with it are surely other people (the trainer draws such groups); the rest
-  almost surely (on MOT16-11, 8.6% of tracklet pairs are one person: a track cut into pieces). With
+  almost surely (a track cut into pieces gives a few same-person pairs; weights/README.md). With
   ``reconstruction=False`` it is the whole objective (C, F and R are skipped and reported as NaN).
 
 R is weighted by beta*eta, not eta: while the constraint is violated beta falls and reconstruction
@@ -188,10 +188,9 @@ def normalise_flatness(raw: torch.Tensor, scale: torch.Tensor, latent_dim: int, 
     decoder at any scale, unchanged when pixel units, image size or N_z change, and invariant to
     scaling the decoder, so shrinking it toward the trivial flat solution G = 0 gains nothing. The
     gradient must flow through c^2 in the denominator: with it detached, G -> 0 lowers the value
-    from ~11 to 1, and a MOT16-11 run did exactly that (c^2 7.3 -> 0 within 200 steps even at 5%
-    of eta). With c^2 attached, the gradient has no component along the decoder's scale (tested).
-    Why normalise at all: the paper's raw R was 9e4 at the end of a MOT16-11 initial phase (c^2 = 7.3),
-    so beta * 300 * R outweighed C ~ 0.6 by 4000x and the run collapsed to c^2 ~ 0.01 within 60 steps.
+    (runs collapsed that way). With c^2 attached, the gradient has no component along the decoder's
+    scale (tested). Unnormalised, R's scale dwarfs C's and the decoder collapses to G ~ 0
+    (docs/design-decisions.md has the measured runs).
     ``none``: the paper's raw R (c^2 inside it is a constant: R is stationary in c^2).
     """
     if normalisation == "none":
