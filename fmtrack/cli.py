@@ -50,6 +50,16 @@ def _add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
                                               "its nodes need fmtrack and the data root at the same paths")
 
 
+def _add_mining_options(parser: argparse.ArgumentParser, scope: str) -> None:
+    """The label-free tracklet-mining thresholds (defaults from MiningConfig)."""
+    parser.add_argument("--min-iou", type=float, default=MiningConfig.min_iou,
+                        help=f"{scope}: IoU a tracklet link needs (default %(default)s)")
+    parser.add_argument("--max-competitor", type=float, default=MiningConfig.max_competitor,
+                        help=f"{scope}: any other overlap this large cuts a link (default %(default)s)")
+    parser.add_argument("--min-length", type=int, default=MiningConfig.min_length,
+                        help=f"{scope}: shorter tracklets are dropped (detections; default %(default)s)")
+
+
 def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME|FILE.json",
                         help="fmtrack (default): ByteTrack association + appearance + camera motion; "
@@ -617,12 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "detections with label-free mined tracklet ids (for --tracklet-weight)")
     crops.add_argument("--min-visibility", type=float, default=0.5, help="gt source only")
     crops.add_argument("--min-confidence", type=float, default=0.3, help="det and tracklets sources only")
-    crops.add_argument("--min-iou", type=float, default=MiningConfig.min_iou,
-                       help="tracklets source: IoU a link needs (default %(default)s)")
-    crops.add_argument("--max-competitor", type=float, default=MiningConfig.max_competitor,
-                       help="tracklets source: any other overlap this large cuts a link (default %(default)s)")
-    crops.add_argument("--min-length", type=int, default=MiningConfig.min_length,
-                       help="tracklets source: shorter tracklets are dropped (detections; default %(default)s)")
+    _add_mining_options(crops, "tracklets source")
     crops.add_argument("--out", required=True, help="crops file (.npz)")
     _add_data_root(crops)
     crops.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -637,12 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--tracklet-weight says otherwise); the crops go to OUT/tracklet-crops.npz")
     tr.add_argument("--det", help="with --from-video FILE|DIR: its MOTChallenge det.txt (rows keyed by 1-based "
                                   "frame index)")
-    tr.add_argument("--min-iou", type=float, default=MiningConfig.min_iou,
-                    help="--from-video: IoU a tracklet link needs (default %(default)s)")
-    tr.add_argument("--max-competitor", type=float, default=MiningConfig.max_competitor,
-                    help="--from-video: any other overlap this large cuts a link (default %(default)s)")
-    tr.add_argument("--min-length", type=int, default=MiningConfig.min_length,
-                    help="--from-video: shorter tracklets are dropped (detections; default %(default)s)")
+    _add_mining_options(tr, "--from-video")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     tr.add_argument("--preset", choices=list(TRAINING_PRESETS),
                     help="paper: full-width VGG16 (default); cpu: quarter width, bf16; tiny: tests. "

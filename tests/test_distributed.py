@@ -27,6 +27,7 @@ from fmtrack.training.distributed import Shard, launch
 from fmtrack.training.trainer import Trainer, read_log, train_processes
 
 from ddp_check import TERMS, objective_and_gradient
+from training_logs import logged_step
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = PRESETS["tiny"]
@@ -121,14 +122,6 @@ def _train(crops, out, *extra, session: bool = False) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=session)
 
 
-def _logged_step(out: Path) -> int:
-    try:
-        lines = (out / "log.csv").read_text().splitlines()
-    except FileNotFoundError:
-        return 0
-    return int(lines[-1].split(",")[0]) if len(lines) > 1 else 0
-
-
 @pytest.fixture(scope="module")
 def plain_crops(tmp_path_factory):
     return save_crops(synthetic_crops(48, seed=1), tmp_path_factory.mktemp("plain") / "synthetic.npz")
@@ -145,7 +138,7 @@ def test_a_two_process_run_stopped_after_a_checkpoint_resumes_bit_identically(pl
     # SIGTERM goes to the launching process (it passes it on); SIGKILL to the whole process group.
     process = _train(plain_crops, out, *flags, session=True)
     deadline = time.monotonic() + 300
-    while _logged_step(out) < 15:
+    while logged_step(out) < 15:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "training never got there"
         time.sleep(0.05)

@@ -65,7 +65,7 @@ def _devkit_rows() -> list[dict]:
         return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
-# TUD-Stadtmitte, also in the motmetrics wheel, belongs to the project's blind test set: never read.
+# The motmetrics wheel also ships a sequence of the project's blind test set: its row is gone, it is never read.
 DEVKIT = _devkit_rows()
 DEVKIT_SEQUENCES = [row["sequence"] for row in DEVKIT]
 # motmetrics name -> (fmtrack column, transform from the devkit fraction to fmtrack's printed value)

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from fmtrack.training.crops import save_crops, synthetic_crops
+from training_logs import logged_step
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 40
@@ -32,14 +33,6 @@ def _train(crops, out, *extra) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "fmtrack.cli", "train", "--crops", str(crops), "--out", str(out),
                              "--quiet", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _logged_step(out: Path) -> int:
-    try:
-        lines = (out / "log.csv").read_text().splitlines()
-    except FileNotFoundError:
-        return 0
-    return int(lines[-1].split(",")[0]) if len(lines) > 1 else 0
 
 
 def _wait_until(condition, process: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -63,7 +56,7 @@ def test_a_signal_mid_run_then_resume_gives_the_uninterrupted_weights(crops_file
     out = tmp_path / "run"
     process = _train(crops_file, out, "--preset", "tiny", "--steps", str(STEPS), "--checkpoint-every", "10")
     # SIGKILL saves nothing: wait for the step-10 checkpoint so there is something to resume.
-    _wait_until(lambda: _logged_step(out) >= (15 if signum == signal.SIGKILL else 5), process)
+    _wait_until(lambda: logged_step(out) >= (15 if signum == signal.SIGKILL else 5), process)
     process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 128 + signum), err
@@ -84,7 +77,7 @@ def test_a_second_training_into_a_running_folder_is_one_line_error(crops_file, t
     out = tmp_path / "run"
     first = _train(crops_file, out, "--preset", "tiny", "--steps", "400")
     try:
-        _wait_until(lambda: _logged_step(out) >= 5, first)
+        _wait_until(lambda: logged_step(out) >= 5, first)
         second = _train(crops_file, out, "--preset", "tiny", "--steps", "400", "--overwrite")
         _, err = second.communicate(timeout=120)
         assert second.returncode == 2 and "another training is running" in err
