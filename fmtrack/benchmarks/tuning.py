@@ -21,14 +21,15 @@ import math
 import multiprocessing
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from ..io import InputError, atomic_path, atomic_write, find_sequence, read_ground_truth, read_seqinfo
-from ..pipeline import track_sequence
+from ..io import InputError, InputWarning, atomic_path, atomic_write, find_sequence, read_ground_truth, read_seqinfo
+from ..pipeline import MethodUnavailable, track_sequence
 from ..tracker import TrackerConfig
 from ..pipeline.preset_file import preset_document
 from ..tracker.search_spaces import SEARCH_SPACES, Space, apply_parameters, check_space, get_parameter
@@ -96,12 +97,18 @@ class TrialObjective:
     def __init__(self, settings: TuneSettings):
         self.settings = settings
         self.method = make_method(settings.preset, settings.preset, {}, settings.features)
+        motion_only = make_method(settings.preset, settings.preset, {}, None)
         self.space: Space = SEARCH_SPACES[settings.preset]
         check_space(self.method.config, self.space)
         self.sequences = []
         for name in settings.sequences:
             info = read_seqinfo(find_sequence(name, settings.data_root))
-            inputs = load_inputs(self.method, info, settings.data_root, progress=False)
+            try:
+                inputs = load_inputs(self.method, info, settings.data_root, progress=False)
+            except MethodUnavailable as error:
+                # As fmtrack run on a sequence without frames: the preset on motion alone.
+                warnings.warn(InputWarning(f"{error}: {name} is tuned on motion alone"))
+                inputs = load_inputs(motion_only, info, settings.data_root, progress=False)
             gt = read_ground_truth(info.gt_path, info.seq_length)
             self.sequences.append((info, inputs, gt))
 

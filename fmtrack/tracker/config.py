@@ -35,6 +35,9 @@ class Stage:
     detections: ``high`` (score above the config's high_confidence, or every kept detection when
         that is None) or ``low`` (kept, but not high: ByteTrack's second stage).
     fuse_score: IoU cost becomes 1 - IoU * score (ByteTrack), so confident detections match first.
+    iou_buffer: with an ``iou`` cost, the IoU of both boxes grown by this fraction of their width and
+        height on every side (C-BIoU, Yang et al., WACV 2023): a person who moved further than their
+        own width between frames (low frame rate, fast motion) still overlaps their track. 0: plain IoU.
     appearance_max: with an ``iou`` cost, fuse appearance as BoT-SORT does: a pair whose appearance
         distance d is at most ``appearance_max`` (descriptor units) and whose unfused IoU distance is
         at most ``proximity`` costs min(iou cost, d * appearance_scale / appearance_max). The scale
@@ -60,6 +63,7 @@ class Stage:
     gated: bool = True
     detections: Literal["high", "low"] = "high"
     fuse_score: bool = False
+    iou_buffer: float = 0.0
     appearance_max: float | None = None
     proximity: float = 0.5
     appearance_scale: float = 0.25
@@ -185,6 +189,9 @@ class TrackerConfig:
             raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
         if self.appearance_memory not in ("gallery", "ema"):
             raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
+        if not all(0.0 <= s.iou_buffer < 10.0 for s in self.stages):  # False for NaN too
+            raise ValueError(f"iou_buffer must be in [0, 10) (a fraction of the box size), got "
+                             f"{[s.iou_buffer for s in self.stages]}")
         if any(s.detections == "low" for s in self.stages) and self.high_confidence is None:
             raise ValueError("a stage on low-confidence detections needs high_confidence set")
 

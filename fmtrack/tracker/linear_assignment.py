@@ -22,6 +22,14 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-12)
 
 
+def grow_tlwh(boxes: np.ndarray, buffer: float) -> np.ndarray:
+    """(N, 4) tlwh boxes grown by ``buffer`` times their width and height on every side, centres kept."""
+    grown = boxes.copy()
+    grown[:, :2] -= buffer * boxes[:, 2:]
+    grown[:, 2:] *= 1.0 + 2.0 * buffer
+    return grown
+
+
 def min_cost_matching(cost: np.ndarray, max_cost: float, gated: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one assignment that never pairs rows and columns costing more than max_cost.
 

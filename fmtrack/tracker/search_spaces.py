@@ -34,6 +34,8 @@ _BYTETRACK_FAMILY: Space = {
     "duplicate_iou": ("float", 0.7, 0.95),
     "stages.0.max_cost": ("float", 0.6, 0.95),  # high detections, confirmed tracks (fused 1 - IoU * score)
     "stages.1.max_cost": ("float", 0.3, 0.7),  # low detections (1 - IoU)
+    "stages.0.iou_buffer": ("float", 0.0, 0.5),  # C-BIoU buffers (fraction of the box size per side)
+    "stages.1.iou_buffer": ("float", 0.0, 0.5),
 }
 
 SEARCH_SPACES: dict[str, Space] = {
@@ -57,6 +59,7 @@ SEARCH_SPACES: dict[str, Space] = {
     "bytetrack": {
         **_BYTETRACK_FAMILY,
         "stages.2.max_cost": ("float", 0.5, 0.9),  # high detections left, unconfirmed tracks
+        "stages.2.iou_buffer": ("float", 0.0, 0.5),
     },
     "fmtrack": {
         **_BYTETRACK_FAMILY,
@@ -64,6 +67,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "stages.0.proximity": ("float", 0.3, 0.8),
         "stages.2.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
         "stages.3.max_cost": ("float", 0.5, 0.9),
+        "stages.3.iou_buffer": ("float", 0.0, 0.5),
         "ema_alpha": ("float", 0.7, 0.98),
     },
 }

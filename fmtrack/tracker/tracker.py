@@ -23,7 +23,7 @@ from .boxes import MAX_PIXELS, MIN_SIZE
 from .config import Stage, TrackerConfig, preset
 from .detections import count_duplicates, select_detections, validate_frame_input
 from .kalman_filter import MOTION_MODELS
-from .linear_assignment import INFEASIBLE, iou_matrix, min_cost_matching
+from .linear_assignment import INFEASIBLE, grow_tlwh, iou_matrix, min_cost_matching
 from .nn_matching import FeatureGallery, prepare_features
 from .track import Track, TrackTable
 
@@ -215,7 +215,7 @@ class Tracker:
             return matrix[rows_cols]
 
         if stage.cost == "iou":
-            iou = pick(costs.iou())
+            iou = pick(costs.iou(stage.iou_buffer))
             cost = 1.0 - iou * scores[di] if stage.fuse_score else 1.0 - iou
             if stage.appearance_max is not None:
                 distance = pick(costs.appearance())
@@ -494,12 +494,17 @@ class _FrameCosts:
 
     def __init__(self, tracker: Tracker, boxes: np.ndarray, measurements: np.ndarray, features: np.ndarray | None):
         self.tracker, self.boxes, self.measurements, self.features = tracker, boxes, measurements, features
-        self._iou = self._gate = self._appearance = None
+        self._gate = self._appearance = None
+        self._iou: dict[float, np.ndarray] = {}
 
-    def iou(self) -> np.ndarray:
-        if self._iou is None:
-            self._iou = iou_matrix(self.tracker._predicted_tlwh, self.boxes)
-        return self._iou
+    def iou(self, buffer: float = 0.0) -> np.ndarray:
+        """IoU (T, N) of the predicted track boxes and the detections, both grown by ``buffer``."""
+        if buffer not in self._iou:
+            tracks, boxes = self.tracker._predicted_tlwh, self.boxes
+            if buffer:
+                tracks, boxes = grow_tlwh(tracks, buffer), grow_tlwh(boxes, buffer)
+            self._iou[buffer] = iou_matrix(tracks, boxes)
+        return self._iou[buffer]
 
     def gate(self) -> np.ndarray:
         """Squared Mahalanobis distances (T, N)."""
