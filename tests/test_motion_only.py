@@ -13,11 +13,13 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
     config = preset("fmtrack")
     motion = config.without_appearance()
     assert config.uses_appearance and not motion.uses_appearance
-    assert len(motion.stages) == len(config.stages) - 1  # the re-identification stage is gone
+    # The appearance-first and re-identification stages are gone; the fused stage is plain IoU.
+    assert len(motion.stages) == len(config.stages) - 2
     assert all(s.cost != "appearance" and s.appearance_max is None for s in motion.stages)
-    # Everything but appearance is the preset's own: ByteTrack's stages and lifecycle.
-    bytetrack = preset("bytetrack")
-    assert [s.max_cost for s in motion.stages] == [s.max_cost for s in bytetrack.stages]
+    # Everything but appearance is the preset's own: ByteTrack's stage kinds, thresholds and lifecycle.
+    assert [s.detections for s in motion.stages] == [s.detections for s in preset("bytetrack").stages]
+    assert [(s.max_cost, s.iou_buffer) for s in motion.stages] == [
+        (s.max_cost, s.iou_buffer) for s in config.stages if s.cost == "iou"]
     for field in ("high_confidence", "min_confidence", "max_age", "n_init", "duplicate_iou"):
         assert getattr(motion, field) == getattr(config, field)
 

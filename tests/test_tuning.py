@@ -44,6 +44,17 @@ def test_apply_parameters_sets_config_fields_and_one_stage_only():
     assert get_parameter(changed, "stages.1.max_cost") == 0.33
 
 
+def test_tuned_appearance_thresholds_keep_their_ratios_for_another_descriptor():
+    # Tuned with DeepSORT's features (threshold 0.2): strict stage to 0.05, re-identification to 0.3.
+    tuned = apply_parameters(preset("fmtrack"), {"stages.0.max_cost": 0.05, "stages.3.max_cost": 0.3})
+    assert tuned.appearance_threshold == pytest.approx(0.2)  # the descriptor's own threshold
+    other = tuned.with_max_distance(2.0)  # a descriptor whose threshold is 2.0 (e.g. Euclidean)
+    assert other.stages[0].max_cost == pytest.approx(2.0 * 0.05 / 0.2)
+    assert other.stages[3].max_cost == pytest.approx(2.0 * 0.3 / 0.2)
+    assert other.stages[1].appearance_max == pytest.approx(2.0)  # untouched: factor 1
+    assert other.with_max_distance(0.2) == tuned
+
+
 @pytest.mark.parametrize("name, words", [
     ("stages.9.max_cost", "has 3 stages"), ("stages.0.nope", "no field 'nope'"), ("nope", "no field 'nope'"),
     ("stages.x.max_cost", "stages.<index>.<field>"), ("name", "no field 'name'"),

@@ -51,6 +51,9 @@ class Stage:
     max_time_since_update: only tracks missed at most this many frames (counted after predict, so 1
         means "updated in the previous frame"); None for no limit.
     cascade: match in order of time since update, most recently seen first (DeepSORT's cascade).
+    threshold_factor: this stage's appearance threshold (``max_cost`` of an ``appearance`` stage,
+        ``appearance_max`` of a fused one) as a multiple of the descriptor's threshold: what
+        :meth:`TrackerConfig.with_max_distance` keeps when another descriptor brings its own threshold.
     gated: clip over-threshold costs before the assignment (DeepSORT) or solve on raw costs (SORT);
         see :func:`~fmtrack.tracker.linear_assignment.min_cost_matching`.
     """
@@ -68,6 +71,7 @@ class Stage:
     proximity: float = 0.5
     appearance_scale: float = 0.25
     updates_appearance: bool = True
+    threshold_factor: float = 1.0
 
     @property
     def uses_appearance(self) -> bool:
@@ -139,21 +143,23 @@ class TrackerConfig:
 
     @property
     def appearance_threshold(self) -> float:
-        """The appearance threshold of the first appearance stage (descriptor units)."""
+        """The descriptor's appearance threshold (descriptor units): the first appearance stage's
+        threshold divided by its ``threshold_factor``."""
         for stage in self.stages:
             if stage.cost == "appearance":
-                return stage.max_cost
+                return stage.max_cost / stage.threshold_factor
             if stage.appearance_max is not None:
-                return stage.appearance_max
+                return stage.appearance_max / stage.threshold_factor
         raise ValueError(f"preset {self.name!r} has no appearance stage")
 
     def with_max_distance(self, max_distance: float) -> TrackerConfig:
-        """The same configuration with every appearance stage's threshold set to ``max_distance``."""
+        """The same configuration for a descriptor whose threshold is ``max_distance``: each
+        appearance stage's threshold becomes ``max_distance`` times its ``threshold_factor``."""
         if not self.uses_appearance:
             raise ValueError(f"preset {self.name!r} has no appearance stage to take a distance threshold")
-        stages = tuple(dataclasses.replace(s, max_cost=max_distance) if s.cost == "appearance"
-                       else dataclasses.replace(s, appearance_max=max_distance) if s.appearance_max is not None
-                       else s for s in self.stages)
+        stages = tuple(dataclasses.replace(s, max_cost=max_distance * s.threshold_factor) if s.cost == "appearance"
+                       else dataclasses.replace(s, appearance_max=max_distance * s.threshold_factor)
+                       if s.appearance_max is not None else s for s in self.stages)
         return self.replace(stages=stages)
 
     def without_appearance(self) -> TrackerConfig:
@@ -189,6 +195,8 @@ class TrackerConfig:
             raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
         if self.appearance_memory not in ("gallery", "ema"):
             raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
+        if not all(s.threshold_factor > 0.0 for s in self.stages):  # False for NaN too
+            raise ValueError(f"threshold_factor must be > 0, got {[s.threshold_factor for s in self.stages]}")
         if not all(0.0 <= s.iou_buffer < 10.0 for s in self.stages):  # False for NaN too
             raise ValueError(f"iou_buffer must be in [0, 10) (a fraction of the box size), got "
                              f"{[s.iou_buffer for s in self.stages]}")
@@ -266,9 +274,12 @@ _LOW, _UNCONFIRMED = _bytetrack_stages(_FUSED)[1:]
 # As in BoT-SORT's code, a low-confidence match (mostly a partly occluded person, whose crop shows
 # the occluder) does not feed the moving average (docs/design-decisions.md).
 _LOW = dataclasses.replace(_LOW, updates_appearance=False)
+# First, confirmed tracks whose appearance is unmistakable (0.6 of the threshold, inside the gate)
+# take their detections before IoU decides: measured on MOT16-11 and MOT17-05 (docs/tuning.md).
+_STRICT = Stage("appearance", max_cost=0.2 * 0.6, tracks="confirmed", threshold_factor=0.6)
 PRESETS["fmtrack"] = _BYTETRACK.replace(
     name="fmtrack",
-    stages=(_FUSED, _LOW, Stage("appearance", max_cost=0.2, tracks="confirmed"), _UNCONFIRMED),
+    stages=(_STRICT, _FUSED, _LOW, Stage("appearance", max_cost=0.2, tracks="confirmed"), _UNCONFIRMED),
     metric="cosine", appearance_memory="ema", camera_motion="ecc",
 )
 

@@ -25,18 +25,21 @@ from .config import TrackerConfig
 Kind = Literal["float", "int", "scale"]
 Space = dict[str, tuple[Kind, float, float]]
 
-# Shared by the ByteTrack-family presets: ByteTrack's thresholds and lifecycle.
-_BYTETRACK_FAMILY: Space = {
-    "high_confidence": ("float", 0.3, 0.7),
-    "min_confidence": ("float", 0.05, 0.3),
-    "max_age": ("int", 10, 60),
-    "n_init": ("int", 1, 4),
-    "duplicate_iou": ("float", 0.7, 0.95),
-    "stages.0.max_cost": ("float", 0.6, 0.95),  # high detections, confirmed tracks (fused 1 - IoU * score)
-    "stages.1.max_cost": ("float", 0.3, 0.7),  # low detections (1 - IoU)
-    "stages.0.iou_buffer": ("float", 0.0, 0.5),  # C-BIoU buffers (fraction of the box size per side)
-    "stages.1.iou_buffer": ("float", 0.0, 0.5),
-}
+
+def _bytetrack_family(high: int, low: int) -> Space:
+    """ByteTrack's thresholds and lifecycle, its high- and low-detection stages at these indices."""
+    return {
+        "high_confidence": ("float", 0.3, 0.7),
+        "min_confidence": ("float", 0.05, 0.3),
+        "max_age": ("int", 10, 60),
+        "n_init": ("int", 1, 4),
+        "duplicate_iou": ("float", 0.7, 0.95),
+        f"stages.{high}.max_cost": ("float", 0.6, 0.95),  # high detections, confirmed tracks (1 - IoU * score)
+        f"stages.{low}.max_cost": ("float", 0.3, 0.7),  # low detections (1 - IoU)
+        f"stages.{high}.iou_buffer": ("float", 0.0, 0.5),  # C-BIoU buffers (fraction of the box per side)
+        f"stages.{low}.iou_buffer": ("float", 0.0, 0.5),
+    }
+
 
 SEARCH_SPACES: dict[str, Space] = {
     "sort": {
@@ -57,17 +60,19 @@ SEARCH_SPACES: dict[str, Space] = {
         "n_init": ("int", 1, 5),
     },
     "bytetrack": {
-        **_BYTETRACK_FAMILY,
+        **_bytetrack_family(0, 1),
         "stages.2.max_cost": ("float", 0.5, 0.9),  # high detections left, unconfirmed tracks
         "stages.2.iou_buffer": ("float", 0.0, 0.5),
     },
     "fmtrack": {
-        **_BYTETRACK_FAMILY,
-        "stages.0.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into stage 1
-        "stages.0.proximity": ("float", 0.3, 0.8),
-        "stages.2.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
-        "stages.3.max_cost": ("float", 0.5, 0.9),
-        "stages.3.iou_buffer": ("float", 0.0, 0.5),
+        **_bytetrack_family(1, 2),
+        "max_age": ("int", 10, 90),
+        "stages.0.max_cost": ("scale", 0.5, 1.6),  # strict appearance-first threshold
+        "stages.1.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into the IoU stage
+        "stages.1.proximity": ("float", 0.3, 0.8),
+        "stages.3.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
+        "stages.4.max_cost": ("float", 0.5, 0.9),  # unconfirmed tracks
+        "stages.4.iou_buffer": ("float", 0.0, 0.5),
         "ema_alpha": ("float", 0.7, 0.98),
     },
 }
@@ -98,16 +103,26 @@ def get_parameter(config: TrackerConfig, name: str) -> Any:
 
 
 def apply_parameters(config: TrackerConfig, values: dict[str, Any]) -> TrackerConfig:
-    """``config`` with the named parameters set (names as in SEARCH_SPACES); ValueError for an unknown name."""
+    """``config`` with the named parameters set (names as in SEARCH_SPACES); ValueError for an unknown name.
+
+    An appearance threshold moved by a factor moves its stage's ``threshold_factor`` by the same
+    factor, so the tuned ratios between stages survive a descriptor with another threshold."""
     stages = list(config.stages)
     fields: dict[str, Any] = {}
     for name, value in values.items():
         index, field = _split(name, config)
         if index is None:
             fields[field] = value
-        else:
-            stages[index] = dataclasses.replace(stages[index], **{field: value})
+            continue
+        stage, changes = stages[index], {field: value}
+        if _is_appearance_threshold(stage, field) and getattr(stage, field):
+            changes["threshold_factor"] = stage.threshold_factor * value / getattr(stage, field)
+        stages[index] = dataclasses.replace(stage, **changes)
     return config.replace(stages=tuple(stages), **fields)
+
+
+def _is_appearance_threshold(stage, field: str) -> bool:
+    return (field == "max_cost" and stage.cost == "appearance") or field == "appearance_max"
 
 
 def check_space(config: TrackerConfig, space: Space) -> None:
