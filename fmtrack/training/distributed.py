@@ -13,6 +13,15 @@ step. Each rank computes those global terms on its block of the mixup points; th
 backward sums their gradients over ranks and DDP averages, which gives the one-process gradient.
 Only rank 0 writes (lock, log, checkpoints, weights).
 
+Gradient accumulation (``accumulate`` = K > 1, :class:`MicroBatches`): each process computes its
+block as K micro-batches, each a rank of a run of ``world_size * K`` ranks (:class:`MicroShard`), so
+one process with K micro-batches is the computation K processes do, down to the order of the
+gradient sums. The micro-batches run in K threads that take turns, passing the turn at every
+gather, each resuming its own torch generator state; a gather concatenates the micro-batches'
+pieces (then all-gathers over processes), its backward sums their gradients (then all-reduces).
+Terms over the whole batch keep every micro-batch's graph alive until the backward, so memory
+falls with K only where the step has none (eta 0 or before the initial phase ends, no tracklet term).
+
 Launch: :func:`launch` (``fmtrack train --nproc N``) spawns the ranks on this machine;
 ``torchrun --nproc-per-node N [--nnodes M ...] -m fmtrack.cli train ...`` sets ``RANK`` /
 ``WORLD_SIZE`` / ``LOCAL_RANK`` and :func:`shard_from_environment` joins its process group.
@@ -24,13 +33,14 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -113,6 +123,146 @@ class _AllGather(torch.autograd.Function):
         return grad[ctx.shard.rows(len(grad))], None
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MicroShard(Shard):
+    """Micro-batch ``micro`` of a process's step computed in ``group``'s micro-batches: the rank
+    ``process_rank * K + micro`` of ``world_size * K`` that a run with K times the processes would be."""
+
+    micro: int = 0
+    group: "MicroBatches | None" = field(default=None, compare=False, repr=False)
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        return _MicroGather.apply(tensor, self)
+
+
+class _MicroGather(torch.autograd.Function):
+    """:class:`_AllGather` among the micro-batches of one process (and then over processes)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, shard: MicroShard) -> torch.Tensor:
+        ctx.shard = shard
+        return shard.group.exchange(shard.micro, tensor, shard.group.concatenate).clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        shard = ctx.shard
+        total = shard.group.exchange(shard.micro, grad.contiguous(), shard.group.add)
+        return total[shard.rows(len(total))].clone(), None
+
+
+class _Aborted(Exception):
+    """Another micro-batch failed: this one stops where it waits."""
+
+
+class MicroBatches:
+    """A process's step as ``count`` micro-batches (:class:`MicroShard`), run by :meth:`run` in
+    ``count`` threads that take turns in micro-batch order: one thread runs at a time, until its
+    next gather or its end, so the shared torch generator gives each micro-batch the numbers it would
+    draw as a rank of its own. CPU only: on CUDA the autograd engine runs every backward on one
+    device thread, where the micro-batches' gathers could not wait for each other."""
+
+    def __init__(self, shard: Shard, count: int):
+        self.process, self.count = shard, count
+        self.shards = [MicroShard(shard.rank * count + k, shard.world_size * count, shard.local_rank, micro=k,
+                                  group=self) for k in range(count)]
+        self._condition = threading.Condition()
+        self._turn = 0
+        self._finished = 0
+        self._error: BaseException | None = None
+        self._rng: list[torch.Tensor | None] = [None] * count
+        self._pieces: list[torch.Tensor | None] = [None] * count
+        self._combined: torch.Tensor | None = None
+        self._results: list[Any] = [None] * count
+        self._jobs: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(count)]
+        # Threads live as long as this object: a new thread each step would start a new OpenMP team.
+        for k in range(count):
+            threading.Thread(target=self._work, args=(k,), daemon=True, name=f"fmtrack-micro-batch-{k}").start()
+
+    def run(self, function: Callable[[MicroShard], T]) -> list[T]:
+        """``function(shard)`` for every micro-batch's shard, in turns; their results in order. The
+        torch generator ends where each micro-batch left it (the same state for all, checked)."""
+        with self._condition:
+            state = torch.get_rng_state()
+            self._rng = [state] * self.count
+            self._turn, self._finished, self._error = 0, 0, None
+            self._results = [None] * self.count
+        for jobs in self._jobs:
+            jobs.put(function)
+        with self._condition:
+            self._condition.wait_for(lambda: self._finished == self.count)
+            error, states = self._error, self._rng
+        if error is not None:
+            raise error
+        if any(not torch.equal(state, states[0]) for state in states[1:]):
+            raise RuntimeError("micro-batches drew different random numbers: their steps diverged")
+        torch.set_rng_state(states[0])
+        return list(self._results)
+
+    def exchange(self, micro: int, piece: torch.Tensor,
+                 combine: Callable[[Sequence[torch.Tensor]], torch.Tensor]) -> torch.Tensor:
+        """A collective among the micro-batches (called by each in its turn): ``combine`` of all
+        their pieces, in micro-batch order, computed by the last one to arrive."""
+        self._pieces[micro] = piece
+        if micro == self.count - 1:
+            self._combined = combine(list(self._pieces))
+            self._pieces = [None] * self.count
+        self._pass_turn(micro, finished=False)
+        self._wait_turn(micro)
+        return self._combined
+
+    def concatenate(self, pieces: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The micro-batches' pieces stacked, then every process's stack in rank order."""
+        local = torch.cat(list(pieces))
+        if not self.process.distributed:
+            return local
+        stacks = [torch.empty_like(local) for _ in range(self.process.world_size)]
+        dist.all_gather(stacks, local.contiguous())
+        return torch.cat(stacks)
+
+    def add(self, gradients: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The micro-batches' gradients summed in order, then over processes."""
+        total = gradients[0].clone()
+        for gradient in gradients[1:]:
+            total += gradient
+        if self.process.distributed:
+            dist.all_reduce(total)
+        return total
+
+    def _work(self, micro: int) -> None:
+        while True:
+            function = self._jobs[micro].get()
+            result = None
+            try:
+                self._wait_turn(micro)
+                result = function(self.shards[micro])
+            except _Aborted:
+                pass
+            except BaseException as err:  # noqa: BLE001 -- handed to run(), which raises it
+                with self._condition:
+                    if self._error is None:
+                        self._error = err
+                    self._condition.notify_all()
+            self._results[micro] = result
+            self._pass_turn(micro, finished=True)
+
+    def _wait_turn(self, micro: int) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._turn == micro or self._error is not None)
+            if self._error is not None:
+                raise _Aborted
+            torch.set_rng_state(self._rng[micro])
+
+    def _pass_turn(self, micro: int, finished: bool) -> None:
+        with self._condition:
+            self._rng[micro] = torch.get_rng_state()
+            self._turn = (micro + 1) % self.count
+            self._finished += finished
+            self._condition.notify_all()
+
+
 def _collective_device() -> torch.device:
     """nccl needs tensors on the rank's GPU; gloo on the CPU."""
     if dist.get_backend() == "nccl":
@@ -120,11 +270,15 @@ def _collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-def check_divisible(shard: Shard, regulariser_points: int | None, tracklet_pairs: int | None) -> None:
-    """ValueError unless the mixup points and tracklets of a step split evenly over the ranks."""
+def check_divisible(shard: Shard, regulariser_points: int | None, tracklet_pairs: int | None,
+                    accumulate: int = 1) -> None:
+    """ValueError unless the mixup points and tracklets of a step split evenly over the ranks
+    (``accumulate`` micro-batches each)."""
+    parts = shard.world_size * accumulate
+    where = f"{shard.world_size} processes" + (f" x {accumulate} micro-batches" if accumulate > 1 else "")
     for name, value in (("regulariser_points", regulariser_points), ("tracklet_pairs_per_batch", tracklet_pairs)):
-        if value is not None and value % shard.world_size:
-            raise ValueError(f"{name} {value} does not split evenly over {shard.world_size} processes")
+        if value is not None and value % parts:
+            raise ValueError(f"{name} {value} does not split evenly over {where}")
 
 
 def backend_for(device: str) -> str:

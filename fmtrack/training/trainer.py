@@ -68,7 +68,7 @@ from ..model.normalise import normalise_crops
 from ..model.weights import WeightsInfo, save_weights
 from .config import TrainConfig
 from .crops import CropSet, channel_statistics, load_crops
-from .distributed import ObjectiveModule, Shard, check_divisible
+from .distributed import MicroBatches, MicroShard, ObjectiveModule, Shard, check_divisible
 from .objective import BetaController, ObjectiveTerms, objective
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -105,9 +105,10 @@ class Trainer:
         :meth:`run` starts). ``preset``: the preset's name, recorded in checkpoints. ``shard``: this
         process's rank in a run of several (its process group joined; see :mod:`.distributed`)."""
         self.shard = shard or Shard()
-        if self.shard.distributed:
+        if self.shard.distributed or train_config.accumulate > 1:
             check_divisible(self.shard, train_config.regulariser_points,
-                            train_config.tracklet_pairs_per_batch if train_config.tracklet_weight > 0 else None)
+                            train_config.tracklet_pairs_per_batch if train_config.tracklet_weight > 0 else None,
+                            train_config.accumulate)
         self.out_dir = Path(out_dir)
         self.crops_path = Path(crops_path)
         self.progress = progress
@@ -128,6 +129,9 @@ class Trainer:
         self.device = resolve_device(train_config.device)
         if self.shard.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", self.shard.local_rank)
+        if train_config.accumulate > 1 and self.device.type != "cpu":
+            raise ValueError(f"accumulate {train_config.accumulate} needs device cpu, not {self.device.type} "
+                             "(its micro-batches take turns on the CPU's generator and autograd threads)")
         self.mean, self.std = channel_statistics(self.crops.images)
         self.images = torch.from_numpy(self.crops.images)
         self.batches_per_epoch = len(self.crops) // self.global_batch
@@ -153,7 +157,11 @@ class Trainer:
         if resume:
             self._load_checkpoint()
         self._ddp: torch.nn.Module | None = None
-        if self.shard.distributed:
+        self._micro: MicroBatches | None = None
+        if train_config.accumulate > 1:
+            # Gradients are summed over micro-batches here and over processes by all-reduce.
+            self._micro = MicroBatches(self.shard, train_config.accumulate)
+        elif self.shard.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             # Without reconstruction the decoder and prior get no gradient.
@@ -249,16 +257,19 @@ class Trainer:
                                        for x in (images, tracklet_images))
         beta = self.controller.beta
         regularise = self.controller.ramp(config.eta_warmup_steps)
-        with autocast_context(self.device, config.precision):
-            if self._ddp is None:
-                terms = objective(self.model, images, beta, config, regularise=regularise,
-                                  tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
-            else:
-                terms = ObjectiveTerms(*self._ddp(images, beta, config, regularise=regularise,
-                                                  tracklet_images=tracklet_images,
-                                                  tracklet_negatives=tracklet_negatives, shard=self.shard))
         self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        if self._micro is not None:
+            terms = self._accumulate(images, beta, regularise, tracklet_images, tracklet_negatives)
+        else:
+            with autocast_context(self.device, config.precision):
+                if self._ddp is None:
+                    terms = objective(self.model, images, beta, config, regularise=regularise,
+                                      tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
+                else:
+                    terms = ObjectiveTerms(*self._ddp(images, beta, config, regularise=regularise,
+                                                      tracklet_images=tracklet_images,
+                                                      tracklet_negatives=tracklet_negatives, shard=self.shard))
+            terms.loss.backward()
         if self.controller.initial_phase:
             # The prior nets wait for the constraint (as R does, see objective): a None grad makes
             # Adam skip them entirely.
@@ -279,6 +290,54 @@ class Trainer:
                 "C_ema": math.nan if constraint_ema is None else constraint_ema, "F": float(terms.kl_bound),
                 "beta": beta, "c2": float(terms.metric_scale), "R": float(terms.flatness),
                 "tracklet": float(terms.tracklet), "loss": float(terms.loss.detach())}
+
+    def _accumulate(self, images: torch.Tensor | None, beta: float, regularise: float,
+                    tracklet_images: torch.Tensor | None, tracklet_negatives: torch.Tensor | None) -> ObjectiveTerms:
+        """The objective and gradient of this process's block as ``accumulate`` micro-batches of
+        rows (see :class:`.distributed.MicroBatches`); sets each parameter's ``grad`` to the sum over
+        micro-batches (and processes) of its gradient / (micro-batches * processes), the order
+        DistributedDataParallel sums in. Returns C, F and the loss averaged over the micro-batches."""
+        config, count = self.train_config, self.train_config.accumulate
+        parameters = list(self.model.parameters())
+
+        def micro_step(shard: MicroShard) -> tuple[ObjectiveTerms, tuple[torch.Tensor | None, ...]]:
+            rows = slice(shard.micro * len(images) // count, (shard.micro + 1) * len(images) // count) \
+                if images is not None else None
+            tracklets = None
+            if tracklet_images is not None:
+                share = len(tracklet_images) // 2 // count
+                block = torch.arange(shard.micro * share, (shard.micro + 1) * share)
+                tracklets = tracklet_images[torch.cat([block, len(tracklet_images) // 2 + block])]
+            with autocast_context(self.device, config.precision):  # autocast is per thread
+                terms = objective(self.model, None if rows is None else images[rows].clone(), beta, config,
+                                  regularise=regularise, tracklet_images=tracklets,
+                                  tracklet_negatives=tracklet_negatives, shard=shard)
+            return terms, torch.autograd.grad(terms.loss, parameters, allow_unused=True)
+
+        results = self._micro.run(micro_step)
+        scale = 1.0 / (count * self.shard.world_size)
+        for index, parameter in enumerate(parameters):
+            gradients = [grads[index] for _, grads in results]
+            if all(gradient is None for gradient in gradients):
+                continue  # unused by this configuration (so on every process): Adam skips it
+            total = None
+            for gradient in gradients:
+                part = (torch.zeros_like(parameter) if gradient is None else gradient) * scale
+                total = part if total is None else total + part
+            parameter.grad = total
+        if self.shard.distributed:
+            with_grad = [p for p in parameters if p.grad is not None]
+            flat = torch.cat([p.grad.flatten() for p in with_grad])
+            torch.distributed.all_reduce(flat)
+            for parameter, gradient in zip(with_grad, flat.split([p.numel() for p in with_grad])):
+                parameter.grad = gradient.view_as(parameter).clone()
+        terms = results[0][0]
+        local = torch.stack([torch.stack([t.reconstruction_error, t.kl_bound, t.loss.detach()]) for t, _ in results])
+        total = local[0].clone()
+        for row in local[1:]:
+            total += row
+        terms.reconstruction_error, terms.kl_bound, terms.loss = (total / count).unbind()
+        return terms
 
     def run(self, stop_after: int | None = None) -> Path:
         """Train to ``train_config.steps`` (or stop once ``stop_after`` steps are done in total).
