@@ -177,13 +177,57 @@ class MicroBatches:
         self._combined: torch.Tensor | None = None
         self._results: list[Any] = [None] * count
         self._jobs: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(count)]
-        # Threads live as long as this object: a new thread each step would start a new OpenMP team.
-        for k in range(count):
-            threading.Thread(target=self._work, args=(k,), daemon=True, name=f"fmtrack-micro-batch-{k}").start()
+        self._threads: list[threading.Thread] = []
+
+    def close(self) -> None:
+        """End the threads (the next :meth:`run` starts them again)."""
+        for jobs in self._jobs:
+            jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def backward(self, loss_of: Callable[[MicroShard], tuple[torch.Tensor, T]],
+                 parameters: Sequence[torch.nn.Parameter]) -> list[T]:
+        """Each micro-batch's ``(loss, extra) = loss_of(shard)``; sets every parameter's ``grad`` to
+        the sum over micro-batches, then processes, of d loss / d parameter * 1 / (micro-batches *
+        processes), as DistributedDataParallel averages (a parameter no micro-batch uses keeps
+        ``grad`` None, so Adam skips it). Returns the extras in micro-batch order."""
+        parameters = list(parameters)
+
+        def loss_and_gradients(shard: MicroShard) -> tuple[T, tuple[torch.Tensor | None, ...]]:
+            loss, extra = loss_of(shard)
+            return extra, torch.autograd.grad(loss, parameters, allow_unused=True)
+
+        results = self.run(loss_and_gradients)
+        scale = 1.0 / (self.count * self.process.world_size)
+        with_grad = []
+        for index, parameter in enumerate(parameters):
+            gradients = [grads[index] for _, grads in results]
+            if all(gradient is None for gradient in gradients):
+                continue  # unused in this configuration, so on every process
+            total = None
+            for gradient in gradients:
+                part = (torch.zeros_like(parameter) if gradient is None else gradient) * scale
+                total = part if total is None else total + part
+            parameter.grad = total
+            with_grad.append(parameter)
+        if self.process.distributed and with_grad:
+            flat = torch.cat([parameter.grad.flatten() for parameter in with_grad])
+            dist.all_reduce(flat)
+            for parameter, gradient in zip(with_grad, flat.split([p.numel() for p in with_grad])):
+                parameter.grad = gradient.view_as(parameter).clone()
+        return [extra for extra, _ in results]
 
     def run(self, function: Callable[[MicroShard], T]) -> list[T]:
         """``function(shard)`` for every micro-batch's shard, in turns; their results in order. The
         torch generator ends where each micro-batch left it (the same state for all, checked)."""
+        if not self._threads:
+            # Threads are kept between steps: a new thread each step would start a new OpenMP team.
+            self._threads = [threading.Thread(target=self._work, args=(k,), daemon=True,
+                                              name=f"fmtrack-micro-batch-{k}") for k in range(self.count)]
+            for thread in self._threads:
+                thread.start()
         with self._condition:
             state = torch.get_rng_state()
             self._rng = [state] * self.count
@@ -234,6 +278,8 @@ class MicroBatches:
     def _work(self, micro: int) -> None:
         while True:
             function = self._jobs[micro].get()
+            if function is None:
+                return
             result = None
             try:
                 self._wait_turn(micro)

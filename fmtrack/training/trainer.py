@@ -298,44 +298,28 @@ class Trainer:
         micro-batches (and processes) of its gradient / (micro-batches * processes), the order
         DistributedDataParallel sums in. Returns C, F and the loss averaged over the micro-batches."""
         config, count = self.train_config, self.train_config.accumulate
-        parameters = list(self.model.parameters())
 
-        def micro_step(shard: MicroShard) -> tuple[ObjectiveTerms, tuple[torch.Tensor | None, ...]]:
-            rows = slice(shard.micro * len(images) // count, (shard.micro + 1) * len(images) // count) \
-                if images is not None else None
-            tracklets = None
+        def micro_step(shard: MicroShard) -> tuple[torch.Tensor, ObjectiveTerms]:
+            micro_images = None
+            if images is not None:
+                share = len(images) // count
+                micro_images = images[shard.micro * share:(shard.micro + 1) * share].clone()
+            micro_tracklets = None
             if tracklet_images is not None:
-                share = len(tracklet_images) // 2 // count
-                block = torch.arange(shard.micro * share, (shard.micro + 1) * share)
-                tracklets = tracklet_images[torch.cat([block, len(tracklet_images) // 2 + block])]
+                pairs = len(tracklet_images) // 2
+                block = torch.arange(shard.micro * pairs // count, (shard.micro + 1) * pairs // count)
+                micro_tracklets = tracklet_images[torch.cat([block, pairs + block])]
             with autocast_context(self.device, config.precision):  # autocast is per thread
-                terms = objective(self.model, None if rows is None else images[rows].clone(), beta, config,
-                                  regularise=regularise, tracklet_images=tracklets,
-                                  tracklet_negatives=tracklet_negatives, shard=shard)
-            return terms, torch.autograd.grad(terms.loss, parameters, allow_unused=True)
+                terms = objective(self.model, micro_images, beta, config, regularise=regularise,
+                                  tracklet_images=micro_tracklets, tracklet_negatives=tracklet_negatives, shard=shard)
+            return terms.loss, terms
 
-        results = self._micro.run(micro_step)
-        scale = 1.0 / (count * self.shard.world_size)
-        for index, parameter in enumerate(parameters):
-            gradients = [grads[index] for _, grads in results]
-            if all(gradient is None for gradient in gradients):
-                continue  # unused by this configuration (so on every process): Adam skips it
-            total = None
-            for gradient in gradients:
-                part = (torch.zeros_like(parameter) if gradient is None else gradient) * scale
-                total = part if total is None else total + part
-            parameter.grad = total
-        if self.shard.distributed:
-            with_grad = [p for p in parameters if p.grad is not None]
-            flat = torch.cat([p.grad.flatten() for p in with_grad])
-            torch.distributed.all_reduce(flat)
-            for parameter, gradient in zip(with_grad, flat.split([p.numel() for p in with_grad])):
-                parameter.grad = gradient.view_as(parameter).clone()
-        terms = results[0][0]
-        local = torch.stack([torch.stack([t.reconstruction_error, t.kl_bound, t.loss.detach()]) for t, _ in results])
-        total = local[0].clone()
-        for row in local[1:]:
-            total += row
+        results = self._micro.backward(micro_step, self.model.parameters())
+        # The micro-batches' C, F and loss summed in order, as an all-reduce over ranks sums them.
+        total = torch.stack([results[0].reconstruction_error, results[0].kl_bound, results[0].loss.detach()])
+        for terms in results[1:]:
+            total = total + torch.stack([terms.reconstruction_error, terms.kl_bound, terms.loss.detach()])
+        terms = results[0]
         terms.reconstruction_error, terms.kl_bound, terms.loss = (total / count).unbind()
         return terms
 
@@ -388,6 +372,8 @@ class Trainer:
                         last_checkpoint = time.monotonic()
             finally:
                 bar.close()
+                if self._micro is not None:
+                    self._micro.close()
             if not writer:
                 self.shard.barrier()
                 return self.out_dir / (WEIGHTS if self.step >= config.steps else CHECKPOINT)
