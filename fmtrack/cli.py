@@ -304,7 +304,7 @@ def cmd_crops(args: argparse.Namespace) -> None:
 
 # TrainConfig / ModelConfig fields set by train's flags, so errors name the flag a user typed.
 TRAIN_FLAGS = {"eta": "--eta", "steps": "--steps", "jacobian": "--jacobian", "precision": "--precision",
-               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "learning_rate": "--lr",
+               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "accumulate": "--accumulate", "learning_rate": "--lr",
                "nu": "--nu", "kappa": "--kappa", "beta_init": "--beta-init", "eta_warmup_steps": "--eta-warmup",
                "tracklet_weight": "--tracklet-weight", "tracklet_temperature": "--tracklet-temperature",
                "tracklet_pairs_per_batch": "--tracklet-pairs", "tracklet_min_gap": "--tracklet-min-gap",
@@ -650,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
     tr.add_argument("--steps", type=int, help="optimiser steps (default: the --preset's)")
     tr.add_argument("--batch-size", type=int, help="crops per step (default: the --preset's)")
+    tr.add_argument("--accumulate", type=int,
+                    help="compute each step's batch as this many micro-batches (CPU; default 1): the same "
+                         "computation as this many times the --nproc processes, each with the micro-batch")
     tr.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the --preset's)")
     tr.add_argument("--kappa", type=float, help="reconstruction constraint: RMS error in pixel standard deviations")
     tr.add_argument("--nu", type=float, help="beta update rate")
