@@ -243,3 +243,16 @@ def test_an_error_in_the_ranks_is_one_line_at_the_cli(plain_crops, tmp_path):
     _, err = process.communicate(timeout=300)
     assert process.returncode == 2 and str(broken) in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_the_cli_trains_in_micro_batches_and_resumes_only_with_as_many(plain_crops, tmp_path, capsys):
+    from fmtrack.cli import main
+    from fmtrack.training.trainer import read_checkpoint_state
+
+    flags = ["train", "--crops", str(plain_crops), "--out", str(tmp_path), "--quiet"]
+    assert main([*flags, "--preset", "tiny", "--steps", "2", "--accumulate", "2"]) == 0
+    assert read_checkpoint_state(tmp_path)["train_config"]["accumulate"] == 2
+    capsys.readouterr()
+    assert main([*flags, "--resume", "--steps", "3", "--accumulate", "4"]) == 2
+    assert capsys.readouterr().err.strip() == ("fmtrack: error: --accumulate 4 differs from the checkpoint's 2 "
+                                               "(leave it out to continue the run as it was started)")
