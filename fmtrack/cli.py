@@ -326,8 +326,8 @@ def _flag_names(message: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training.distributed import join_process_group, leave_process_group, shard_from_environment
-    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train, train_processes
+    from .training.distributed import shard_from_environment, train_under_torchrun
+    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train_processes
 
     train_overrides = {field: getattr(args, field, None) for field in TRAIN_FLAGS
                        if getattr(args, field, None) is not None}
@@ -353,17 +353,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         if shard is not None and args.nproc != 1:
             raise ValueError("under torchrun, --nproc-per-node sets the processes: leave out --nproc")
         if shard is not None:
-            join_process_group(shard, train_config.device)
-            try:
-                if shard.rank == 0:
-                    _training_crops(args)
-                shard.barrier()  # rank 0 cuts --from-video crops once, before the others read them
-                weights = train(_training_crops(args), train_config, model_config, args.out,
-                                resume=args.resume, progress=not args.quiet and shard.rank == 0,
-                                overwrite=args.overwrite, preset=preset, shard=shard)
-            finally:
-                leave_process_group()
-            if shard.rank != 0:
+            weights = train_under_torchrun(shard, lambda: _training_crops(args), train_config=train_config,
+                                           model_config=model_config, out_dir=args.out, resume=args.resume,
+                                           progress=not args.quiet, overwrite=args.overwrite, preset=preset)
+            if weights is None:
                 return
         else:
             crops = _training_crops(args)

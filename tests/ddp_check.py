@@ -23,7 +23,7 @@ def objective_and_gradient(shard: Shard, train_config: TrainConfig, model_config
                            beta: float, out: str, accumulate: int = 1) -> None:
     """``batch`` crops and ``train_config.tracklet_pairs_per_batch`` pairs in all; rank 0 (or the
     single process) writes ``out``: the whole batch's terms and the averaged parameter gradients.
-    ``accumulate`` > 1 (one process): the batch as that many micro-batches (:class:`MicroBatches`)."""
+    ``accumulate`` > 1: each process's block as that many micro-batches (:class:`MicroBatches`)."""
     torch.manual_seed(0)
     model = FMVAE(model_config)
     generator = torch.Generator().manual_seed(1)
@@ -46,7 +46,7 @@ def objective_and_gradient(shard: Shard, train_config: TrainConfig, model_config
         results = micro_batches.backward(micro_step, model.parameters())
         micro_batches.close()
         total = sum(torch.stack([r.loss.detach(), r.reconstruction_error, r.kl_bound]) for r in results) / accumulate
-        terms = [*total.unbind(), results[0].flatness, results[0].metric_scale, results[0].tracklet]
+        terms = [*shard.mean(total).unbind(), results[0].flatness, results[0].metric_scale, results[0].tracklet]
     elif shard.distributed:
         block = torch.arange(pairs)[shard.rows(pairs)]
         module = torch.nn.parallel.DistributedDataParallel(ObjectiveModule(model))

@@ -97,6 +97,43 @@ def test_two_ranks_give_the_one_process_objective_and_gradient(tmp_path, one_thr
 
 
 @pytest.mark.slow
+def test_two_processes_in_two_micro_batches_give_one_process_in_four(tmp_path, one_thread):
+    """Micro-batches on several processes: 2 ranks x 2 micro-batches of 2 crops are the 4 micro-batches
+    of 2 of one process, the same computation but for the order of the 4 gradients' sum (pairs,
+    then the pairs' sums, across processes): every term and every gradient within 1e-4."""
+    settings = dataclasses.replace(TINY.train, tracklet_weight=1.0, tracklet_pairs_per_batch=4, regulariser_points=8,
+                                   jacobian="projection", projection_jvp="autodiff", projection_probes=2)
+    arguments = dict(train_config=settings, model_config=TINY.model, batch=8, beta=0.5, accumulate=2)
+    assert launch(2, objective_and_gradient, dict(out=str(tmp_path / "two.safetensors"), **arguments), "cpu") == 0
+    objective_and_gradient(Shard(), out=str(tmp_path / "one.safetensors"), **{**arguments, "accumulate": 4})
+    one, two = load_file(str(tmp_path / "one.safetensors")), load_file(str(tmp_path / "two.safetensors"))
+    assert one.keys() == two.keys()
+    for key in one:
+        assert math.isfinite(float(one[key].sum())), key
+        assert _relative(two[key], one[key]) < TOLERANCE, key
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_train_as_spawned_ones(plain_crops, tmp_path):
+    """torchrun (its environment, env:// rendezvous) and --nproc 2 (spawned ranks) end with the same
+    weights bit for bit."""
+    flags = ("--preset", "tiny", "--steps", "4")
+    spawned = _train(plain_crops, tmp_path / "spawned", *flags)
+    _, err = spawned.communicate(timeout=600)
+    assert spawned.returncode == 0, err
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                               "-m", "fmtrack.cli", "train", "--crops", str(plain_crops), "--out",
+                               str(tmp_path / "torchrun"), "--quiet", *flags], env=env, capture_output=True, text=True,
+                              timeout=600)
+    assert torchrun.returncode == 0, torchrun.stderr
+    expected, weights = (load_file(str(tmp_path / name / "weights.safetensors")) for name in ("spawned", "torchrun"))
+    assert weights.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(weights[name], tensor), name
+
+
+@pytest.mark.slow
 def test_two_processes_of_batch_b_follow_one_process_of_batch_2b_in_two_micro_batches_for_50_steps(
         tracklet_crops, tmp_path, one_thread):
     """2 processes x 16 crops against 1 process x 32 crops in 2 micro-batches (--accumulate 2, the

@@ -370,6 +370,26 @@ class ObjectiveModule(torch.nn.Module):
                 terms.tracklet)
 
 
+def train_under_torchrun(shard: Shard, crops: Callable[[], Path], **train_kwargs: Any) -> Path | None:
+    """:func:`.trainer.train` as rank ``shard`` of a run torchrun started (see
+    :func:`shard_from_environment`): joins its process group, lets rank 0 call ``crops()`` first (it
+    may cut the crops file) before every rank calls it for the path, trains, leaves the group.
+    Returns the weights (or checkpoint) path on rank 0, None on the others; ``train_kwargs`` go to
+    :func:`.trainer.train` (``progress`` only counts on rank 0)."""
+    from .trainer import train
+
+    join_process_group(shard, train_kwargs["train_config"].device)
+    try:
+        if shard.rank == 0:
+            crops()
+        shard.barrier()
+        progress = train_kwargs.pop("progress", True) and shard.rank == 0
+        path = train(crops(), shard=shard, progress=progress, **train_kwargs)
+    finally:
+        leave_process_group()
+    return path if shard.rank == 0 else None
+
+
 # -- launching ranks on this machine ---------------------------------------------------------------
 
 def launch(nproc: int, target: Callable[..., Any], kwargs: dict[str, Any], device: str) -> int:
