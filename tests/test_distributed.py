@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from fmtrack.io import InputError
 from fmtrack.training.config import PRESETS
 from fmtrack.training.crops import CropSet, save_crops, synthetic_crops
-from fmtrack.training.distributed import Shard, launch
+from fmtrack.training.distributed import MicroBatches, Shard, launch
 from fmtrack.training.trainer import Trainer, read_log, train_processes
 
 from ddp_check import TERMS, objective_and_gradient
@@ -237,6 +237,37 @@ def test_a_two_process_run_stopped_after_a_checkpoint_resumes_bit_identically(pl
     for name, tensor in expected.items():
         assert torch.equal(weights[name], tensor), name
     assert not list(out.glob(".*.tmp*"))
+
+
+@pytest.mark.parametrize("gathers", [True, False])
+def test_micro_batches_draw_what_one_rank_draws(gathers):
+    """Every micro-batch draws the numbers a single draw gives, and the generator ends after one."""
+    micro_batches = MicroBatches(Shard(), 3)
+    torch.manual_seed(5)
+    expected, after = torch.rand(4), torch.rand(1)
+    torch.manual_seed(5)
+    drawn = micro_batches.run(lambda shard: torch.rand(4), gathers)
+    assert all(torch.equal(values, expected) for values in drawn)
+    assert torch.equal(torch.rand(1), after)
+    micro_batches.close()
+
+
+def test_micro_batches_gather_in_order_and_an_error_stops_them_all():
+    micro_batches = MicroBatches(Shard(), 3)
+
+    def failing(shard):
+        first = shard.gather(torch.full((1,), float(shard.micro)))
+        if shard.micro == 1:
+            raise ValueError("micro-batch 1 failed")
+        return shard.gather(first)  # the others wait here for micro-batch 1
+
+    with pytest.raises(ValueError, match="micro-batch 1 failed"):
+        micro_batches.run(failing)
+    gathered = micro_batches.run(lambda shard: shard.gather(torch.full((1,), float(shard.micro))).tolist())
+    assert gathered == [[0.0, 1.0, 2.0]] * 3
+    with pytest.raises(RuntimeError, match="a gather in micro-batches run with gathers=False"):
+        micro_batches.run(lambda shard: shard.gather(torch.zeros(1)), gathers=False)
+    micro_batches.close()
 
 
 def test_a_checkpoint_resumes_only_with_as_many_processes(plain_crops, tmp_path):

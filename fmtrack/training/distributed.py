@@ -19,8 +19,9 @@ one process with K micro-batches is the computation K processes do, down to the 
 gradient sums. The micro-batches run in K threads that take turns, passing the turn at every
 gather, each resuming its own torch generator state; a gather concatenates the micro-batches'
 pieces (then all-gathers over processes), its backward sums their gradients (then all-reduces).
-Terms over the whole batch keep every micro-batch's graph alive until the backward, so memory
-falls with K only where the step has none (eta 0 or before the initial phase ends, no tracklet term).
+A step with no term over the whole batch needs no turns: its micro-batches run one after the
+other in the calling thread, each freeing its graph before the next (with turns, every micro-batch's
+graph lives until the backward, so memory does not fall with K).
 
 Launch: :func:`launch` (``fmtrack train --nproc N``) spawns the ranks on this machine;
 ``torchrun --nproc-per-node N [--nnodes M ...] -m fmtrack.cli train ...`` sets ``RANK`` /
@@ -178,28 +179,32 @@ class MicroBatches:
         self._results: list[Any] = [None] * count
         self._jobs: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(count)]
         self._threads: list[threading.Thread] = []
+        self._sequential = False
 
     def close(self) -> None:
-        """End the threads (the next :meth:`run` starts them again)."""
+        """End the threads (the next :meth:`run` starts new ones). A thread still in a step (after
+        an interrupt) ends after it, on its own queue."""
         for jobs in self._jobs:
             jobs.put(None)
         for thread in self._threads:
-            thread.join()
+            thread.join(timeout=5)
         self._threads = []
+        self._jobs = [queue.SimpleQueue() for _ in range(self.count)]
 
     def backward(self, loss_of: Callable[[MicroShard], tuple[torch.Tensor, T]],
-                 parameters: Sequence[torch.nn.Parameter]) -> list[T]:
+                 parameters: Sequence[torch.nn.Parameter], gathers: bool = True) -> list[T]:
         """Each micro-batch's ``(loss, extra) = loss_of(shard)``; sets every parameter's ``grad`` to
         the sum over micro-batches, then processes, of d loss / d parameter * 1 / (micro-batches *
         processes), as DistributedDataParallel averages (a parameter no micro-batch uses keeps
-        ``grad`` None, so Adam skips it). Returns the extras in micro-batch order."""
+        ``grad`` None, so Adam skips it). Returns the extras in micro-batch order. ``gathers``: see
+        :meth:`run`."""
         parameters = list(parameters)
 
         def loss_and_gradients(shard: MicroShard) -> tuple[T, tuple[torch.Tensor | None, ...]]:
             loss, extra = loss_of(shard)
             return extra, torch.autograd.grad(loss, parameters, allow_unused=True)
 
-        results = self.run(loss_and_gradients)
+        results = self.run(loss_and_gradients, gathers)
         scale = 1.0 / (self.count * self.process.world_size)
         with_grad = []
         for index, parameter in enumerate(parameters):
@@ -219,12 +224,17 @@ class MicroBatches:
                 parameter.grad = gradient.view_as(parameter).clone()
         return [extra for extra, _ in results]
 
-    def run(self, function: Callable[[MicroShard], T]) -> list[T]:
+    def run(self, function: Callable[[MicroShard], T], gathers: bool = True) -> list[T]:
         """``function(shard)`` for every micro-batch's shard, in turns; their results in order. The
-        torch generator ends where each micro-batch left it (the same state for all, checked)."""
+        torch generator ends where each micro-batch left it (the same state for all, checked).
+        ``gathers=False`` promises that ``function`` gathers nothing: the micro-batches then run one
+        after the other in this thread, each freeing its graph before the next (threads would each
+        keep their own allocator arena)."""
+        if not gathers:
+            return self._run_here(function)
         if not self._threads:
             # Threads are kept between steps: a new thread each step would start a new OpenMP team.
-            self._threads = [threading.Thread(target=self._work, args=(k,), daemon=True,
+            self._threads = [threading.Thread(target=self._work, args=(k, self._jobs[k]), daemon=True,
                                               name=f"fmtrack-micro-batch-{k}") for k in range(self.count)]
             for thread in self._threads:
                 thread.start()
@@ -245,10 +255,26 @@ class MicroBatches:
         torch.set_rng_state(states[0])
         return list(self._results)
 
+    def _run_here(self, function: Callable[[MicroShard], T]) -> list[T]:
+        start, results, ends = torch.get_rng_state(), [], []
+        self._sequential = True
+        try:
+            for shard in self.shards:
+                torch.set_rng_state(start)
+                results.append(function(shard))
+                ends.append(torch.get_rng_state())
+        finally:
+            self._sequential = False
+        if any(not torch.equal(end, ends[0]) for end in ends[1:]):
+            raise RuntimeError("micro-batches drew different random numbers: their steps diverged")
+        return results
+
     def exchange(self, micro: int, piece: torch.Tensor,
                  combine: Callable[[Sequence[torch.Tensor]], torch.Tensor]) -> torch.Tensor:
         """A collective among the micro-batches (called by each in its turn): ``combine`` of all
         their pieces, in micro-batch order, computed by the last one to arrive."""
+        if self._sequential:
+            raise RuntimeError("a gather in micro-batches run with gathers=False")
         self._pieces[micro] = piece
         if micro == self.count - 1:
             self._combined = combine(list(self._pieces))
@@ -275,9 +301,9 @@ class MicroBatches:
             dist.all_reduce(total)
         return total
 
-    def _work(self, micro: int) -> None:
+    def _work(self, micro: int, jobs: queue.SimpleQueue) -> None:
         while True:
-            function = self._jobs[micro].get()
+            function = jobs.get()
             if function is None:
                 return
             result = None

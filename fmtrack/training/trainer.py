@@ -314,7 +314,9 @@ class Trainer:
                                   tracklet_images=micro_tracklets, tracklet_negatives=tracklet_negatives, shard=shard)
             return terms.loss, terms
 
-        results = self._micro.backward(micro_step, self.model.parameters())
+        # Only the terms over the whole batch gather across micro-batches.
+        gathers = config.tracklet_weight > 0 or (config.reconstruction and config.eta > 0 and regularise > 0)
+        results = self._micro.backward(micro_step, self.model.parameters(), gathers)
         # The micro-batches' C, F and loss summed in order, as an all-reduce over ranks sums them.
         total = torch.stack([results[0].reconstruction_error, results[0].kl_bound, results[0].loss.detach()])
         for terms in results[1:]:
