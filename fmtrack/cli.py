@@ -304,7 +304,8 @@ def cmd_crops(args: argparse.Namespace) -> None:
 
 # TrainConfig / ModelConfig fields set by train's flags, so errors name the flag a user typed.
 TRAIN_FLAGS = {"eta": "--eta", "steps": "--steps", "jacobian": "--jacobian", "precision": "--precision",
-               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "accumulate": "--accumulate", "learning_rate": "--lr",
+               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "accumulate": "--accumulate",
+               "learning_rate": "--lr",
                "nu": "--nu", "kappa": "--kappa", "beta_init": "--beta-init", "eta_warmup_steps": "--eta-warmup",
                "tracklet_weight": "--tracklet-weight", "tracklet_temperature": "--tracklet-temperature",
                "tracklet_pairs_per_batch": "--tracklet-pairs", "tracklet_min_gap": "--tracklet-min-gap",
