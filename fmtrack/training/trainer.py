@@ -30,7 +30,8 @@ Several processes (``shard``, see :mod:`.distributed`): ``batch_size`` is per pr
 batch the ``world_size * batch_size`` crops a one-process run with that batch would take, each rank
 its block; rank 0 alone holds the lock and writes log, checkpoints and weights (a checkpoint
 records ``world_size`` when it is above 1, and resumes only with as many processes). A signal to any
-rank stops all of them after the same step.
+rank stops all of them after the same step. ``accumulate`` = K computes each process's block as K
+micro-batches, the ranks of a run on K times the processes (:class:`.distributed.MicroBatches`).
 
 Augmentation (defaults in TrainConfig): random horizontal flip on (pedestrians are left-right
 symmetric; identity cues are not), shifts and colour jitter off (colour is the main appearance cue
