@@ -304,7 +304,8 @@ def cmd_crops(args: argparse.Namespace) -> None:
 
 # TrainConfig / ModelConfig fields set by train's flags, so errors name the flag a user typed.
 TRAIN_FLAGS = {"eta": "--eta", "steps": "--steps", "jacobian": "--jacobian", "precision": "--precision",
-               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "learning_rate": "--lr",
+               "device": "--device", "seed": "--seed", "batch_size": "--batch-size", "accumulate": "--accumulate",
+               "learning_rate": "--lr",
                "nu": "--nu", "kappa": "--kappa", "beta_init": "--beta-init", "eta_warmup_steps": "--eta-warmup",
                "tracklet_weight": "--tracklet-weight", "tracklet_temperature": "--tracklet-temperature",
                "tracklet_pairs_per_batch": "--tracklet-pairs", "tracklet_min_gap": "--tracklet-min-gap",
@@ -326,8 +327,8 @@ def _flag_names(message: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training.distributed import join_process_group, leave_process_group, shard_from_environment
-    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train, train_processes
+    from .training.distributed import shard_from_environment, train_under_torchrun
+    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train_processes
 
     train_overrides = {field: getattr(args, field, None) for field in TRAIN_FLAGS
                        if getattr(args, field, None) is not None}
@@ -353,17 +354,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         if shard is not None and args.nproc != 1:
             raise ValueError("under torchrun, --nproc-per-node sets the processes: leave out --nproc")
         if shard is not None:
-            join_process_group(shard, train_config.device)
-            try:
-                if shard.rank == 0:
-                    _training_crops(args)
-                shard.barrier()  # rank 0 cuts --from-video crops once, before the others read them
-                weights = train(_training_crops(args), train_config, model_config, args.out,
-                                resume=args.resume, progress=not args.quiet and shard.rank == 0,
-                                overwrite=args.overwrite, preset=preset, shard=shard)
-            finally:
-                leave_process_group()
-            if shard.rank != 0:
+            weights = train_under_torchrun(shard, lambda: _training_crops(args), train_config=train_config,
+                                           model_config=model_config, out_dir=args.out, resume=args.resume,
+                                           progress=not args.quiet, overwrite=args.overwrite, preset=preset)
+            if weights is None:
                 return
         else:
             crops = _training_crops(args)
@@ -650,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eta", type=float, help="flatness weight (0: VHP-VAE; paper: 300, 3000)")
     tr.add_argument("--steps", type=int, help="optimiser steps (default: the --preset's)")
     tr.add_argument("--batch-size", type=int, help="crops per step (default: the --preset's)")
+    tr.add_argument("--accumulate", type=int,
+                    help="compute each step's batch as this many micro-batches (CPU; default 1): the same "
+                         "computation as this many times the --nproc processes, each with the micro-batch")
     tr.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the --preset's)")
     tr.add_argument("--kappa", type=float, help="reconstruction constraint: RMS error in pixel standard deviations")
     tr.add_argument("--nu", type=float, help="beta update rate")

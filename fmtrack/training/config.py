@@ -41,13 +41,19 @@ class TrainConfig:
     though some are the same person (a track cut into several tracklets); "shared-frame" takes only
     those sharing a frame (surely other people), which leaves an anchor few negatives, so the term
     saturates. The defaults (gap, draw, negatives) and how they were chosen: weights/README.md.
+    ``accumulate`` = K > 1 computes each process's ``batch_size`` crops as K micro-batches of
+    ``batch_size / K``, exactly as K times as many processes with that batch would (terms over the
+    whole batch, such as mixup, c^2, R and the InfoNCE, still see all of it; see
+    :mod:`.distributed`): a step is the same computation, so one process with ``accumulate=2``
+    follows a 2-process run, and its gradient is summed in the same order.
     ``reconstruction=False`` drops C, F and R (the tracklet term alone then trains the encoder mean:
     the ablation without a generative model).
     """
 
     seed: int = 0
     steps: int = 100_000
-    batch_size: int = 64
+    batch_size: int = 64                      # crops per step and process
+    accumulate: int = 1                       # micro-batches a step's batch is computed in (see below)
     learning_rate: float = 3e-5               # Adam, paper's MOT16 value
     kappa: float = 0.8                        # paper's MOT16 value
     nu: float = 1.0                           # beta update rate, paper's value
@@ -92,6 +98,9 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (mixup pairs points within a batch)")
+        if self.accumulate < 1 or self.batch_size % self.accumulate:
+            raise ValueError(f"accumulate must be a positive divisor of batch_size {self.batch_size}, "
+                             f"got {self.accumulate}")
         if min(self.steps, self.importance_samples, self.log_every, self.checkpoint_every) < 1:
             raise ValueError("steps, importance_samples, log_every and checkpoint_every must be positive")
         if not self.checkpoint_minutes > 0:

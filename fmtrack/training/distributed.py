@@ -13,6 +13,16 @@ step. Each rank computes those global terms on its block of the mixup points; th
 backward sums their gradients over ranks and DDP averages, which gives the one-process gradient.
 Only rank 0 writes (lock, log, checkpoints, weights).
 
+Gradient accumulation (``accumulate`` = K > 1, :class:`MicroBatches`): each process computes its
+block as K micro-batches, each a rank of a run of ``world_size * K`` ranks (:class:`MicroShard`), so
+one process with K micro-batches is the computation K processes do, down to the order of the
+gradient sums. The micro-batches run in K threads that take turns, passing the turn at every
+gather, each resuming its own torch generator state; a gather concatenates the micro-batches'
+pieces (then all-gathers over processes), its backward sums their gradients (then all-reduces).
+A step with no term over the whole batch needs no turns: its micro-batches run one after the
+other in the calling thread, each freeing its graph before the next (with turns, every micro-batch's
+graph lives until the backward, so memory does not fall with K).
+
 Launch: :func:`launch` (``fmtrack train --nproc N``) spawns the ranks on this machine;
 ``torchrun --nproc-per-node N [--nnodes M ...] -m fmtrack.cli train ...`` sets ``RANK`` /
 ``WORLD_SIZE`` / ``LOCAL_RANK`` and :func:`shard_from_environment` joins its process group.
@@ -24,13 +34,14 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -113,6 +124,217 @@ class _AllGather(torch.autograd.Function):
         return grad[ctx.shard.rows(len(grad))], None
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MicroShard(Shard):
+    """Micro-batch ``micro`` of a process's step computed in ``group``'s micro-batches: the rank
+    ``process_rank * K + micro`` of ``world_size * K`` that a run with K times the processes would be."""
+
+    micro: int = 0
+    group: "MicroBatches | None" = field(default=None, compare=False, repr=False)
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        return _MicroGather.apply(tensor, self)
+
+
+class _MicroGather(torch.autograd.Function):
+    """:class:`_AllGather` among the micro-batches of one process (and then over processes)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, shard: MicroShard) -> torch.Tensor:
+        ctx.shard = shard
+        return shard.group.exchange(shard.micro, tensor, shard.group.concatenate).clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        shard = ctx.shard
+        total = shard.group.exchange(shard.micro, grad.contiguous(), shard.group.add)
+        return total[shard.rows(len(total))].clone(), None
+
+
+class _Aborted(Exception):
+    """Another micro-batch failed: this one stops where it waits."""
+
+
+class MicroBatches:
+    """A process's step as ``count`` micro-batches (:class:`MicroShard`), run by :meth:`run` in
+    ``count`` threads that take turns in micro-batch order: one thread runs at a time, until its
+    next gather or its end, so the shared torch generator gives each micro-batch the numbers it would
+    draw as a rank of its own. CPU only: on CUDA the autograd engine runs every backward on one
+    device thread, where the micro-batches' gathers could not wait for each other."""
+
+    def __init__(self, shard: Shard, count: int):
+        self.process, self.count = shard, count
+        self.shards = [MicroShard(shard.rank * count + k, shard.world_size * count, shard.local_rank, micro=k,
+                                  group=self) for k in range(count)]
+        self._condition = threading.Condition()
+        self._turn = 0
+        self._finished = 0
+        self._error: BaseException | None = None
+        self._rng: list[torch.Tensor | None] = [None] * count
+        self._pieces: list[torch.Tensor | None] = [None] * count
+        self._combined: torch.Tensor | None = None
+        self._results: list[Any] = [None] * count
+        self._jobs: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(count)]
+        self._threads: list[threading.Thread] = []
+        self._sequential = False
+
+    def close(self) -> None:
+        """End the threads (the next :meth:`run` starts new ones). A thread still in a step (after
+        an interrupt) ends after it, on its own queue."""
+        for jobs in self._jobs:
+            jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+        self._jobs = [queue.SimpleQueue() for _ in range(self.count)]
+
+    def backward(self, loss_of: Callable[[MicroShard], tuple[torch.Tensor, T]],
+                 parameters: Sequence[torch.nn.Parameter], gathers: bool = True) -> list[T]:
+        """Each micro-batch's ``(loss, extra) = loss_of(shard)``; sets every parameter's ``grad`` to
+        the sum over micro-batches, then processes, of d loss / d parameter * 1 / (micro-batches *
+        processes), as DistributedDataParallel averages (a parameter no micro-batch uses keeps
+        ``grad`` None, so Adam skips it). Returns the extras in micro-batch order. ``gathers``: see
+        :meth:`run`."""
+        parameters = list(parameters)
+
+        def loss_and_gradients(shard: MicroShard) -> tuple[T, tuple[torch.Tensor | None, ...]]:
+            loss, extra = loss_of(shard)
+            return extra, torch.autograd.grad(loss, parameters, allow_unused=True)
+
+        results = self.run(loss_and_gradients, gathers)
+        scale = 1.0 / (self.count * self.process.world_size)
+        with_grad = []
+        for index, parameter in enumerate(parameters):
+            gradients = [grads[index] for _, grads in results]
+            if all(gradient is None for gradient in gradients):
+                continue  # unused in this configuration, so on every process
+            total = None
+            for gradient in gradients:
+                part = (torch.zeros_like(parameter) if gradient is None else gradient) * scale
+                total = part if total is None else total + part
+            parameter.grad = total
+            with_grad.append(parameter)
+        if self.process.distributed and with_grad:
+            flat = torch.cat([parameter.grad.flatten() for parameter in with_grad])
+            dist.all_reduce(flat)
+            for parameter, gradient in zip(with_grad, flat.split([p.numel() for p in with_grad])):
+                parameter.grad = gradient.view_as(parameter).clone()
+        return [extra for extra, _ in results]
+
+    def run(self, function: Callable[[MicroShard], T], gathers: bool = True) -> list[T]:
+        """``function(shard)`` for every micro-batch's shard, in turns; their results in order. The
+        torch generator ends where each micro-batch left it (the same state for all, checked).
+        ``gathers=False`` promises that ``function`` gathers nothing: the micro-batches then run one
+        after the other in this thread, each freeing its graph before the next (threads would each
+        keep their own allocator arena)."""
+        if not gathers:
+            return self._run_here(function)
+        if not self._threads:
+            # Threads are kept between steps: a new thread each step would start a new OpenMP team.
+            self._threads = [threading.Thread(target=self._work, args=(k, self._jobs[k]), daemon=True,
+                                              name=f"fmtrack-micro-batch-{k}") for k in range(self.count)]
+            for thread in self._threads:
+                thread.start()
+        with self._condition:
+            state = torch.get_rng_state()
+            self._rng = [state] * self.count
+            self._turn, self._finished, self._error = 0, 0, None
+            self._results = [None] * self.count
+        for jobs in self._jobs:
+            jobs.put(function)
+        with self._condition:
+            self._condition.wait_for(lambda: self._finished == self.count)
+            error, states = self._error, self._rng
+        if error is not None:
+            raise error
+        if any(not torch.equal(state, states[0]) for state in states[1:]):
+            raise RuntimeError("micro-batches drew different random numbers: their steps diverged")
+        torch.set_rng_state(states[0])
+        return list(self._results)
+
+    def _run_here(self, function: Callable[[MicroShard], T]) -> list[T]:
+        start, results, ends = torch.get_rng_state(), [], []
+        self._sequential = True
+        try:
+            for shard in self.shards:
+                torch.set_rng_state(start)
+                results.append(function(shard))
+                ends.append(torch.get_rng_state())
+        finally:
+            self._sequential = False
+        if any(not torch.equal(end, ends[0]) for end in ends[1:]):
+            raise RuntimeError("micro-batches drew different random numbers: their steps diverged")
+        return results
+
+    def exchange(self, micro: int, piece: torch.Tensor,
+                 combine: Callable[[Sequence[torch.Tensor]], torch.Tensor]) -> torch.Tensor:
+        """A collective among the micro-batches (called by each in its turn): ``combine`` of all
+        their pieces, in micro-batch order, computed by the last one to arrive."""
+        if self._sequential:
+            raise RuntimeError("a gather in micro-batches run with gathers=False")
+        self._pieces[micro] = piece
+        if micro == self.count - 1:
+            self._combined = combine(list(self._pieces))
+            self._pieces = [None] * self.count
+        self._pass_turn(micro, finished=False)
+        self._wait_turn(micro)
+        return self._combined
+
+    def concatenate(self, pieces: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The micro-batches' pieces stacked, then every process's stack in rank order."""
+        local = torch.cat(list(pieces))
+        if not self.process.distributed:
+            return local
+        stacks = [torch.empty_like(local) for _ in range(self.process.world_size)]
+        dist.all_gather(stacks, local.contiguous())
+        return torch.cat(stacks)
+
+    def add(self, gradients: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The micro-batches' gradients summed in order, then over processes."""
+        total = gradients[0].clone()
+        for gradient in gradients[1:]:
+            total += gradient
+        if self.process.distributed:
+            dist.all_reduce(total)
+        return total
+
+    def _work(self, micro: int, jobs: queue.SimpleQueue) -> None:
+        while True:
+            function = jobs.get()
+            if function is None:
+                return
+            result = None
+            try:
+                self._wait_turn(micro)
+                result = function(self.shards[micro])
+            except _Aborted:
+                pass
+            except BaseException as err:  # noqa: BLE001 -- handed to run(), which raises it
+                with self._condition:
+                    if self._error is None:
+                        self._error = err
+                    self._condition.notify_all()
+            self._results[micro] = result
+            self._pass_turn(micro, finished=True)
+
+    def _wait_turn(self, micro: int) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._turn == micro or self._error is not None)
+            if self._error is not None:
+                raise _Aborted
+            torch.set_rng_state(self._rng[micro])
+
+    def _pass_turn(self, micro: int, finished: bool) -> None:
+        with self._condition:
+            self._rng[micro] = torch.get_rng_state()
+            self._turn = (micro + 1) % self.count
+            self._finished += finished
+            self._condition.notify_all()
+
+
 def _collective_device() -> torch.device:
     """nccl needs tensors on the rank's GPU; gloo on the CPU."""
     if dist.get_backend() == "nccl":
@@ -120,11 +342,15 @@ def _collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-def check_divisible(shard: Shard, regulariser_points: int | None, tracklet_pairs: int | None) -> None:
-    """ValueError unless the mixup points and tracklets of a step split evenly over the ranks."""
+def check_divisible(shard: Shard, regulariser_points: int | None, tracklet_pairs: int | None,
+                    accumulate: int = 1) -> None:
+    """ValueError unless the mixup points and tracklets of a step split evenly over the ranks
+    (``accumulate`` micro-batches each)."""
+    parts = shard.world_size * accumulate
+    where = f"{shard.world_size} processes" + (f" x {accumulate} micro-batches" if accumulate > 1 else "")
     for name, value in (("regulariser_points", regulariser_points), ("tracklet_pairs_per_batch", tracklet_pairs)):
-        if value is not None and value % shard.world_size:
-            raise ValueError(f"{name} {value} does not split evenly over {shard.world_size} processes")
+        if value is not None and value % parts:
+            raise ValueError(f"{name} {value} does not split evenly over {where}")
 
 
 def backend_for(device: str) -> str:
@@ -168,6 +394,26 @@ class ObjectiveModule(torch.nn.Module):
         terms = objective(self.model, *args, **kwargs)
         return (terms.loss, terms.reconstruction_error, terms.kl_bound, terms.flatness, terms.metric_scale,
                 terms.tracklet)
+
+
+def train_under_torchrun(shard: Shard, crops: Callable[[], Path], **train_kwargs: Any) -> Path | None:
+    """:func:`.trainer.train` as rank ``shard`` of a run torchrun started (see
+    :func:`shard_from_environment`): joins its process group, lets rank 0 call ``crops()`` first (it
+    may cut the crops file) before every rank calls it for the path, trains, leaves the group.
+    Returns the weights (or checkpoint) path on rank 0, None on the others; ``train_kwargs`` go to
+    :func:`.trainer.train` (``progress`` only counts on rank 0)."""
+    from .trainer import train
+
+    join_process_group(shard, train_kwargs["train_config"].device)
+    try:
+        if shard.rank == 0:
+            crops()
+        shard.barrier()
+        progress = train_kwargs.pop("progress", True) and shard.rank == 0
+        path = train(crops(), shard=shard, progress=progress, **train_kwargs)
+    finally:
+        leave_process_group()
+    return path if shard.rank == 0 else None
 
 
 # -- launching ranks on this machine ---------------------------------------------------------------

@@ -30,7 +30,8 @@ Several processes (``shard``, see :mod:`.distributed`): ``batch_size`` is per pr
 batch the ``world_size * batch_size`` crops a one-process run with that batch would take, each rank
 its block; rank 0 alone holds the lock and writes log, checkpoints and weights (a checkpoint
 records ``world_size`` when it is above 1, and resumes only with as many processes). A signal to any
-rank stops all of them after the same step.
+rank stops all of them after the same step. ``accumulate`` = K computes each process's block as K
+micro-batches, the ranks of a run on K times the processes (:class:`.distributed.MicroBatches`).
 
 Augmentation (defaults in TrainConfig): random horizontal flip on (pedestrians are left-right
 symmetric; identity cues are not), shifts and colour jitter off (colour is the main appearance cue
@@ -68,7 +69,7 @@ from ..model.normalise import normalise_crops
 from ..model.weights import WeightsInfo, save_weights
 from .config import TrainConfig
 from .crops import CropSet, channel_statistics, load_crops
-from .distributed import ObjectiveModule, Shard, check_divisible
+from .distributed import MicroBatches, MicroShard, ObjectiveModule, Shard, check_divisible
 from .objective import BetaController, ObjectiveTerms, objective
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -105,9 +106,10 @@ class Trainer:
         :meth:`run` starts). ``preset``: the preset's name, recorded in checkpoints. ``shard``: this
         process's rank in a run of several (its process group joined; see :mod:`.distributed`)."""
         self.shard = shard or Shard()
-        if self.shard.distributed:
+        if self.shard.distributed or train_config.accumulate > 1:
             check_divisible(self.shard, train_config.regulariser_points,
-                            train_config.tracklet_pairs_per_batch if train_config.tracklet_weight > 0 else None)
+                            train_config.tracklet_pairs_per_batch if train_config.tracklet_weight > 0 else None,
+                            train_config.accumulate)
         self.out_dir = Path(out_dir)
         self.crops_path = Path(crops_path)
         self.progress = progress
@@ -128,6 +130,9 @@ class Trainer:
         self.device = resolve_device(train_config.device)
         if self.shard.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", self.shard.local_rank)
+        if train_config.accumulate > 1 and self.device.type != "cpu":
+            raise ValueError(f"accumulate {train_config.accumulate} needs device cpu, not {self.device.type} "
+                             "(its micro-batches take turns on the CPU's generator and autograd threads)")
         self.mean, self.std = channel_statistics(self.crops.images)
         self.images = torch.from_numpy(self.crops.images)
         self.batches_per_epoch = len(self.crops) // self.global_batch
@@ -153,7 +158,11 @@ class Trainer:
         if resume:
             self._load_checkpoint()
         self._ddp: torch.nn.Module | None = None
-        if self.shard.distributed:
+        self._micro: MicroBatches | None = None
+        if train_config.accumulate > 1:
+            # Gradients are summed over micro-batches here and over processes by all-reduce.
+            self._micro = MicroBatches(self.shard, train_config.accumulate)
+        elif self.shard.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             # Without reconstruction the decoder and prior get no gradient.
@@ -249,16 +258,19 @@ class Trainer:
                                        for x in (images, tracklet_images))
         beta = self.controller.beta
         regularise = self.controller.ramp(config.eta_warmup_steps)
-        with autocast_context(self.device, config.precision):
-            if self._ddp is None:
-                terms = objective(self.model, images, beta, config, regularise=regularise,
-                                  tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
-            else:
-                terms = ObjectiveTerms(*self._ddp(images, beta, config, regularise=regularise,
-                                                  tracklet_images=tracklet_images,
-                                                  tracklet_negatives=tracklet_negatives, shard=self.shard))
         self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        if self._micro is not None:
+            terms = self._accumulate(images, beta, regularise, tracklet_images, tracklet_negatives)
+        else:
+            with autocast_context(self.device, config.precision):
+                if self._ddp is None:
+                    terms = objective(self.model, images, beta, config, regularise=regularise,
+                                      tracklet_images=tracklet_images, tracklet_negatives=tracklet_negatives)
+                else:
+                    terms = ObjectiveTerms(*self._ddp(images, beta, config, regularise=regularise,
+                                                      tracklet_images=tracklet_images,
+                                                      tracklet_negatives=tracklet_negatives, shard=self.shard))
+            terms.loss.backward()
         if self.controller.initial_phase:
             # The prior nets wait for the constraint (as R does, see objective): a None grad makes
             # Adam skip them entirely.
@@ -279,6 +291,40 @@ class Trainer:
                 "C_ema": math.nan if constraint_ema is None else constraint_ema, "F": float(terms.kl_bound),
                 "beta": beta, "c2": float(terms.metric_scale), "R": float(terms.flatness),
                 "tracklet": float(terms.tracklet), "loss": float(terms.loss.detach())}
+
+    def _accumulate(self, images: torch.Tensor | None, beta: float, regularise: float,
+                    tracklet_images: torch.Tensor | None, tracklet_negatives: torch.Tensor | None) -> ObjectiveTerms:
+        """The objective and gradient of this process's block as ``accumulate`` micro-batches of
+        rows (see :class:`.distributed.MicroBatches`); sets each parameter's ``grad`` to the sum over
+        micro-batches (and processes) of its gradient / (micro-batches * processes), the order
+        DistributedDataParallel sums in. Returns C, F and the loss averaged over the micro-batches."""
+        config, count = self.train_config, self.train_config.accumulate
+
+        def micro_step(shard: MicroShard) -> tuple[torch.Tensor, ObjectiveTerms]:
+            micro_images = None
+            if images is not None:
+                share = len(images) // count
+                micro_images = images[shard.micro * share:(shard.micro + 1) * share].clone()
+            micro_tracklets = None
+            if tracklet_images is not None:
+                pairs = len(tracklet_images) // 2
+                block = torch.arange(shard.micro * pairs // count, (shard.micro + 1) * pairs // count)
+                micro_tracklets = tracklet_images[torch.cat([block, pairs + block])]
+            with autocast_context(self.device, config.precision):  # autocast is per thread
+                terms = objective(self.model, micro_images, beta, config, regularise=regularise,
+                                  tracklet_images=micro_tracklets, tracklet_negatives=tracklet_negatives, shard=shard)
+            return terms.loss, terms
+
+        # Only the terms over the whole batch gather across micro-batches.
+        gathers = config.tracklet_weight > 0 or (config.reconstruction and config.eta > 0 and regularise > 0)
+        results = self._micro.backward(micro_step, self.model.parameters(), gathers)
+        # The micro-batches' C, F and loss summed in order, as an all-reduce over ranks sums them.
+        total = torch.stack([results[0].reconstruction_error, results[0].kl_bound, results[0].loss.detach()])
+        for terms in results[1:]:
+            total = total + torch.stack([terms.reconstruction_error, terms.kl_bound, terms.loss.detach()])
+        terms = results[0]
+        terms.reconstruction_error, terms.kl_bound, terms.loss = (total / count).unbind()
+        return terms
 
     def run(self, stop_after: int | None = None) -> Path:
         """Train to ``train_config.steps`` (or stop once ``stop_after`` steps are done in total).
@@ -329,6 +375,8 @@ class Trainer:
                         last_checkpoint = time.monotonic()
             finally:
                 bar.close()
+                if self._micro is not None:
+                    self._micro.close()
             if not writer:
                 self.shard.barrier()
                 return self.out_dir / (WEIGHTS if self.step >= config.steps else CHECKPOINT)
