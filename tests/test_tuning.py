@@ -209,3 +209,19 @@ def test_tune_refuses_a_non_json_out_and_a_preset_without_space(tmp_path):
         tuning.tune(tuning.TuneSettings("bytetrack", ("TUD-Campus",)), tmp_path / "x.yaml")
     with pytest.raises(ValueError, match="no declared search space"):
         tuning.TuneSettings("nosuch", ("TUD-Campus",))
+
+
+def test_sequences_the_features_miss_are_scored_with_the_default_descriptor(data_root):
+    """Tuning with DeepSORT's features (cosine, threshold 0.2) on a sequence that has none: it runs
+    as `fmtrack run` does there, with the shipped model, its metric and its calibrated threshold."""
+    with pytest.warns(Warning, match="tuned with the default descriptor"):
+        objective = tuning.TrialObjective(tuning.TuneSettings("fmtrack", ("TUD-Campus",), features="deepsort",
+                                                              data_root=str(data_root)))
+    assert objective.method.config.metric == "cosine"
+    got = objective.score(objective.method.config)["TUD-Campus"]
+    info = read_seqinfo(find_sequence("TUD-Campus", data_root))
+    default = make_method("fmtrack", "fmtrack", {})
+    assert default.config.metric == "euclidean" and default.config.appearance_threshold != 0.2
+    inputs = load_inputs(default, info, data_root, progress=False)
+    rows = track_sequence(info, inputs.detections, default.config, inputs.embedder, False, inputs.camera_motion).rows
+    assert got == pytest.approx(score_rows(info, rows, "x").iloc[0]["IDF1"], abs=1e-9)

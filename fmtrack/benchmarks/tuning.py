@@ -97,26 +97,34 @@ class TrialObjective:
     def __init__(self, settings: TuneSettings):
         self.settings = settings
         self.method = make_method(settings.preset, settings.preset, {}, settings.features)
-        motion_only = make_method(settings.preset, settings.preset, {}, None)
+        default = make_method(settings.preset, settings.preset, {}, None)
         self.space: Space = SEARCH_SPACES[settings.preset]
         check_space(self.method.config, self.space)
-        self.sequences = []
+        # (info, inputs, gt, the descriptor's own configuration where it is not self.method's)
+        self.sequences: list[tuple[Any, Any, Any, TrackerConfig | None]] = []
         for name in settings.sequences:
             info = read_seqinfo(find_sequence(name, settings.data_root))
             try:
-                inputs = load_inputs(self.method, info, settings.data_root, progress=False)
+                inputs, own = load_inputs(self.method, info, settings.data_root, progress=False), None
             except MethodUnavailable as error:
-                # As fmtrack run on a sequence without frames: the preset on motion alone.
-                warnings.warn(InputWarning(f"{error}: {name} is tuned on motion alone"))
-                inputs = load_inputs(motion_only, info, settings.data_root, progress=False)
+                # As fmtrack run without these features: the preset's default descriptor (on motion
+                # alone where the sequence has no frames).
+                warnings.warn(InputWarning(f"{error}: {name} is tuned with the default descriptor "
+                                           f"({default.features or 'none'})"))
+                inputs, own = load_inputs(default, info, settings.data_root, progress=False), default.config
             gt = read_ground_truth(info.gt_path, info.seq_length)
-            self.sequences.append((info, inputs, gt))
+            self.sequences.append((info, inputs, gt, own))
 
     def score(self, config: TrackerConfig) -> dict[str, float]:
-        """{sequence: IDF1 or HOTA in percent} for one configuration."""
+        """{sequence: IDF1 or HOTA in percent} for one configuration (appearance thresholds in the
+        units of ``settings.features``; carried to another descriptor by their threshold factors)."""
         scores = {}
-        for info, inputs, gt in self.sequences:
-            rows = track_sequence(info, inputs.detections, config, inputs.embedder, False, inputs.camera_motion).rows
+        for info, inputs, gt, own in self.sequences:
+            config_here = config
+            if own is not None and config.uses_appearance and own.uses_appearance:
+                config_here = config.replace(metric=own.metric).with_max_distance(own.appearance_threshold)
+            rows = track_sequence(info, inputs.detections, config_here, inputs.embedder, False,
+                                  inputs.camera_motion).rows
             if self.settings.objective == "hota":
                 scores[info.name] = hota_row(evaluate_sequence(info, rows, protocol_for(info)))["HOTA"]
             else:
