@@ -309,9 +309,11 @@ class Tracker:
         if len(new):
             t.track_id[new] = np.arange(self._next_id, self._next_id + len(new))
             self._next_id += len(new)
-        return [Track(int(t.track_id[i]), tlwh[i], bool(t.confirmed[i]), int(t.time_since_update[i]),
-                      int(t.hits[i]), int(t.age[i]), float(t.score[i]), int(t.detection[i]))
-                for i in idx]
+        # Columns to Python lists first: one conversion per column, not one numpy scalar per field.
+        columns = (t.track_id[idx].tolist(), list(tlwh[idx]), t.confirmed[idx].tolist(),
+                   t.time_since_update[idx].tolist(), t.hits[idx].tolist(), t.age[idx].tolist(),
+                   t.score[idx].tolist(), t.detection[idx].tolist())
+        return list(map(Track, *columns))
 
     def _count_duplicates(self, boxes: np.ndarray) -> None:
         duplicates = count_duplicates(boxes)
