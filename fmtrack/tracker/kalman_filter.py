@@ -17,6 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 _NDIM = 4
+# Constant velocity: position += velocity, one frame per step.
+_MOTION = np.eye(2 * _NDIM)
+_MOTION[:_NDIM, _NDIM:] = np.eye(_NDIM)
 _EYE8 = np.eye(2 * _NDIM)
 
 
@@ -56,14 +59,7 @@ class KalmanFilter:
     def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One step ahead: mean (T, 8), covariance (T, 8, 8) (new arrays; the inputs are unchanged)."""
         noise = self._process_variance(mean)
-        # Constant velocity, F = [[I, I], [0, I]] (position += velocity), applied as block additions:
-        # the same sums as the products F P F^T (their other terms are exact zeros), far cheaper.
-        mean = mean.copy()
-        mean[:, :_NDIM] += mean[:, _NDIM:]
-        covariance = covariance.copy()
-        covariance[:, :_NDIM, :] += covariance[:, _NDIM:, :]  # F P
-        covariance[:, :, :_NDIM] += covariance[:, :, _NDIM:]  # (F P) F^T
-        return mean, _add_to_diagonal(covariance, noise)
+        return mean @ _MOTION.T, _add_to_diagonal(_MOTION @ covariance @ _MOTION.T, noise)
 
     def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Measurement-space mean (T, 4) and innovation covariance (T, 4, 4)."""

@@ -130,13 +130,12 @@ class Tracker:
             return
         if cfg.freeze_lost_height:
             t.mean[t.confirmed & (t.time_since_update > 0), 7] = 0.0
-        if cfg.predict_unconfirmed:
-            t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
-        else:  # predict all, then put back the (few) unconfirmed tracks' birth states
-            waiting = ~t.confirmed
-            birth_mean, birth_covariance = t.mean[waiting], t.covariance[waiting]
-            t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
-            t.mean[waiting], t.covariance[waiting] = birth_mean, birth_covariance
+        mean, covariance = self.kf.predict(t.mean, t.covariance)  # new arrays
+        if not cfg.predict_unconfirmed:  # put back the (few) unconfirmed tracks' birth states
+            waiting = _indices(~t.confirmed)
+            if len(waiting):
+                mean[waiting], covariance[waiting] = t.mean[waiting], t.covariance[waiting]
+        t.mean, t.covariance = mean, covariance
         if camera_motion is not None:
             t.mean, t.covariance = self.kf.warp(t.mean, t.covariance, camera_motion)
         t.age += 1
@@ -144,11 +143,16 @@ class Tracker:
         # A prediction that is no longer a box (SORT: area extrapolated below zero), or one no valid
         # detection can reach, ends the track.
         tlwh = self.kf.to_tlwh(t.mean)
-        valid = ((np.abs(tlwh) <= _PREDICTION_LIMIT).all(axis=1)  # False for NaN too
-                 & (tlwh[:, 2] >= MIN_SIZE) & (tlwh[:, 3] >= MIN_SIZE))
+        # Two whole-array reductions settle the usual case (every box valid; NaN fails both).
+        all_valid = float(np.abs(tlwh).max()) <= _PREDICTION_LIMIT and float(tlwh[:, 2:].min()) >= MIN_SIZE
         if camera_motion is not None:  # repeated zooms grow variances geometrically
-            valid &= (t.covariance.diagonal(axis1=1, axis2=2) <= _VARIANCE_LIMIT).all(axis=1)
-        if not valid.all():
+            variances_ok = (t.covariance.diagonal(axis1=1, axis2=2) <= _VARIANCE_LIMIT).all(axis=1)
+            all_valid = all_valid and bool(variances_ok.all())
+        if not all_valid:
+            valid = ((np.abs(tlwh) <= _PREDICTION_LIMIT).all(axis=1)  # False for NaN too
+                     & (tlwh[:, 2] >= MIN_SIZE) & (tlwh[:, 3] >= MIN_SIZE))
+            if camera_motion is not None:
+                valid &= variances_ok
             self._drop(valid)
             tlwh = tlwh[valid]
         self._predicted_tlwh = tlwh
@@ -177,17 +181,21 @@ class Tracker:
                 tsu = t.time_since_update[ti]
                 groups = [_indices(tsu == lv) for lv in np.unique(tsu) if lv <= self.config.max_age]
             else:
-                groups = [np.arange(len(ti))]
+                groups = [None]  # one group of every row and column
             cols_free = np.ones(len(di), dtype=bool)
             for rows_in in groups:
-                cols_in = _indices(cols_free)
-                if len(cols_in) == 0:
-                    break
-                rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
-                cols_free[cols_in[cols]] = False
-                track_free[ti[rows_in[rows]]] = False
-                matched_tracks.append(ti[rows_in[rows]])
-                matched_dets.append(di[cols_in[cols]])
+                if rows_in is None:  # the whole matrix: no sub-matrix to cut
+                    rows, cols = min_cost_matching(cost, stage.max_cost, stage.gated)
+                else:
+                    cols_in = _indices(cols_free)
+                    if len(cols_in) == 0:
+                        break
+                    rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
+                    rows, cols = rows_in[rows], cols_in[cols]
+                cols_free[cols] = False
+                track_free[ti[rows]] = False
+                matched_tracks.append(ti[rows])
+                matched_dets.append(di[cols])
                 refresh.append(np.full(len(rows), stage.updates_appearance))
             det_free[di[~cols_free]] = False
         if not matched_tracks:
@@ -209,10 +217,10 @@ class Tracker:
     def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
               scores: np.ndarray) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
-        rows_cols = np.ix_(ti, di)
+        rows = ti[:, None]  # with di, an open mesh: np.ix_ without its Python overhead
 
         def pick(matrix: np.ndarray) -> np.ndarray:
-            return matrix[rows_cols]
+            return matrix[rows, di]
 
         if stage.cost == "iou":
             iou = pick(costs.iou())
