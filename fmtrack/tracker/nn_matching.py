@@ -61,11 +61,11 @@ class FeatureGallery:
         if self.ema_alpha is not None:
             # One feature per slot: blend into it where there is one already.
             seen = self._count[slots] > 0
-            if seen.any():
-                old = self._features[slots[seen], 0]
+            if seen.all():  # the usual case: every slot already holds a feature, no masks needed
+                features = self._blend(self._features[slots, 0], features)
+            elif seen.any():
                 features = features.copy()
-                features[seen] = prepare_features(self.ema_alpha * old + (1 - self.ema_alpha) * features[seen],
-                                                  self.metric)
+                features[seen] = self._blend(self._features[slots[seen], 0], features[seen])
             pos = 0
             self._count[slots] = 1
         else:
@@ -75,6 +75,10 @@ class FeatureGallery:
         self._features[slots, pos] = features
         if self.metric == "euclidean":  # squared norms serve the Euclidean distance only
             self._sq_norms[slots, pos] = squared_norms(features)
+
+    def _blend(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """The moving average of stored features ``old`` (K, D) with ``new`` (K, D), as stored."""
+        return prepare_features(self.ema_alpha * old + (1 - self.ema_alpha) * new, self.metric)
 
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the

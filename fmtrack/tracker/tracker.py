@@ -103,9 +103,11 @@ class Tracker:
         self.frame_count += 1
         keep = select_detections(boxes, scores, self.config)
         origin = keep if rows is None else rows[keep]  # input row of each kept detection
-        boxes, scores = boxes[keep], scores[keep]
+        if len(keep) < len(boxes):  # else every row is kept, and the arrays serve as they are (read only)
+            boxes, scores = boxes[keep], scores[keep]
+            features = None if features is None else features[keep]
         if features is not None:  # kept only when a stage will compare them
-            features = prepare_features(features[keep], self.config.metric) if self.config.uses_appearance else None
+            features = prepare_features(features, self.config.metric) if self.config.uses_appearance else None
 
         high = np.ones(len(boxes), dtype=bool) if self.config.high_confidence is None \
             else scores > self.config.high_confidence
@@ -116,7 +118,8 @@ class Tracker:
         self._update(track_idx, det_idx, measurements, scores, features, refresh, origin)
         born = high & (scores >= self.config.birth_confidence)
         born[det_idx] = False
-        self._birth(measurements[born], scores[born], None if features is None else features[born], origin[born])
+        if born.any():
+            self._birth(measurements[born], scores[born], None if features is None else features[born], origin[born])
         tlwh = self.kf.to_tlwh(self.tracks.mean)
         if self.config.duplicate_iou is not None:
             tlwh = self._remove_duplicates(tlwh)
@@ -254,7 +257,8 @@ class Tracker:
             t.score[ti] = scores[di]
             t.confirmed[ti] |= t.hits[ti] >= cfg.n_init
             if features is not None and self.gallery is not None:
-                self.gallery.add(t.slot[ti[refresh]], features[di[refresh]])
+                fed_ti, fed_di = (ti, di) if refresh.all() else (ti[refresh], di[refresh])
+                self.gallery.add(t.slot[fed_ti], features[fed_di])
         missed = t.time_since_update > 0
         t.hit_streak[missed] = 0
         dead = np.where(t.confirmed, t.time_since_update > cfg.max_age,
@@ -265,8 +269,6 @@ class Tracker:
     def _birth(self, measurements: np.ndarray, scores: np.ndarray, features: np.ndarray | None,
                origin: np.ndarray) -> None:
         k = len(measurements)
-        if k == 0:
-            return
         mean, covariance = self.kf.initiate(measurements)
         slots = np.full(k, -1, dtype=np.int64)
         if features is not None:
@@ -310,9 +312,10 @@ class Tracker:
     def _report(self, tlwh: np.ndarray) -> list[Track]:
         t, cfg = self.tracks, self.config
         recent = t.time_since_update <= cfg.report_max_time_since_update
-        established = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
-        warmup = (self.frame_count <= cfg.report_warmup_frames) & (t.time_since_update == 0)
-        idx = _indices(recent & (established | warmup))
+        shown = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
+        if self.frame_count <= cfg.report_warmup_frames:  # during the warm-up, also every track updated now
+            shown |= t.time_since_update == 0
+        idx = _indices(recent & shown)
         new = idx[t.track_id[idx] == 0]  # reported for the first time: the next ids, in creation order
         if len(new):
             t.track_id[new] = np.arange(self._next_id, self._next_id + len(new))
