@@ -38,13 +38,11 @@ def _add_to_diagonal(matrices: np.ndarray, values: np.ndarray) -> np.ndarray:
     return matrices
 
 
-def _inverse(innovation_cov: np.ndarray) -> np.ndarray:
-    """Inverses (T, 4, 4) of innovation covariances (T, 4, 4), well conditioned (measurement noise > 0)."""
+def _diagonal_or_none(innovation_cov: np.ndarray) -> np.ndarray | None:
+    """The diagonals (T, 4) of innovation covariances (T, 4, 4) when every off-diagonal entry is
+    exactly zero (so without camera rotation: the four coordinates never mix), else None."""
     diagonal = innovation_cov.reshape(len(innovation_cov), _NDIM * _NDIM)[:, ::_NDIM + 1]
-    # Without camera rotation every S stays exactly diagonal: reciprocals are LAPACK's own result there.
-    if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal):
-        return _add_to_diagonal(np.zeros_like(innovation_cov), 1.0 / diagonal)
-    return np.linalg.inv(innovation_cov)
+    return diagonal if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal) else None
 
 
 class KalmanFilter:
@@ -72,7 +70,11 @@ class KalmanFilter:
         projected_mean, innovation_cov = self.project(mean, covariance)
         # Kalman gain K = P Hᵀ S⁻¹ (S is a well-conditioned 4x4: measurement noise > 0), and
         # P - K S Kᵀ = P - K H P.
-        gain = covariance[:, :, :_NDIM] @ _inverse(innovation_cov)
+        diagonal = _diagonal_or_none(innovation_cov)
+        # A diagonal S: its inverse is the reciprocals (LAPACK's own result there), and the product
+        # with it a broadcast scaling (the matrix product's other terms are exact zeros).
+        gain = covariance[:, :, :_NDIM] * (1.0 / diagonal)[:, None, :] if diagonal is not None \
+            else covariance[:, :, :_NDIM] @ np.linalg.inv(innovation_cov)
         innovation = measurement - projected_mean
         mean = mean + np.einsum("tij,tj->ti", gain, innovation)
         covariance = covariance - gain @ covariance[:, :_NDIM, :]
@@ -103,8 +105,11 @@ class KalmanFilter:
         """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
         projected_mean, innovation_cov = self.project(mean, covariance)
         diff = measurement[None, :, :] - projected_mean[:, None, :]
+        diagonal = _diagonal_or_none(innovation_cov)
+        if diagonal is not None:  # the same sum as the full form below, without its zero terms
+            return np.einsum("tni,ti,tni->tn", diff, 1.0 / diagonal, diff)
         # One batched 4x4 inverse per track; S is well conditioned (measurement noise > 0).
-        return np.einsum("tni,tij,tnj->tn", diff, _inverse(innovation_cov), diff)
+        return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
 
     # Box conversions, noise and how sizes scale under zoom: model-specific.
     _size_exponents: dict[int, int] = {}

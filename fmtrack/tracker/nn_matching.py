@@ -90,9 +90,11 @@ class FeatureGallery:
         # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
         # costs far more than the product itself on a busy machine (docs/design-decisions.md).
         if self.budget == 1:  # one feature per slot (EMA): no minimum over a gallery to take
+            stored_sq_norms = None if self.metric == "cosine" else self._sq_norms[slots, 0, None]
             dist = self._distance(np.einsum("kd,nd->kn", self._features[slots, 0], features),
-                                  self._sq_norms[slots, 0, None], features)
-            dist[count == 0] = np.inf
+                                  stored_sq_norms, features)
+            if not count.all():  # a tracker's slots all hold a feature: skip the mask then
+                dist[count == 0] = np.inf
             return dist.astype(np.float64)
         depth = int(count.max())
         if depth == 0:
@@ -110,8 +112,9 @@ class FeatureGallery:
         dist[np.arange(depth)[None, :] >= count[:, None]] = np.inf
         return dist.min(axis=1).astype(np.float64)
 
-    def _distance(self, dots: np.ndarray, stored_sq_norms: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """Distances from inner products ``dots`` (..., N) of stored features with the queries."""
+    def _distance(self, dots: np.ndarray, stored_sq_norms: np.ndarray | None, features: np.ndarray) -> np.ndarray:
+        """Distances from inner products ``dots`` (..., N) of stored features with the queries
+        (``stored_sq_norms``: their squared norms, euclidean only)."""
         if self.metric == "cosine":
             return from_inner_products(dots, "cosine")
         return from_inner_products(dots, "euclidean", stored_sq_norms, squared_norms(features))
