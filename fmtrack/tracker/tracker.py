@@ -289,15 +289,15 @@ class Tracker:
         those of the tracks kept.
         """
         t = self.tracks
-        active = _indices(t.time_since_update == 0)
-        lost = _indices(t.time_since_update > 0)
+        missed = t.time_since_update > 0
+        active, lost = _indices(~missed), _indices(missed)
         if len(active) == 0 or len(lost) == 0:
             return tlwh
-        pairs = np.argwhere(iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou)
-        if len(pairs) == 0:
+        rows, cols = (iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou).nonzero()
+        if len(rows) == 0:
             return tlwh
         span = t.age - 1 - t.time_since_update  # frames from birth to the last update
-        a, b = active[pairs[:, 0]], lost[pairs[:, 1]]
+        a, b = active[rows], lost[cols]
         keep = np.ones(len(t), dtype=bool)
         keep[np.where(span[a] > span[b], b, a)] = False
         self._drop(keep)
