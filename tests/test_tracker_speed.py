@@ -63,8 +63,8 @@ def test_predict_equals_the_constant_velocity_products():
     np.testing.assert_allclose(got_covariance, want_covariance, rtol=1e-12)
 
 
-def test_features_whose_squares_wrap_around_in_integers_are_still_refused():
-    # 2**50 > 1e15 (the feature limit), and (2**50)**2 wraps to 0 in int64 arithmetic.
+def test_integer_features_beyond_the_limit_are_refused():
+    # 2**50 > 1e15 (the feature limit); integers take the same exact test as floats.
     tracker = Tracker("deepsort")
     with pytest.raises(ValueError, match="features row 0 is out of range"):
         tracker.update(np.array([[10.0, 10, 20, 40]]), np.ones(1), np.full((1, 8), 2**50, dtype=np.int64))

@@ -42,7 +42,7 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
     else:
         features = _check_features(features, n, feature_dim)
     all_sized = check_tlwh(boxes)
-    if not _all_below(scores, MAX_SCORE) and not float(np.abs(scores).max()) <= MAX_SCORE:  # True for NaN too
+    if not _all_within(scores, MAX_SCORE):  # scores are float64 here: the test is exact
         check_finite(scores, "scores")
         row = int(np.argmax(np.abs(scores) > MAX_SCORE))
         raise ValueError(f"scores row {row} is out of range: {float(scores[row])!r} "
@@ -66,7 +66,7 @@ def _check_features(features: np.ndarray, n: int, feature_dim: int | None) -> np
                          f"{feature_dim}-d features (from its first frame with features)")
     if features.shape[1] == 0:
         raise ValueError(f"features must have shape (N={n}, D) with D >= 1, got {features.shape}")
-    if not _all_below(features, MAX_FEATURE) and not float(np.abs(features).max()) <= MAX_FEATURE:  # NaN too
+    if not _all_within(features, MAX_FEATURE) and not float(np.abs(features).max()) <= MAX_FEATURE:  # NaN too
         check_finite(features, "features")
         row = int(np.argmax((np.abs(features) > MAX_FEATURE).any(axis=1)))
         raise ValueError(f"features row {row} is out of range: a value of magnitude "
@@ -74,15 +74,14 @@ def _check_features(features: np.ndarray, n: int, feature_dim: int | None) -> np
     return features.astype(np.float32, copy=False)
 
 
-def _all_below(values: np.ndarray, limit: float) -> bool:
-    """A one-call sufficient test that every |value| is at most ``limit``: the sum of squares is
-    under (limit / 4)^2, so each |value| is under limit / 4 with room for rounding. False (and the
-    caller checks exactly) when it is not, when a value is NaN or infinite, or for a non-float dtype
-    (an integer product could wrap around)."""
-    if values.dtype.kind != "f":
+def _all_within(values: np.ndarray, limit: float) -> bool:
+    """Whether every value lies in [-limit, limit], by two C reductions and no temporary array
+    (np.abs would allocate one). False for NaN, and for dtypes other than float and integer (the
+    caller then checks those another way)."""
+    if values.dtype.kind not in "fiu":
         return False
     flat = values.reshape(-1)
-    return bool(np.dot(flat, flat) < (limit / 4) ** 2)
+    return not len(flat) or bool(np.minimum.reduce(flat) >= -limit and np.maximum.reduce(flat) <= limit)
 
 
 def count_duplicates(boxes: np.ndarray) -> int:
