@@ -60,14 +60,16 @@ class FeatureGallery:
             return
         if self.ema_alpha is not None:
             # One feature per slot: blend into it where there is one already.
-            seen = self._count[slots] > 0
-            if seen.all():  # the usual case: every slot already holds a feature, no masks needed
+            count = self._count[slots]
+            if count.all():  # the usual case: every slot already holds its one feature, no masks needed
                 features = self._blend(self._features[slots, 0], features)
-            elif seen.any():
-                features = features.copy()
-                features[seen] = self._blend(self._features[slots[seen], 0], features[seen])
+            else:
+                seen = count > 0
+                if seen.any():
+                    features = features.copy()
+                    features[seen] = self._blend(self._features[slots[seen], 0], features[seen])
+                self._count[slots] = 1
             pos = 0
-            self._count[slots] = 1
         else:
             pos = self._next[slots]
             self._next[slots] = (pos + 1) % self.budget

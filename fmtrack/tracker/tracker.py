@@ -312,9 +312,11 @@ class Tracker:
     def _report(self, tlwh: np.ndarray) -> list[Track]:
         t, cfg = self.tracks, self.config
         recent = t.time_since_update <= cfg.report_max_time_since_update
-        shown = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
+        # Streaks are never negative: a minimum of 0 needs no comparison.
+        shown = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak) if cfg.report_min_hit_streak > 0 \
+            else t.confirmed
         if self.frame_count <= cfg.report_warmup_frames:  # during the warm-up, also every track updated now
-            shown |= t.time_since_update == 0
+            shown = shown | (t.time_since_update == 0)  # not in place: shown may be t.confirmed itself
         idx = _indices(recent & shown)
         new = idx[t.track_id[idx] == 0]  # reported for the first time: the next ids, in creation order
         if len(new):
