@@ -128,8 +128,8 @@ class Tracker:
     # -- steps ------------------------------------------------------------------------------
     def _predict(self, camera_motion: np.ndarray | None) -> None:
         t, cfg = self.tracks, self.config
-        self._predicted_tlwh = np.zeros((0, 4))
         if len(t) == 0:
+            self._predicted_tlwh = np.zeros((0, 4))
             return
         if cfg.freeze_lost_height:
             t.mean[t.confirmed & (t.time_since_update > 0), 7] = 0.0
@@ -251,11 +251,12 @@ class Tracker:
         if len(ti):
             t.detection[ti] = origin[di]
             t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di])
-            t.hits[ti] += 1
+            hits = t.hits[ti] + 1
+            t.hits[ti] = hits
             t.hit_streak[ti] += 1
             t.time_since_update[ti] = 0
             t.score[ti] = scores[di]
-            t.confirmed[ti] |= t.hits[ti] >= cfg.n_init
+            t.confirmed[ti] |= hits >= cfg.n_init
             if features is not None and self.gallery is not None:
                 fed_ti, fed_di = (ti, di) if refresh.all() else (ti[refresh], di[refresh])
                 self.gallery.add(t.slot[fed_ti], features[fed_di])
