@@ -161,9 +161,10 @@ class Tracker:
         self._predicted_tlwh = tlwh
 
     def _associate(self, boxes: np.ndarray, scores: np.ndarray, high: np.ndarray, measurements: np.ndarray,
-                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Run the stages in order; returns matched (track indices, detection indices, whether the
-        match refreshes the track's appearance: its stage's ``updates_appearance``)."""
+        match refreshes the track's appearance: its stage's ``updates_appearance``, or None when
+        every match does)."""
         t = self.tracks
         track_free = np.ones(len(t), dtype=bool)
         det_free = np.ones(len(boxes), dtype=bool)
@@ -179,42 +180,49 @@ class Tracker:
                 continue
             cost = self._cost(stage, ti, di, costs, scores)
             if stage.cascade:
-                # DeepSORT's cascade: most recently seen first, depth max_age; each level sees only
-                # the detections earlier levels left.
-                tsu = t.time_since_update[ti]
-                groups = [_indices(tsu == lv) for lv in np.unique(tsu) if lv <= self.config.max_age]
+                rows, cols = self._cascade(cost, t.time_since_update[ti], stage)
             else:
-                groups = [None]  # one group of every row and column
-            cols_free = np.ones(len(di), dtype=bool)
-            for rows_in in groups:
-                if rows_in is None:  # the whole matrix: no sub-matrix to cut
-                    rows, cols = min_cost_matching(cost, stage.max_cost, stage.gated)
-                else:
-                    cols_in = _indices(cols_free)
-                    if len(cols_in) == 0:
-                        break
-                    rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
-                    rows, cols = rows_in[rows], cols_in[cols]
-                cols_free[cols] = False
-                track_free[ti[rows]] = False
-                matched_tracks.append(ti[rows])
-                matched_dets.append(di[cols])
-                refresh.append(np.full(len(rows), stage.updates_appearance))
-            det_free[di[~cols_free]] = False
+                rows, cols = min_cost_matching(cost, stage.max_cost, stage.gated)
+            ti, di = ti[rows], di[cols]
+            track_free[ti] = False
+            det_free[di] = False
+            matched_tracks.append(ti)
+            matched_dets.append(di)
+            refresh.append((len(ti), stage.updates_appearance))
         if not matched_tracks:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
-        return np.concatenate(matched_tracks), np.concatenate(matched_dets), np.concatenate(refresh)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), None
+        counts, flags = zip(*refresh)
+        return (np.concatenate(matched_tracks), np.concatenate(matched_dets),
+                None if all(flags) else np.repeat(flags, counts))
+
+    def _cascade(self, cost: np.ndarray, time_since_update: np.ndarray, stage: Stage) -> tuple[np.ndarray, np.ndarray]:
+        """DeepSORT's matching cascade on one stage's ``cost`` (T', N'): tracks most recently seen
+        first, depth max_age; each level sees only the detections earlier levels left. Returns the
+        matched (rows, cols) of ``cost``."""
+        cols_free = np.ones(cost.shape[1], dtype=bool)
+        matched_rows, matched_cols = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+        for level in np.unique(time_since_update):  # ascending
+            cols_in = _indices(cols_free)
+            if level > self.config.max_age or len(cols_in) == 0:
+                break
+            rows_in = _indices(time_since_update == level)
+            rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
+            cols_free[cols_in[cols]] = False
+            matched_rows.append(rows_in[rows])
+            matched_cols.append(cols_in[cols])
+        return np.concatenate(matched_rows), np.concatenate(matched_cols)
 
     def _stage_tracks(self, stage: Stage) -> np.ndarray:
+        """Mask (T,) of the tracks ``stage`` takes part with (read only: it may be a column itself)."""
         t = self.tracks
         if stage.tracks == "confirmed":
-            mask = t.confirmed.copy()
+            mask = t.confirmed
         elif stage.tracks == "unconfirmed":
             mask = ~t.confirmed
         else:
             mask = np.ones(len(t), dtype=bool)
         if stage.max_time_since_update is not None:
-            mask &= t.time_since_update <= stage.max_time_since_update
+            mask = mask & (t.time_since_update <= stage.max_time_since_update)
         return mask
 
     def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
@@ -242,10 +250,10 @@ class Tracker:
         return cost
 
     def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray, scores: np.ndarray,
-                features: np.ndarray | None, refresh: np.ndarray, origin: np.ndarray) -> None:
+                features: np.ndarray | None, refresh: np.ndarray | None, origin: np.ndarray) -> None:
         """Kalman-update the matched tracks (``refresh``: (M,) bool, which of the matches also feed the
-        appearance memory; ``origin``: input row of each kept detection), age the missed ones,
-        delete the dead."""
+        appearance memory, None for all; ``origin``: input row of each kept detection), age the
+        missed ones, delete the dead."""
         t, cfg = self.tracks, self.config
         t.detection = np.full(len(t), -1, dtype=np.int64)
         if len(ti):
@@ -258,7 +266,7 @@ class Tracker:
             t.score[ti] = scores[di]
             t.confirmed[ti] |= hits >= cfg.n_init
             if features is not None and self.gallery is not None:
-                fed_ti, fed_di = (ti, di) if refresh.all() else (ti[refresh], di[refresh])
+                fed_ti, fed_di = (ti, di) if refresh is None else (ti[refresh], di[refresh])
                 self.gallery.add(t.slot[fed_ti], features[fed_di])
         missed = t.time_since_update > 0
         t.hit_streak[missed] = 0
