@@ -139,6 +139,8 @@ def peer_comparison(frames: list[Frame], repeats: int = 5) -> dict[str, dict[str
 
     Returns ``{name: {"fps": frames/s, "rows": rows reported in the last pass, "ratio": x peer}}``.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     try:
         import trackers  # noqa: F401
     except ImportError:
