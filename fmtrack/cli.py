@@ -276,7 +276,7 @@ def cmd_bench_tracker(args: argparse.Namespace) -> None:
     from .benchmarks.tracker_speed import run_tracker_benchmark
 
     run_tracker_benchmark(args.seq, args.data_root, args.repeats, args.stream_frames,
-                          args.reference_deepsort, args.reference_sort)
+                          args.reference_deepsort, args.reference_sort, args.peer_repeats)
 
 
 def cmd_bench_cmc(args: argparse.Namespace) -> None:
@@ -591,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--stream-frames", type=int, default=100_000, help="synthetic frames for the memory check")
     bt.add_argument("--reference-deepsort", help="checkout of nwojke/deep_sort to time in the same run")
     bt.add_argument("--reference-sort", help="checkout of abewley/sort (needs filterpy) to time in the same run")
+    bt.add_argument("--peer-repeats", type=int, default=5,
+                    help="passes per tracker when timing against trackers' ByteTrackTracker (installed with "
+                         "the [peers] extra; skipped otherwise)")
     bt.set_defaults(func=cmd_bench_tracker)
     bc = bench_sub.add_parser("cmc", help="camera-motion estimation frames/s on 1920x1080 frames")
     bc.add_argument("--frames", type=int, default=60, help="consecutive frames to time (MOT16-11's, else synthetic)")

@@ -5,7 +5,9 @@ Rates are wall-clock frames per second, best of several repeats (CPU time would 
 original DeepSORT for its BLAS threads spinning on tiny matrices).
 Where a checkout of the original DeepSORT (nwojke/deep_sort) or SORT (abewley/sort, needs filterpy)
 is given, it is timed in the same run on the same frames, so the printed ratio is fair on a noisy
-shared machine. Figures are printed, never asserted.
+shared machine. When the ``trackers`` package is installed (the ``[peers]`` extra), its
+``ByteTrackTracker`` is timed against the modern presets the same way, run by run in turn.
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -96,6 +98,80 @@ def time_reference_sort(repo: str | Path, frames: list[Frame], repeats: int) -> 
     return best
 
 
+PEER_PRESETS = ("bytetrack", "fmtrack")
+
+
+def peer_detections(frames: list[Frame]) -> list:
+    """The frames as ``sv.Detections`` (xyxy pixels, the same confidences), built once, outside any timing."""
+    import supervision as sv
+
+    return [sv.Detections(xyxy=np.column_stack([b[:, :2], b[:, :2] + b[:, 2:]]), confidence=s)
+            for b, s, _ in frames]
+
+
+def time_peer_bytetrack(detections: list) -> tuple[float, int]:
+    """Seconds for one pass of trackers' ``ByteTrackTracker`` (constructor defaults) over
+    ``detections``, and the rows it reported with a track id."""
+    from trackers import ByteTrackTracker
+
+    tracker = ByteTrackTracker()
+    start = time.perf_counter()
+    outputs = [tracker.update(dets) for dets in detections]
+    seconds = time.perf_counter() - start
+    return seconds, sum(int((out.tracker_id >= 0).sum()) for out in outputs)
+
+
+def _time_preset(config: TrackerConfig, frames: list[Frame]) -> tuple[float, int]:
+    """Seconds for one pass of a fresh tracker over ``frames``, and the rows it reported."""
+    tracker = Tracker(config)
+    appearance = config.uses_appearance
+    start = time.perf_counter()
+    outputs = [tracker.update(boxes, scores, feats if appearance else None) for boxes, scores, feats in frames]
+    seconds = time.perf_counter() - start
+    return seconds, sum(map(len, outputs))
+
+
+def peer_comparison(frames: list[Frame], repeats: int = 5) -> dict[str, dict[str, float]] | None:
+    """Print and return frames/s of the modern presets and of trackers' ByteTrackTracker on the same
+    detections (every row, each tracker's own confidence thresholds), best of ``repeats`` with the
+    runs taken in turn, and each preset's ratio to the peer. None (one line printed) when the
+    ``trackers`` package is missing.
+
+    Returns ``{name: {"fps": frames/s, "rows": rows reported in the last pass, "ratio": x peer}}``.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    try:
+        import trackers  # noqa: F401
+    except ImportError:
+        print("peer comparison skipped: the trackers package is not installed (pip install 'fmtrack[peers]')")
+        return None
+    detections = peer_detections(frames)
+    runs = {f"fmtrack --preset {name}": (lambda c=PRESETS[name]: _time_preset(c, frames)) for name in PEER_PRESETS}
+    runs["trackers ByteTrackTracker"] = lambda: time_peer_bytetrack(detections)
+    best = {name: float("inf") for name in runs}
+    rows = {}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            seconds, rows[name] = run()
+            best[name] = min(best[name], seconds)
+    peer = len(frames) / best["trackers ByteTrackTracker"]
+    print(f"against trackers {_version('trackers')} ByteTrackTracker (same detections, update only, "
+          f"best of {repeats}, runs in turn):")
+    out = {}
+    for name, seconds in best.items():
+        fps = len(frames) / seconds
+        out[name] = {"fps": fps, "rows": rows[name], "ratio": fps / peer}
+        print(f"  {name:<40s} {fps:8.0f} frames/s  {fps / peer:5.2f}x  ({rows[name]} rows reported)")
+    return out
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def _rss_mb() -> float:
     try:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -161,8 +237,9 @@ def video_tracker_overhead(frames: list[Frame], repeats: int = 3,
 
 def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | None = None, repeats: int = 3,
                           stream_frames: int = 100_000, reference_deepsort: str | None = None,
-                          reference_sort: str | None = None) -> dict[str, float]:
-    """Print and return frames/s per preset (and per reference implementation given)."""
+                          reference_sort: str | None = None, peer_repeats: int = 5) -> dict[str, float]:
+    """Print and return frames/s per preset (and per reference implementation given); then the
+    modern presets against trackers' ByteTrackTracker when installed (``peer_repeats`` passes each)."""
     all_frames = load_frames(seq, data_root)
     # The originals are fed what deep_sort_app feeds them (confidence >= 0.3); fmtrack's presets get
     # every detection and filter by their own thresholds (ByteTrack's low stage needs the 0.1-0.45 ones).
@@ -181,6 +258,7 @@ def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | N
     for name, rate in rates.items():
         ratio = f"  ({rate / base:.2f}x reference DeepSORT)" if base else ""
         print(f"  {name:<40s} {rate:8.0f} frames/s{ratio}")
+    peer_comparison(all_frames, peer_repeats)
     video_tracker_overhead(all_frames, repeats)
     if stream_frames > 0:
         print(f"memory over a {stream_frames}-frame synthetic stream (deepsort preset, 128-d features):")

@@ -44,9 +44,10 @@ def check_tlwh(boxes: np.ndarray, name: str = "boxes") -> bool:
     at least ``MIN_SIZE`` (no row to skip)."""
     if len(boxes) == 0:
         return True
-    # Column minima and maxima as Python floats: two numpy calls on the hot path (NaN fails every test).
-    low, high = boxes.min(axis=0).tolist(), boxes.max(axis=0).tolist()
-    if min(low[0], low[1]) >= -MAX_PIXELS and low[2] >= 0 and low[3] >= 0 and max(high) <= MAX_PIXELS:
+    # Column minima and the overall maximum as Python floats: two numpy calls on the hot path (NaN
+    # fails every test).
+    low, high = boxes.min(axis=0).tolist(), float(boxes.max())
+    if min(low[0], low[1]) >= -MAX_PIXELS and low[2] >= 0 and low[3] >= 0 and high <= MAX_PIXELS:
         return low[2] >= MIN_SIZE and low[3] >= MIN_SIZE
     check_finite(boxes, name)
     for column, what in ((2, "width"), (3, "height")):

@@ -42,7 +42,7 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
     else:
         features = _check_features(features, n, feature_dim)
     all_sized = check_tlwh(boxes)
-    if n and not float(np.abs(scores).max()) <= MAX_SCORE:  # True for NaN too
+    if not _all_within(scores, MAX_SCORE):  # scores are float64 here: the test is exact
         check_finite(scores, "scores")
         row = int(np.argmax(np.abs(scores) > MAX_SCORE))
         raise ValueError(f"scores row {row} is out of range: {float(scores[row])!r} "
@@ -66,12 +66,22 @@ def _check_features(features: np.ndarray, n: int, feature_dim: int | None) -> np
                          f"{feature_dim}-d features (from its first frame with features)")
     if features.shape[1] == 0:
         raise ValueError(f"features must have shape (N={n}, D) with D >= 1, got {features.shape}")
-    if not float(np.abs(features).max()) <= MAX_FEATURE:  # True for NaN too
+    if not _all_within(features, MAX_FEATURE) and not float(np.abs(features).max()) <= MAX_FEATURE:  # NaN too
         check_finite(features, "features")
         row = int(np.argmax((np.abs(features) > MAX_FEATURE).any(axis=1)))
         raise ValueError(f"features row {row} is out of range: a value of magnitude "
                          f"{float(np.abs(features[row]).max())!r} (at most {MAX_FEATURE:g})")
     return features.astype(np.float32, copy=False)
+
+
+def _all_within(values: np.ndarray, limit: float) -> bool:
+    """Whether every value lies in [-limit, limit], by two C reductions and no temporary array
+    (np.abs would allocate one). False for NaN, and for dtypes other than float and integer (the
+    caller then checks those another way)."""
+    if values.dtype.kind not in "fiu":
+        return False
+    flat = values.reshape(-1)
+    return not len(flat) or bool(np.minimum.reduce(flat) >= -limit and np.maximum.reduce(flat) <= limit)
 
 
 def count_duplicates(boxes: np.ndarray) -> int:

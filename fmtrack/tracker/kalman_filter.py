@@ -20,16 +20,29 @@ _NDIM = 4
 # Constant velocity: position += velocity, one frame per step.
 _MOTION = np.eye(2 * _NDIM)
 _MOTION[:_NDIM, _NDIM:] = np.eye(_NDIM)
-
-
 _EYE8 = np.eye(2 * _NDIM)
-_EYE4 = np.eye(_NDIM)
 
 
 def _diag(std: np.ndarray) -> np.ndarray:
-    """(T, K) standard deviations -> (T, K, K) diagonal covariances."""
-    eye = _EYE8 if std.shape[-1] == 2 * _NDIM else _EYE4
-    return (std**2)[:, :, None] * eye
+    """(T, 8) standard deviations -> (T, 8, 8) diagonal covariances."""
+    return (std**2)[:, :, None] * _EYE8
+
+
+def _add_to_diagonal(matrices: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Add ``values`` (T, K) or (K,) to the diagonals of ``matrices`` (T, K, K), in place; returns them.
+
+    The same numbers as adding a diagonal matrix (its zeros add exactly), without building it.
+    """
+    k = matrices.shape[-1]
+    matrices.reshape(len(matrices), k * k)[:, ::k + 1] += values
+    return matrices
+
+
+def _diagonal_or_none(innovation_cov: np.ndarray) -> np.ndarray | None:
+    """The diagonals (T, 4) of innovation covariances (T, 4, 4) when every off-diagonal entry is
+    exactly zero (so without camera rotation: the four coordinates never mix), else None."""
+    diagonal = innovation_cov.reshape(len(innovation_cov), _NDIM * _NDIM)[:, ::_NDIM + 1]
+    return diagonal if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal) else None
 
 
 class KalmanFilter:
@@ -42,16 +55,14 @@ class KalmanFilter:
         return mean, self._initial_covariance(measurement)
 
     def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One step ahead: mean (T, 8), covariance (T, 8, 8)."""
-        noise = self._process_noise(mean)
-        mean = mean @ _MOTION.T
-        covariance = _MOTION @ covariance @ _MOTION.T + noise
-        return mean, covariance
+        """One step ahead: mean (T, 8), covariance (T, 8, 8) (new arrays; the inputs are unchanged)."""
+        noise = self._process_variance(mean)
+        return mean @ _MOTION.T, _add_to_diagonal(_MOTION @ covariance @ _MOTION.T, noise)
 
     def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Measurement-space mean (T, 4) and innovation covariance (T, 4, 4)."""
         return (mean[:, :_NDIM].copy(),
-                covariance[:, :_NDIM, :_NDIM] + self._measurement_noise(mean))
+                _add_to_diagonal(covariance[:, :_NDIM, :_NDIM].copy(), self._measurement_variance(mean)))
 
     def update(self, mean: np.ndarray, covariance: np.ndarray,
                measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +70,11 @@ class KalmanFilter:
         projected_mean, innovation_cov = self.project(mean, covariance)
         # Kalman gain K = P Hᵀ S⁻¹ (S is a well-conditioned 4x4: measurement noise > 0), and
         # P - K S Kᵀ = P - K H P.
-        gain = covariance[:, :, :_NDIM] @ np.linalg.inv(innovation_cov)
+        diagonal = _diagonal_or_none(innovation_cov)
+        # A diagonal S: its inverse is the reciprocals (LAPACK's own result there), and the product
+        # with it a broadcast scaling (the matrix product's other terms are exact zeros).
+        gain = covariance[:, :, :_NDIM] * (1.0 / diagonal)[:, None, :] if diagonal is not None \
+            else covariance[:, :, :_NDIM] @ np.linalg.inv(innovation_cov)
         innovation = measurement - projected_mean
         mean = mean + np.einsum("tij,tj->ti", gain, innovation)
         covariance = covariance - gain @ covariance[:, :_NDIM, :]
@@ -90,6 +105,9 @@ class KalmanFilter:
         """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
         projected_mean, innovation_cov = self.project(mean, covariance)
         diff = measurement[None, :, :] - projected_mean[:, None, :]
+        diagonal = _diagonal_or_none(innovation_cov)
+        if diagonal is not None:  # the same sum as the full form below, without its zero terms
+            return np.einsum("tni,ti,tni->tn", diff, 1.0 / diagonal, diff)
         # One batched 4x4 inverse per track; S is well conditioned (measurement noise > 0).
         return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
 
@@ -107,10 +125,12 @@ class KalmanFilter:
     def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _process_noise(self, mean: np.ndarray) -> np.ndarray:
+    def _process_variance(self, mean: np.ndarray) -> np.ndarray:
+        """Diagonal of the process noise covariance: (T, 8), or (8,) when the same for every track."""
         raise NotImplementedError
 
-    def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
+    def _measurement_variance(self, mean: np.ndarray) -> np.ndarray:
+        """Diagonal of the measurement noise covariance: (T, 4), or (4,) when the same for every track."""
         raise NotImplementedError
 
 
@@ -143,11 +163,11 @@ class DeepSortKalman(KalmanFilter):
     def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
         return _diag(measurement[:, 3:4] * self._initial_weight + self._initial_floor)
 
-    def _process_noise(self, mean: np.ndarray) -> np.ndarray:
-        return _diag(mean[:, 3:4] * self._process_weight + self._process_floor)
+    def _process_variance(self, mean: np.ndarray) -> np.ndarray:
+        return (mean[:, 3:4] * self._process_weight + self._process_floor) ** 2
 
-    def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
-        return _diag(mean[:, 3:4] * self._measurement_weight + self._measurement_floor)
+    def _measurement_variance(self, mean: np.ndarray) -> np.ndarray:
+        return (mean[:, 3:4] * self._measurement_weight + self._measurement_floor) ** 2
 
 
 class SortKalman(KalmanFilter):
@@ -183,11 +203,11 @@ class SortKalman(KalmanFilter):
     def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.diag(self.initial_var), (len(measurement), 8, 8)).copy()
 
-    def _process_noise(self, mean: np.ndarray) -> np.ndarray:
-        return np.diag(self.process_var)
+    def _process_variance(self, mean: np.ndarray) -> np.ndarray:
+        return self.process_var
 
-    def _measurement_noise(self, mean: np.ndarray) -> np.ndarray:
-        return np.diag(self.measurement_var)
+    def _measurement_variance(self, mean: np.ndarray) -> np.ndarray:
+        return self.measurement_var
 
 
 MOTION_MODELS: dict[str, type[KalmanFilter]] = {"xyah": DeepSortKalman, "xysr": SortKalman}

@@ -60,14 +60,16 @@ class FeatureGallery:
             return
         if self.ema_alpha is not None:
             # One feature per slot: blend into it where there is one already.
-            seen = self._count[slots] > 0
-            if seen.any():
-                old = self._features[slots[seen], 0]
-                features = features.copy()
-                features[seen] = prepare_features(self.ema_alpha * old + (1 - self.ema_alpha) * features[seen],
-                                                  self.metric)
+            count = self._count[slots]
+            if count.all():  # the usual case: every slot already holds its one feature, no masks needed
+                features = self._blend(self._features[slots, 0], features)
+            else:
+                seen = count > 0
+                if seen.any():
+                    features = features.copy()
+                    features[seen] = self._blend(self._features[slots[seen], 0], features[seen])
+                self._count[slots] = 1
             pos = 0
-            self._count[slots] = 1
         else:
             pos = self._next[slots]
             self._next[slots] = (pos + 1) % self.budget
@@ -75,6 +77,10 @@ class FeatureGallery:
         self._features[slots, pos] = features
         if self.metric == "euclidean":  # squared norms serve the Euclidean distance only
             self._sq_norms[slots, pos] = squared_norms(features)
+
+    def _blend(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """The moving average of stored features ``old`` (K, D) with ``new`` (K, D), as stored."""
+        return prepare_features(self.ema_alpha * old + (1 - self.ema_alpha) * new, self.metric)
 
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the
@@ -86,9 +92,11 @@ class FeatureGallery:
         # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
         # costs far more than the product itself on a busy machine (docs/design-decisions.md).
         if self.budget == 1:  # one feature per slot (EMA): no minimum over a gallery to take
+            stored_sq_norms = None if self.metric == "cosine" else self._sq_norms[slots, 0, None]
             dist = self._distance(np.einsum("kd,nd->kn", self._features[slots, 0], features),
-                                  self._sq_norms[slots, 0, None], features)
-            dist[count == 0] = np.inf
+                                  stored_sq_norms, features)
+            if not count.all():  # a tracker's slots all hold a feature: skip the mask then
+                dist[count == 0] = np.inf
             return dist.astype(np.float64)
         depth = int(count.max())
         if depth == 0:
@@ -106,8 +114,9 @@ class FeatureGallery:
         dist[np.arange(depth)[None, :] >= count[:, None]] = np.inf
         return dist.min(axis=1).astype(np.float64)
 
-    def _distance(self, dots: np.ndarray, stored_sq_norms: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """Distances from inner products ``dots`` (..., N) of stored features with the queries."""
+    def _distance(self, dots: np.ndarray, stored_sq_norms: np.ndarray | None, features: np.ndarray) -> np.ndarray:
+        """Distances from inner products ``dots`` (..., N) of stored features with the queries
+        (``stored_sq_norms``: their squared norms, euclidean only)."""
         if self.metric == "cosine":
             return from_inner_products(dots, "cosine")
         return from_inner_products(dots, "euclidean", stored_sq_norms, squared_norms(features))

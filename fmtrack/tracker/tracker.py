@@ -103,9 +103,11 @@ class Tracker:
         self.frame_count += 1
         keep = select_detections(boxes, scores, self.config)
         origin = keep if rows is None else rows[keep]  # input row of each kept detection
-        boxes, scores = boxes[keep], scores[keep]
+        if len(keep) < len(boxes):  # else every row is kept, and the arrays serve as they are (read only)
+            boxes, scores = boxes[keep], scores[keep]
+            features = None if features is None else features[keep]
         if features is not None:  # kept only when a stage will compare them
-            features = prepare_features(features[keep], self.config.metric) if self.config.uses_appearance else None
+            features = prepare_features(features, self.config.metric) if self.config.uses_appearance else None
 
         high = np.ones(len(boxes), dtype=bool) if self.config.high_confidence is None \
             else scores > self.config.high_confidence
@@ -116,7 +118,8 @@ class Tracker:
         self._update(track_idx, det_idx, measurements, scores, features, refresh, origin)
         born = high & (scores >= self.config.birth_confidence)
         born[det_idx] = False
-        self._birth(measurements[born], scores[born], None if features is None else features[born], origin[born])
+        if born.any():
+            self._birth(measurements[born], scores[born], None if features is None else features[born], origin[born])
         tlwh = self.kf.to_tlwh(self.tracks.mean)
         if self.config.duplicate_iou is not None:
             tlwh = self._remove_duplicates(tlwh)
@@ -125,18 +128,17 @@ class Tracker:
     # -- steps ------------------------------------------------------------------------------
     def _predict(self, camera_motion: np.ndarray | None) -> None:
         t, cfg = self.tracks, self.config
-        self._predicted_tlwh = np.zeros((0, 4))
         if len(t) == 0:
+            self._predicted_tlwh = np.zeros((0, 4))
             return
         if cfg.freeze_lost_height:
             t.mean[t.confirmed & (t.time_since_update > 0), 7] = 0.0
-        if cfg.predict_unconfirmed:
-            t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
-        else:  # predict all, then put back the (few) unconfirmed tracks' birth states
-            waiting = ~t.confirmed
-            birth_mean, birth_covariance = t.mean[waiting], t.covariance[waiting]
-            t.mean, t.covariance = self.kf.predict(t.mean, t.covariance)
-            t.mean[waiting], t.covariance[waiting] = birth_mean, birth_covariance
+        mean, covariance = self.kf.predict(t.mean, t.covariance)  # new arrays
+        if not cfg.predict_unconfirmed:  # put back the (few) unconfirmed tracks' birth states
+            waiting = _indices(~t.confirmed)
+            if len(waiting):
+                mean[waiting], covariance[waiting] = t.mean[waiting], t.covariance[waiting]
+        t.mean, t.covariance = mean, covariance
         if camera_motion is not None:
             t.mean, t.covariance = self.kf.warp(t.mean, t.covariance, camera_motion)
         t.age += 1
@@ -144,19 +146,25 @@ class Tracker:
         # A prediction that is no longer a box (SORT: area extrapolated below zero), or one no valid
         # detection can reach, ends the track.
         tlwh = self.kf.to_tlwh(t.mean)
-        valid = ((np.abs(tlwh) <= _PREDICTION_LIMIT).all(axis=1)  # False for NaN too
-                 & (tlwh[:, 2] >= MIN_SIZE) & (tlwh[:, 3] >= MIN_SIZE))
+        # Two whole-array reductions settle the usual case (every box valid; NaN fails both).
+        all_valid = float(np.abs(tlwh).max()) <= _PREDICTION_LIMIT and float(tlwh[:, 2:].min()) >= MIN_SIZE
         if camera_motion is not None:  # repeated zooms grow variances geometrically
-            valid &= (t.covariance.diagonal(axis1=1, axis2=2) <= _VARIANCE_LIMIT).all(axis=1)
-        if not valid.all():
+            variances_ok = (t.covariance.diagonal(axis1=1, axis2=2) <= _VARIANCE_LIMIT).all(axis=1)
+            all_valid = all_valid and bool(variances_ok.all())
+        if not all_valid:
+            valid = ((np.abs(tlwh) <= _PREDICTION_LIMIT).all(axis=1)  # False for NaN too
+                     & (tlwh[:, 2] >= MIN_SIZE) & (tlwh[:, 3] >= MIN_SIZE))
+            if camera_motion is not None:
+                valid &= variances_ok
             self._drop(valid)
             tlwh = tlwh[valid]
         self._predicted_tlwh = tlwh
 
     def _associate(self, boxes: np.ndarray, scores: np.ndarray, high: np.ndarray, measurements: np.ndarray,
-                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Run the stages in order; returns matched (track indices, detection indices, whether the
-        match refreshes the track's appearance: its stage's ``updates_appearance``)."""
+        match refreshes the track's appearance: its stage's ``updates_appearance``, or None when
+        every match does)."""
         t = self.tracks
         track_free = np.ones(len(t), dtype=bool)
         det_free = np.ones(len(boxes), dtype=bool)
@@ -172,47 +180,58 @@ class Tracker:
                 continue
             cost = self._cost(stage, ti, di, costs, scores)
             if stage.cascade:
-                # DeepSORT's cascade: most recently seen first, depth max_age; each level sees only
-                # the detections earlier levels left.
-                tsu = t.time_since_update[ti]
-                groups = [_indices(tsu == lv) for lv in np.unique(tsu) if lv <= self.config.max_age]
+                rows, cols = self._cascade(cost, t.time_since_update[ti], stage)
             else:
-                groups = [np.arange(len(ti))]
-            cols_free = np.ones(len(di), dtype=bool)
-            for rows_in in groups:
-                cols_in = _indices(cols_free)
-                if len(cols_in) == 0:
-                    break
-                rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
-                cols_free[cols_in[cols]] = False
-                track_free[ti[rows_in[rows]]] = False
-                matched_tracks.append(ti[rows_in[rows]])
-                matched_dets.append(di[cols_in[cols]])
-                refresh.append(np.full(len(rows), stage.updates_appearance))
-            det_free[di[~cols_free]] = False
+                rows, cols = min_cost_matching(cost, stage.max_cost, stage.gated)
+            ti, di = ti[rows], di[cols]
+            track_free[ti] = False
+            det_free[di] = False
+            matched_tracks.append(ti)
+            matched_dets.append(di)
+            refresh.append((len(ti), stage.updates_appearance))
         if not matched_tracks:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
-        return np.concatenate(matched_tracks), np.concatenate(matched_dets), np.concatenate(refresh)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), None
+        counts, flags = zip(*refresh)
+        return (np.concatenate(matched_tracks), np.concatenate(matched_dets),
+                None if all(flags) else np.repeat(flags, counts))
+
+    def _cascade(self, cost: np.ndarray, time_since_update: np.ndarray, stage: Stage) -> tuple[np.ndarray, np.ndarray]:
+        """DeepSORT's matching cascade on one stage's ``cost`` (T', N'): tracks most recently seen
+        first, depth max_age; each level sees only the detections earlier levels left. Returns the
+        matched (rows, cols) of ``cost``."""
+        cols_free = np.ones(cost.shape[1], dtype=bool)
+        matched_rows, matched_cols = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+        for level in np.unique(time_since_update):  # ascending
+            cols_in = _indices(cols_free)
+            if level > self.config.max_age or len(cols_in) == 0:
+                break
+            rows_in = _indices(time_since_update == level)
+            rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
+            cols_free[cols_in[cols]] = False
+            matched_rows.append(rows_in[rows])
+            matched_cols.append(cols_in[cols])
+        return np.concatenate(matched_rows), np.concatenate(matched_cols)
 
     def _stage_tracks(self, stage: Stage) -> np.ndarray:
+        """Mask (T,) of the tracks ``stage`` takes part with (read only: it may be a column itself)."""
         t = self.tracks
         if stage.tracks == "confirmed":
-            mask = t.confirmed.copy()
+            mask = t.confirmed
         elif stage.tracks == "unconfirmed":
             mask = ~t.confirmed
         else:
             mask = np.ones(len(t), dtype=bool)
         if stage.max_time_since_update is not None:
-            mask &= t.time_since_update <= stage.max_time_since_update
+            mask = mask & (t.time_since_update <= stage.max_time_since_update)
         return mask
 
     def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
               scores: np.ndarray) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
-        rows_cols = np.ix_(ti, di)
+        rows = ti[:, None]  # with di, an open mesh: np.ix_ without its Python overhead
 
         def pick(matrix: np.ndarray) -> np.ndarray:
-            return matrix[rows_cols]
+            return matrix[rows, di]
 
         if stage.cost == "iou":
             iou = pick(costs.iou(stage.iou_buffer))
@@ -231,22 +250,24 @@ class Tracker:
         return cost
 
     def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray, scores: np.ndarray,
-                features: np.ndarray | None, refresh: np.ndarray, origin: np.ndarray) -> None:
+                features: np.ndarray | None, refresh: np.ndarray | None, origin: np.ndarray) -> None:
         """Kalman-update the matched tracks (``refresh``: (M,) bool, which of the matches also feed the
-        appearance memory; ``origin``: input row of each kept detection), age the missed ones,
-        delete the dead."""
+        appearance memory, None for all; ``origin``: input row of each kept detection), age the
+        missed ones, delete the dead."""
         t, cfg = self.tracks, self.config
         t.detection = np.full(len(t), -1, dtype=np.int64)
         if len(ti):
             t.detection[ti] = origin[di]
             t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di])
-            t.hits[ti] += 1
+            hits = t.hits[ti] + 1
+            t.hits[ti] = hits
             t.hit_streak[ti] += 1
             t.time_since_update[ti] = 0
             t.score[ti] = scores[di]
-            t.confirmed[ti] |= t.hits[ti] >= cfg.n_init
+            t.confirmed[ti] |= hits >= cfg.n_init
             if features is not None and self.gallery is not None:
-                self.gallery.add(t.slot[ti[refresh]], features[di[refresh]])
+                fed_ti, fed_di = (ti, di) if refresh is None else (ti[refresh], di[refresh])
+                self.gallery.add(t.slot[fed_ti], features[fed_di])
         missed = t.time_since_update > 0
         t.hit_streak[missed] = 0
         dead = np.where(t.confirmed, t.time_since_update > cfg.max_age,
@@ -257,8 +278,6 @@ class Tracker:
     def _birth(self, measurements: np.ndarray, scores: np.ndarray, features: np.ndarray | None,
                origin: np.ndarray) -> None:
         k = len(measurements)
-        if k == 0:
-            return
         mean, covariance = self.kf.initiate(measurements)
         slots = np.full(k, -1, dtype=np.int64)
         if features is not None:
@@ -279,15 +298,15 @@ class Tracker:
         those of the tracks kept.
         """
         t = self.tracks
-        active = _indices(t.time_since_update == 0)
-        lost = _indices(t.time_since_update > 0)
+        missed = t.time_since_update > 0
+        active, lost = _indices(~missed), _indices(missed)
         if len(active) == 0 or len(lost) == 0:
             return tlwh
-        pairs = np.argwhere(iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou)
-        if len(pairs) == 0:
+        rows, cols = (iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou).nonzero()
+        if len(rows) == 0:
             return tlwh
         span = t.age - 1 - t.time_since_update  # frames from birth to the last update
-        a, b = active[pairs[:, 0]], lost[pairs[:, 1]]
+        a, b = active[rows], lost[cols]
         keep = np.ones(len(t), dtype=bool)
         keep[np.where(span[a] > span[b], b, a)] = False
         self._drop(keep)
@@ -302,16 +321,21 @@ class Tracker:
     def _report(self, tlwh: np.ndarray) -> list[Track]:
         t, cfg = self.tracks, self.config
         recent = t.time_since_update <= cfg.report_max_time_since_update
-        established = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak)
-        warmup = (self.frame_count <= cfg.report_warmup_frames) & (t.time_since_update == 0)
-        idx = _indices(recent & (established | warmup))
+        # Streaks are never negative: a minimum of 0 needs no comparison.
+        shown = t.confirmed & (t.hit_streak >= cfg.report_min_hit_streak) if cfg.report_min_hit_streak > 0 \
+            else t.confirmed
+        if self.frame_count <= cfg.report_warmup_frames:  # during the warm-up, also every track updated now
+            shown = shown | (t.time_since_update == 0)  # not in place: shown may be t.confirmed itself
+        idx = _indices(recent & shown)
         new = idx[t.track_id[idx] == 0]  # reported for the first time: the next ids, in creation order
         if len(new):
             t.track_id[new] = np.arange(self._next_id, self._next_id + len(new))
             self._next_id += len(new)
-        return [Track(int(t.track_id[i]), tlwh[i], bool(t.confirmed[i]), int(t.time_since_update[i]),
-                      int(t.hits[i]), int(t.age[i]), float(t.score[i]), int(t.detection[i]))
-                for i in idx]
+        # Columns to Python lists first: one conversion per column, not one numpy scalar per field.
+        columns = (t.track_id[idx].tolist(), list(tlwh[idx]), t.confirmed[idx].tolist(),
+                   t.time_since_update[idx].tolist(), t.hits[idx].tolist(), t.age[idx].tolist(),
+                   t.score[idx].tolist(), t.detection[idx].tolist())
+        return list(map(Track, *columns))
 
     def _count_duplicates(self, boxes: np.ndarray) -> None:
         duplicates = count_duplicates(boxes)

@@ -1,0 +1,107 @@
+"""The tracker's fast paths against the general forms they stand in for, and ``fmtrack bench
+tracker``'s timing against trackers' ByteTrackTracker."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from fmtrack.benchmarks.tracker_speed import load_frames, peer_comparison
+from fmtrack.tracker import Tracker
+from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman
+
+
+def _textbook_update(mean, covariance, measurement, kf):
+    """Kalman update with an explicit inverse: K = P Hᵀ S⁻¹, x + K (z - H x), P - K H P."""
+    projected, innovation_cov = kf.project(mean, covariance)
+    gain = covariance[:, :, :4] @ np.linalg.inv(innovation_cov)
+    return (mean + np.einsum("tij,tj->ti", gain, measurement - projected),
+            covariance - gain @ covariance[:, :4, :])
+
+
+def _states(kf, count: int, seed: int, rotate: bool):
+    rng = np.random.default_rng(seed)
+    boxes = np.column_stack([rng.uniform(0, 900, (count, 2)), rng.uniform(20, 200, (count, 2))])
+    mean, covariance = kf.initiate(kf.measure(boxes))
+    for _ in range(3):
+        mean, covariance = kf.predict(mean, covariance)
+        if rotate:  # camera rotation mixes x and y: S is no longer diagonal
+            angle = np.deg2rad(5)
+            affine = np.array([[np.cos(angle), -np.sin(angle), 3.0], [np.sin(angle), np.cos(angle), -2.0]])
+            mean, covariance = kf.warp(mean, covariance, affine)
+    return mean, covariance, kf.measure(boxes + rng.normal(0, 3, boxes.shape))
+
+
+@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman()], ids=["xyah", "xysr"])
+@pytest.mark.parametrize("rotate", [False, True], ids=["diagonal", "rotated"])
+def test_kalman_update_and_gate_equal_the_explicit_inverse(kf, rotate):
+    mean, covariance, measurement = _states(kf, 7, seed=3, rotate=rotate)
+    innovation_cov = kf.project(mean, covariance)[1]
+    off_diagonal = innovation_cov[:, ~np.eye(4, dtype=bool)]
+    assert (np.count_nonzero(off_diagonal) > 0) == rotate  # both paths are exercised
+    got_mean, got_covariance = kf.update(mean, covariance, measurement)
+    want_mean, want_covariance = _textbook_update(mean, covariance, measurement, kf)
+    np.testing.assert_allclose(got_mean, want_mean, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(got_covariance, want_covariance, rtol=1e-10, atol=1e-9)
+    projected = kf.project(mean, covariance)[0]
+    diff = measurement[None, :, :] - projected[:, None, :]
+    want_gate = np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
+    np.testing.assert_allclose(kf.gating_distance(mean, covariance, measurement), want_gate, rtol=1e-10)
+
+
+def test_predict_equals_the_constant_velocity_products():
+    kf = DeepSortKalman()
+    mean, covariance, _ = _states(kf, 5, seed=4, rotate=True)
+    motion = np.eye(8) + np.eye(8, k=4)  # position += velocity
+    noise_std = mean[:, 3:4] * kf._process_weight + kf._process_floor
+    want_covariance = motion @ covariance @ motion.T + np.stack([np.diag(v) for v in noise_std**2])
+    got_mean, got_covariance = kf.predict(mean, covariance)
+    np.testing.assert_allclose(got_mean, mean @ motion.T, rtol=1e-14)
+    np.testing.assert_allclose(got_covariance, want_covariance, rtol=1e-12)
+
+
+def test_integer_features_beyond_the_limit_are_refused():
+    # 2**50 > 1e15 (the feature limit); integers take the same exact test as floats.
+    tracker = Tracker("deepsort")
+    with pytest.raises(ValueError, match="features row 0 is out of range"):
+        tracker.update(np.array([[10.0, 10, 20, 40]]), np.ones(1), np.full((1, 8), 2**50, dtype=np.int64))
+
+
+@pytest.mark.parametrize("value", [1e15, -1e15, 3e14])
+def test_features_at_the_limit_pass_and_just_beyond_fail(value):
+    boxes, scores = np.array([[10.0, 10, 20, 40]]), np.ones(1)
+    Tracker("deepsort").update(boxes, scores, np.array([[value, 1.0, 2.0]]))
+    with pytest.raises(ValueError, match="out of range"):
+        Tracker("deepsort").update(boxes, scores, np.array([[np.nextafter(1e15, np.inf), 1.0, 2.0]]))
+    with pytest.raises(ValueError, match="scores row 0 is out of range"):
+        Tracker("sort").update(boxes, np.array([np.nextafter(1e6, np.inf)]))
+
+
+def test_peer_comparison_on_a_few_frames(data_root, capsys):
+    pytest.importorskip("trackers")
+    frames = load_frames("MOT17-09-FRCNN", data_root)[:80]
+    result = peer_comparison(frames, repeats=2)
+    printed = capsys.readouterr().out
+    assert result is not None
+    peer = result["trackers ByteTrackTracker"]
+    ours = result["fmtrack --preset bytetrack"]
+    # Two ByteTracks on the same detections: the peer reports tracks, about as many rows as ours.
+    assert peer["rows"] > 0 and 0.5 < peer["rows"] / ours["rows"] < 2.0
+    lines = {m[1].strip(): (float(m[2]), float(m[3]))
+             for m in re.finditer(r"^\s+(.+?)\s+(\d+) frames/s\s+([\d.]+)x", printed, re.MULTILINE)}
+    assert set(lines) == set(result)
+    peer_fps = lines["trackers ByteTrackTracker"][0]
+    for name, (fps, ratio) in lines.items():
+        # The ratio printed is the two printed rates divided (rates rounded to 1 frame/s, ratio to 0.01).
+        assert ratio == pytest.approx(fps / peer_fps, abs=0.006 + 2 * fps / peer_fps / peer_fps)
+        assert result[name]["ratio"] == pytest.approx(result[name]["fps"] / peer["fps"])
+
+
+def test_peer_comparison_skips_with_one_line_without_trackers(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "trackers", None)  # import trackers now raises ImportError
+    assert peer_comparison([], repeats=1) is None
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "skipped" in printed[0] and "trackers" in printed[0]
