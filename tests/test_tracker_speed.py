@@ -105,3 +105,28 @@ def test_peer_comparison_skips_with_one_line_without_trackers(monkeypatch, capsy
     assert peer_comparison([], repeats=1) is None
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and "skipped" in printed[0] and "trackers" in printed[0]
+
+
+def test_matching_without_conflicts_equals_the_solver():
+    """Gated (DeepSORT) mode: the solver-free path (feasible pairs sharing no row or column) returns
+    what the Hungarian solver on the clipped costs returns, on random sparse cost matrices. (Not gated,
+    SORT takes such pairs as they are by its own rule, whatever the solver would say.)"""
+    from scipy.optimize import linear_sum_assignment
+
+    from fmtrack.tracker.linear_assignment import min_cost_matching
+
+    rng = np.random.default_rng(0)
+    fast_paths = 0
+    for _ in range(2000):
+        shape = tuple(rng.integers(1, 7, size=2))
+        cost = rng.uniform(0.0, 1.0, size=shape)
+        cost[rng.uniform(size=shape) < 0.7] = 5.0  # most pairs infeasible
+        max_cost = 0.8
+        feasible = cost <= max_cost
+        fast_paths += bool(feasible.sum(axis=0).max() <= 1 and feasible.sum(axis=1).max() <= 1)
+        rows, cols = linear_sum_assignment(np.minimum(cost, max_cost + 1e-5))
+        keep = cost[rows, cols] <= max_cost
+        expected = sorted(zip(rows[keep].tolist(), cols[keep].tolist()))
+        got_rows, got_cols = min_cost_matching(cost, max_cost, gated=True)
+        assert sorted(zip(got_rows.tolist(), got_cols.tolist())) == expected, cost
+    assert 200 < fast_paths < 1900  # both paths exercised

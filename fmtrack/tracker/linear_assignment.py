@@ -42,13 +42,14 @@ def min_cost_matching(cost: np.ndarray, max_cost: float, gated: bool = True) -> 
     """
     if cost.size == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    feasible = cost <= max_cost
+    if feasible.sum(axis=0).max() <= 1 and feasible.sum(axis=1).max() <= 1:
+        # Feasible pairs sharing no row or column: both modes take exactly these (gated: each costs
+        # less than any clipped pair, so the optimum holds them all), without the solver.
+        rows, cols = np.nonzero(feasible)
+        return rows.astype(np.int64), cols.astype(np.int64)
     if gated:
         cost = np.minimum(cost, max_cost + 1e-5)
-    else:
-        feasible = cost <= max_cost
-        if feasible.sum(axis=0).max() <= 1 and feasible.sum(axis=1).max() <= 1:
-            rows, cols = np.nonzero(feasible)
-            return rows.astype(np.int64), cols.astype(np.int64)
     from scipy.optimize import linear_sum_assignment  # on first use: scipy.optimize is most of import time
 
     rows, cols = linear_sum_assignment(cost)
