@@ -77,6 +77,13 @@ class Stage:
     def uses_appearance(self) -> bool:
         return self.cost == "appearance" or self.appearance_max is not None
 
+    @property
+    def threshold_field(self) -> str | None:
+        """The field holding this stage's appearance threshold (None: the stage uses no appearance)."""
+        if self.cost == "appearance":
+            return "max_cost"
+        return "appearance_max" if self.appearance_max is not None else None
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -146,10 +153,8 @@ class TrackerConfig:
         """The descriptor's appearance threshold (descriptor units): the first appearance stage's
         threshold divided by its ``threshold_factor``."""
         for stage in self.stages:
-            if stage.cost == "appearance":
-                return stage.max_cost / stage.threshold_factor
-            if stage.appearance_max is not None:
-                return stage.appearance_max / stage.threshold_factor
+            if stage.threshold_field is not None:
+                return getattr(stage, stage.threshold_field) / stage.threshold_factor
         raise ValueError(f"preset {self.name!r} has no appearance stage")
 
     def with_max_distance(self, max_distance: float) -> TrackerConfig:
@@ -157,9 +162,9 @@ class TrackerConfig:
         appearance stage's threshold becomes ``max_distance`` times its ``threshold_factor``."""
         if not self.uses_appearance:
             raise ValueError(f"preset {self.name!r} has no appearance stage to take a distance threshold")
-        stages = tuple(dataclasses.replace(s, max_cost=max_distance * s.threshold_factor) if s.cost == "appearance"
-                       else dataclasses.replace(s, appearance_max=max_distance * s.threshold_factor)
-                       if s.appearance_max is not None else s for s in self.stages)
+        stages = tuple(s if s.threshold_field is None
+                       else dataclasses.replace(s, **{s.threshold_field: max_distance * s.threshold_factor})
+                       for s in self.stages)
         return self.replace(stages=stages)
 
     def without_appearance(self) -> TrackerConfig:

@@ -115,14 +115,10 @@ def apply_parameters(config: TrackerConfig, values: dict[str, Any]) -> TrackerCo
             fields[field] = value
             continue
         stage, changes = stages[index], {field: value}
-        if _is_appearance_threshold(stage, field) and getattr(stage, field):
+        if field == stage.threshold_field and getattr(stage, field):
             changes["threshold_factor"] = stage.threshold_factor * value / getattr(stage, field)
         stages[index] = dataclasses.replace(stage, **changes)
     return config.replace(stages=tuple(stages), **fields)
-
-
-def _is_appearance_threshold(stage, field: str) -> bool:
-    return (field == "max_cost" and stage.cost == "appearance") or field == "appearance_max"
 
 
 def check_space(config: TrackerConfig, space: Space) -> None:
