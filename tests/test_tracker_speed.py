@@ -130,3 +130,41 @@ def test_matching_without_conflicts_equals_the_solver():
         got_rows, got_cols = min_cost_matching(cost, max_cost, gated=True)
         assert sorted(zip(got_rows.tolist(), got_cols.tolist())) == expected, cost
     assert 200 < fast_paths < 1900  # both paths exercised
+
+
+
+def test_appearance_stages_skip_the_gate_only_where_it_changes_nothing():
+    """A gated appearance stage applies the Mahalanobis gate only when some pair is under its
+    max_cost. On a stream of walkers (with teleports the gate must refuse and look-alikes), the
+    fmtrack preset gives the same tracks as a tracker that always applies it, and both cases occur."""
+    from fmtrack.tracker.linear_assignment import INFEASIBLE
+
+    calls = {"skipped": 0, "gated": 0}
+
+    class AlwaysGated(Tracker):
+        def _cost(self, stage, ti, di, costs, scores):
+            cost = super()._cost(stage, ti, di, costs, scores)
+            if stage.cost == "appearance":
+                calls["skipped" if cost.min() > stage.max_cost else "gated"] += 1
+                cost[costs.gate()[ti[:, None], di] > self.config.gating_threshold] = INFEASIBLE
+            return cost
+
+    rng = np.random.default_rng(5)
+    people = 6
+    identity = rng.normal(size=(people, 32))
+    position = rng.uniform(0, 800, (people, 2))
+    velocity = rng.normal(0, 4, (people, 2))
+    size = rng.uniform(40, 120, (people, 1)) * np.array([[0.4, 1.0]])
+    plain, gated = Tracker("fmtrack"), AlwaysGated("fmtrack")
+    for frame in range(300):
+        position += velocity
+        jumped = rng.random(people) < 0.02  # far from the prediction: appearance says yes, the gate no
+        position[jumped] = rng.uniform(0, 800, (int(jumped.sum()), 2))
+        seen = rng.random(people) < 0.8
+        boxes = np.column_stack([position[seen] + rng.normal(0, 2, (int(seen.sum()), 2)), size[seen]])
+        features = identity[seen] + rng.normal(0, 0.3 if frame % 7 else 2.0, (int(seen.sum()), 32))
+        scores = rng.uniform(0.3, 1.0, int(seen.sum()))
+        want = [(t.track_id, t.detection) for t in gated.update(boxes, scores, features)]
+        got = [(t.track_id, t.detection) for t in plain.update(boxes, scores, features)]
+        assert got == want, frame
+    assert calls["skipped"] > 0 and calls["gated"] > 0

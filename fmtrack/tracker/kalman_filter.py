@@ -38,11 +38,13 @@ def _add_to_diagonal(matrices: np.ndarray, values: np.ndarray) -> np.ndarray:
     return matrices
 
 
-def _diagonal_or_none(innovation_cov: np.ndarray) -> np.ndarray | None:
-    """The diagonals (T, 4) of innovation covariances (T, 4, 4) when every off-diagonal entry is
-    exactly zero (so without camera rotation: the four coordinates never mix), else None."""
-    diagonal = innovation_cov.reshape(len(innovation_cov), _NDIM * _NDIM)[:, ::_NDIM + 1]
-    return diagonal if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal) else None
+def _innovation_diagonal(covariance: np.ndarray, variance: np.ndarray) -> np.ndarray | None:
+    """The diagonals (T, 4) of the innovation covariances S = P[:4, :4] + R when every S is diagonal,
+    else None. R is diagonal, so S is exactly when P's position block has no nonzero off-diagonal
+    entry (so without camera rotation: the four coordinates never mix)."""
+    block = covariance[:, :_NDIM, :_NDIM]
+    diagonal = block.diagonal(axis1=1, axis2=2)
+    return diagonal + variance if np.count_nonzero(block) == np.count_nonzero(diagonal) else None
 
 
 class KalmanFilter:
@@ -67,15 +69,15 @@ class KalmanFilter:
     def update(self, mean: np.ndarray, covariance: np.ndarray,
                measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct each track (row) with its own measurement (T, 4)."""
-        projected_mean, innovation_cov = self.project(mean, covariance)
-        # Kalman gain K = P Hᵀ S⁻¹ (S is a well-conditioned 4x4: measurement noise > 0), and
-        # P - K S Kᵀ = P - K H P.
-        diagonal = _diagonal_or_none(innovation_cov)
+        # Kalman gain K = P Hᵀ S⁻¹ with S = H P Hᵀ + R (a well-conditioned 4x4: measurement noise
+        # > 0), and P - K S Kᵀ = P - K H P.
+        variance = self._measurement_variance(mean)
+        diagonal = _innovation_diagonal(covariance, variance)
         # A diagonal S: its inverse is the reciprocals (LAPACK's own result there), and the product
         # with it a broadcast scaling (the matrix product's other terms are exact zeros).
         gain = covariance[:, :, :_NDIM] * (1.0 / diagonal)[:, None, :] if diagonal is not None \
-            else covariance[:, :, :_NDIM] @ np.linalg.inv(innovation_cov)
-        innovation = measurement - projected_mean
+            else covariance[:, :, :_NDIM] @ np.linalg.inv(self.project(mean, covariance)[1])
+        innovation = measurement - mean[:, :_NDIM]
         mean = mean + np.einsum("tij,tj->ti", gain, innovation)
         covariance = covariance - gain @ covariance[:, :_NDIM, :]
         return mean, covariance
@@ -103,13 +105,12 @@ class KalmanFilter:
     def gating_distance(self, mean: np.ndarray, covariance: np.ndarray,
                         measurement: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
-        projected_mean, innovation_cov = self.project(mean, covariance)
-        diff = measurement[None, :, :] - projected_mean[:, None, :]
-        diagonal = _diagonal_or_none(innovation_cov)
+        diff = measurement[None, :, :] - mean[:, None, :_NDIM]
+        diagonal = _innovation_diagonal(covariance, self._measurement_variance(mean))
         if diagonal is not None:  # the same sum as the full form below, without its zero terms
             return np.einsum("tni,ti,tni->tn", diff, 1.0 / diagonal, diff)
         # One batched 4x4 inverse per track; S is well conditioned (measurement noise > 0).
-        return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
+        return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(self.project(mean, covariance)[1]), diff)
 
     # Box conversions, noise and how sizes scale under zoom: model-specific.
     _size_exponents: dict[int, int] = {}

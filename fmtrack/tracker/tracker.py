@@ -242,11 +242,13 @@ class Tracker:
                 appearance = np.where(credit, distance * (stage.appearance_scale / stage.appearance_max), 1.0)
                 cost = np.minimum(cost, appearance)
             return cost
-        gate = pick(costs.gate())
         if stage.cost == "mahalanobis":
-            return gate / self.config.gating_threshold
+            return pick(costs.gate()) / self.config.gating_threshold
         cost = pick(costs.appearance())
-        cost[gate > self.config.gating_threshold] = INFEASIBLE
+        # Gated matching treats every pair over max_cost as INFEASIBLE: with none under it, the
+        # gate changes nothing (often so in the re-identification stage).
+        if not stage.gated or cost.min() <= stage.max_cost:
+            cost[pick(costs.gate()) > self.config.gating_threshold] = INFEASIBLE
         return cost
 
     def _update(self, ti: np.ndarray, di: np.ndarray, measurements: np.ndarray, scores: np.ndarray,
