@@ -75,3 +75,30 @@ def test_guess_detector(sequence, scores, expected):
 def test_guess_detector_refuses_scores_no_map_expects():
     with pytest.raises(ValueError, match="no score map expects"):
         guess_detector("custom", np.array([-100.0, 1e4]))
+
+
+def test_a_detection_file_no_map_expects_is_mapped_by_its_own_quantiles():
+    """A command-line run on scores no table entry expects still runs: the file's own quantile map
+    (the rank mapping), monotone onto [0, 1], with one warning naming the file and the span."""
+    import warnings
+
+    from fmtrack.io import Detections, InputWarning
+    from fmtrack.pipeline.sequence import map_scores
+    from fmtrack.tracker import preset
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(-100.0, 1e4, 400)
+    frames = np.repeat(np.arange(1, 101), 4)  # sorted already: the scores keep their order
+    boxes = np.column_stack([rng.uniform(0, 500, (400, 2)), np.full((400, 2), 50.0)])
+    detections = Detections(frames, boxes, raw, source="custom/det.txt")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        mapped, detector = map_scores(detections, preset("bytetrack"), None, "custom")
+    assert detector is None
+    assert [str(w.message) for w in record if issubclass(w.category, InputWarning)][0].startswith("custom/det.txt:")
+    order = np.argsort(raw)
+    assert (np.diff(mapped.scores[order]) >= 0).all() and mapped.scores.min() >= 0 and mapped.scores.max() <= 1
+    # Quantile knots every 5 %: each score lands within 0.05 of its rank in the file.
+    rank = np.empty(400)
+    rank[order] = np.arange(400) / 399
+    assert np.abs(mapped.scores - rank).max() < 0.06

@@ -74,7 +74,7 @@ def map_scores(detections: Detections, config: TrackerConfig, detector: str | No
     None; fmtrack.scores.guess_detector), the same numbers a VideoTracker with that detector gives;
     ``none``: identity; ``raw``: unchanged; ``minmax`` / ``logistic`` / ``rank``: whole-file.
     """
-    from ..scores import ScoreStream, guess_detector, normalise_detections, score_map
+    from ..scores import ScoreStream, fit_score_map, guess_detector, normalise_detections, score_map
 
     mode = config.score_normalisation
     source = detections.source or "<detections>"
@@ -84,12 +84,18 @@ def map_scores(detections: Detections, config: TrackerConfig, detector: str | No
         return detections, None
     if mode not in ("auto", "none"):
         return normalise_detections(detections, mode), None
+    mapping = None
     if mode == "auto" and detector is None:
         try:
             detector = guess_detector(sequence, detections.scores)
         except ValueError as err:
-            raise InputError(source, f"{err} (--detector)") from None
-    stream = ScoreStream(score_map(detector if mode == "auto" else None), f"{source}: choose --detector")
+            # A detector no table entry knows: its own scores' quantiles (what --score-norm rank
+            # does), with a warning, rather than no result at all.
+            mapping = fit_score_map("this file", detections.scores, f"{source} itself")
+            warnings.warn(InputWarning(f"{source}: {err}; mapping them by their own quantiles in this file "
+                                       "(name --detector to use a fixed map)"))
+    mapping = mapping or score_map(detector if mode == "auto" else None)
+    stream = ScoreStream(mapping, f"{source}: choose --detector")
     return dataclasses.replace(detections, scores=stream(detections.scores)), detector
 
 
