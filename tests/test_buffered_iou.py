@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fmtrack.tracker import PRESETS, Tracker
+from fmtrack.tracker import PRESETS, Tracker, preset
 from fmtrack.tracker.linear_assignment import grow_tlwh, iou_matrix
 
 
@@ -51,3 +51,25 @@ def test_buffer_must_be_a_non_negative_fraction():
     stage = dataclasses.replace(PRESETS["bytetrack"].stages[0], iou_buffer=-0.1)
     with pytest.raises(ValueError, match="iou_buffer"):
         PRESETS["bytetrack"].replace(stages=(stage,) + PRESETS["bytetrack"].stages[1:])
+
+
+def test_motion_buffer_scales_with_the_frame_rate_in_motion_only_stages():
+    """motion_iou_buffer (given for 30 fps) becomes k x 30 / fps, capped, in the IoU stages without
+    appearance credit only; applying at_frame_rate twice scales no further."""
+    from fmtrack.tracker.config import MAX_MOTION_BUFFER
+
+    config = preset("fmtrack", motion_iou_buffer=0.1)
+    at_10 = config.at_frame_rate(10)
+    buffers = {(s.cost, s.appearance_max is None): s.iou_buffer for s in at_10.stages}
+    assert buffers[("iou", True)] == pytest.approx(0.3)
+    assert buffers[("iou", False)] == 0.0 and buffers[("appearance", True)] == 0.0
+    assert at_10.at_frame_rate(10) == at_10 and at_10.motion_iou_buffer == 0.0
+    assert at_10.max_age == int(10 / 30 * config.max_age)
+    motion = config.without_appearance().at_frame_rate(15)
+    assert [s.iou_buffer for s in motion.stages] == pytest.approx([0.2] * len(motion.stages))
+    assert {s.iou_buffer for s in config.at_frame_rate(2).stages if s.appearance_max is None
+            and s.cost == "iou"} == {MAX_MOTION_BUFFER}
+    assert preset("fmtrack", motion_iou_buffer=0.0).at_frame_rate(10).stages == \
+        preset("fmtrack", motion_iou_buffer=0.0).stages
+    with pytest.raises(ValueError, match="motion_iou_buffer"):
+        preset("fmtrack", motion_iou_buffer=0.7)

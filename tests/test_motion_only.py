@@ -20,17 +20,26 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
     assert [s.detections for s in motion.stages] == [s.detections for s in preset("bytetrack").stages]
     assert [(s.max_cost, s.iou_buffer) for s in motion.stages] == [
         (s.max_cost, s.iou_buffer) for s in config.stages if s.cost == "iou"]
-    for field in ("high_confidence", "min_confidence", "max_age", "n_init", "duplicate_iou"):
+    for field in ("high_confidence", "min_confidence", "max_age", "n_init", "duplicate_iou", "motion_iou_buffer"):
         assert getattr(motion, field) == getattr(config, field)
 
 
 def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_root, tmp_path, capsys):
+    """... with the preset's frame-rate-scaled buffers where motion alone decides (a preset file
+    gives `bytetrack` the same motion_iou_buffer)."""
+    import json
+
+    from fmtrack.pipeline.preset_file import preset_document
+
+    buffered = tmp_path / "bytetrack-buffered.json"
+    buffered.write_text(json.dumps(preset_document(
+        preset("bytetrack", motion_iou_buffer=preset("fmtrack").motion_iou_buffer), {"test": "motion only"})))
     info = read_seqinfo(find_sequence("KITTI-13", data_root))
     assert not info.image_dir.is_dir(), "the design set ships no frames"
     assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--quiet", "--no-score",
                  "--out", str(tmp_path / "default.txt")]) == 0
     assert "has no frames: the fmtrack preset runs on motion alone" in capsys.readouterr().err
-    assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--preset", "bytetrack", "--quiet",
+    assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--preset", str(buffered), "--quiet",
                  "--no-score", "--out", str(tmp_path / "bytetrack.txt")]) == 0
     default = read_results(tmp_path / "default.txt")
     bytetrack = read_results(tmp_path / "bytetrack.txt")

@@ -20,6 +20,9 @@ CHI2_95: dict[int, float] = {
     9: 16.918977604620448,
 }
 CHI2_95_4DOF = CHI2_95[4]
+# Largest frame-rate-scaled buffer: boxes grown by half their size on each side are twice as large,
+# enough to hold a walker at 7 fps; beyond that neighbours' boxes overlap everywhere.
+MAX_MOTION_BUFFER = 0.5
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ class TrackerConfig:
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
     max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
+    # C-BIoU buffer given for 30 fps for every IoU stage where motion alone decides (no appearance
+    # credit): at_frame_rate raises theirs to this x 30 / fps, at most MAX_MOTION_BUFFER. 0: off.
+    motion_iou_buffer: float = 0.0
     confirm_first_frame: bool = False  # tracks born in frame 1 start confirmed (ByteTrack)
     predict_unconfirmed: bool = True  # ByteTrack matches unconfirmed tracks at their birth state
     freeze_lost_height: bool = False  # ByteTrack zeroes a lost track's height velocity
@@ -140,10 +146,18 @@ class TrackerConfig:
         return any(stage.uses_appearance for stage in self.stages)
 
     def at_frame_rate(self, frame_rate: float) -> TrackerConfig:
-        """The configuration for a sequence at ``frame_rate`` (ages given for 30 fps scale when set)."""
-        if not self.max_age_scales_with_frame_rate or frame_rate == 30:
-            return self
-        return self.replace(max_age=int(frame_rate / 30.0 * self.max_age), max_age_scales_with_frame_rate=False)
+        """The configuration for a sequence at ``frame_rate``: ages given for 30 fps scale when set, and
+        ``motion_iou_buffer`` becomes the buffer of the IoU stages without appearance credit (a
+        person moves further between frames at a lower rate). Idempotent: the result scales no more."""
+        config = self
+        if config.max_age_scales_with_frame_rate and frame_rate != 30:
+            config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), max_age_scales_with_frame_rate=False)
+        if config.motion_iou_buffer > 0:
+            buffer = min(config.motion_iou_buffer * 30.0 / frame_rate, MAX_MOTION_BUFFER)
+            stages = tuple(dataclasses.replace(s, iou_buffer=max(s.iou_buffer, buffer))
+                           if s.cost == "iou" and s.appearance_max is None else s for s in config.stages)
+            config = config.replace(stages=stages, motion_iou_buffer=0.0)
+        return config
 
     def replace(self, **changes: Any) -> TrackerConfig:
         return dataclasses.replace(self, **changes)
@@ -202,6 +216,9 @@ class TrackerConfig:
             raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
         if not all(s.threshold_factor > 0.0 for s in self.stages):  # False for NaN too
             raise ValueError(f"threshold_factor must be > 0, got {[s.threshold_factor for s in self.stages]}")
+        if not 0.0 <= self.motion_iou_buffer <= MAX_MOTION_BUFFER:  # False for NaN too
+            raise ValueError(f"motion_iou_buffer must be in [0, {MAX_MOTION_BUFFER}] (a fraction of the box "
+                             f"size at 30 fps), got {self.motion_iou_buffer}")
         if not all(0.0 <= s.iou_buffer < 10.0 for s in self.stages):  # False for NaN too
             raise ValueError(f"iou_buffer must be in [0, 10) (a fraction of the box size), got "
                              f"{[s.iou_buffer for s in self.stages]}")
@@ -282,10 +299,13 @@ _LOW = dataclasses.replace(_LOW, updates_appearance=False)
 # First, confirmed tracks whose appearance is unmistakable (0.6 of the threshold, inside the gate)
 # take their detections before IoU decides: measured on MOT16-11 and MOT17-05 (docs/tuning.md).
 _STRICT = Stage("appearance", max_cost=0.2 * 0.6, tracks="confirmed", threshold_factor=0.6)
+# Where motion alone decides (the low and unconfirmed stages; every stage on motion alone), IoU of
+# boxes grown by 0.13 of their size at 30 fps, more at lower rates: chosen on the design set with
+# MOT16-11 (docs/tuning.md); inside stages that weigh appearance a buffer cost IDF1, so none there.
 PRESETS["fmtrack"] = _BYTETRACK.replace(
     name="fmtrack",
     stages=(_STRICT, _FUSED, _LOW, Stage("appearance", max_cost=0.2, tracks="confirmed"), _UNCONFIRMED),
-    metric="cosine", appearance_memory="ema", camera_motion="ecc",
+    metric="cosine", appearance_memory="ema", camera_motion="ecc", motion_iou_buffer=0.13,
 )
 
 

@@ -73,6 +73,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "stages.3.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
         "stages.4.max_cost": ("float", 0.5, 0.9),  # unconfirmed tracks
         "stages.4.iou_buffer": ("float", 0.0, 0.5),
+        "motion_iou_buffer": ("float", 0.0, 0.5),  # at 30 fps, where motion alone decides
         "ema_alpha": ("float", 0.7, 0.98),
     },
 }
