@@ -131,11 +131,12 @@ def _time_preset(config: TrackerConfig, frames: list[Frame]) -> tuple[float, int
     return seconds, sum(map(len, outputs))
 
 
-def peer_comparison(frames: list[Frame], repeats: int = 5) -> dict[str, dict[str, float]] | None:
+def peer_comparison(frames: list[Frame], repeats: int = 5, frame_rate: float = 30.0) -> dict[str, dict[str, float]] | None:
     """Print and return frames/s of the modern presets and of trackers' ByteTrackTracker on the same
     detections (every row, each tracker's own confidence thresholds), best of ``repeats`` with the
-    runs taken in turn, and each preset's ratio to the peer. None (one line printed) when the
-    ``trackers`` package is missing.
+    runs taken in turn, and each preset's ratio to the peer. The presets run as configured at
+    ``frame_rate``, as ``fmtrack run`` runs them. None (one line printed) when the ``trackers``
+    package is missing.
 
     Returns ``{name: {"fps": frames/s, "rows": rows reported in the last pass, "ratio": x peer}}``.
     """
@@ -147,7 +148,8 @@ def peer_comparison(frames: list[Frame], repeats: int = 5) -> dict[str, dict[str
         print("peer comparison skipped: the trackers package is not installed (pip install 'fmtrack[peers]')")
         return None
     detections = peer_detections(frames)
-    runs = {f"fmtrack --preset {name}": (lambda c=PRESETS[name]: _time_preset(c, frames)) for name in PEER_PRESETS}
+    runs = {f"fmtrack --preset {name}": (lambda c=PRESETS[name].at_frame_rate(frame_rate): _time_preset(c, frames))
+            for name in PEER_PRESETS}
     runs["trackers ByteTrackTracker"] = lambda: time_peer_bytetrack(detections)
     best = {name: float("inf") for name in runs}
     rows = {}
@@ -241,15 +243,16 @@ def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | N
     """Print and return frames/s per preset (and per reference implementation given); then the
     modern presets against trackers' ByteTrackTracker when installed (``peer_repeats`` passes each)."""
     all_frames = load_frames(seq, data_root)
+    rate = read_seqinfo(find_sequence(seq, data_root)).frame_rate  # presets run as configured at it
     # The originals are fed what deep_sort_app feeds them (confidence >= 0.3); fmtrack's presets get
     # every detection and filter by their own thresholds (ByteTrack's low stage needs the 0.1-0.45 ones).
     frames = load_frames(seq, data_root, 0.3)
     print(f"{seq}: {len(frames)} frames, {sum(len(f[0]) for f in all_frames) / len(frames):.1f} detections/frame, "
           f"{sum(len(f[0]) for f in frames) / len(frames):.1f} with confidence >= 0.3; "
-          f"update() only (no camera motion), best of {repeats}")
+          f"update() only (no camera motion; presets at the sequence's {rate:g} fps), best of {repeats}")
     rates = {}
     for name, config in PRESETS.items():
-        rates[f"fmtrack --preset {name}"] = time_updates(config, all_frames, repeats)
+        rates[f"fmtrack --preset {name}"] = time_updates(config.at_frame_rate(rate), all_frames, repeats)
     if reference_deepsort:
         rates["reference DeepSORT (nwojke/deep_sort)"] = time_reference_deepsort(reference_deepsort, frames, repeats)
     if reference_sort:
@@ -258,7 +261,7 @@ def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | N
     for name, rate in rates.items():
         ratio = f"  ({rate / base:.2f}x reference DeepSORT)" if base else ""
         print(f"  {name:<40s} {rate:8.0f} frames/s{ratio}")
-    peer_comparison(all_frames, peer_repeats)
+    peer_comparison(all_frames, peer_repeats, rate)
     video_tracker_overhead(all_frames, repeats)
     if stream_frames > 0:
         print(f"memory over a {stream_frames}-frame synthetic stream (deepsort preset, 128-d features):")
