@@ -20,8 +20,12 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
     assert [s.detections for s in motion.stages] == [s.detections for s in preset("bytetrack").stages]
     assert [(s.max_cost, s.iou_buffer) for s in motion.stages] == [
         (s.max_cost, s.iou_buffer) for s in config.stages if s.cost == "iou"]
-    for field in ("high_confidence", "min_confidence", "max_age", "n_init", "duplicate_iou", "motion_iou_buffer"):
+    for field in ("high_confidence", "min_confidence", "n_init", "duplicate_iou", "motion_iou_buffer"):
         assert getattr(motion, field) == getattr(config, field)
+    # Without appearance a lost track is kept as long as ByteTrack keeps it.
+    assert motion.max_age == config.motion_max_age == preset("bytetrack").max_age < config.max_age
+    assert motion.motion_max_age is None and motion.without_appearance() == motion
+    assert config.at_frame_rate(15).without_appearance().max_age == config.without_appearance().at_frame_rate(15).max_age
 
 
 def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_root, tmp_path, capsys):

@@ -118,6 +118,9 @@ class TrackerConfig:
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
     max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
+    # max_age of the motion-only form (without_appearance); None: max_age. A track that only IoU can
+    # re-find is not worth keeping as long as one appearance can verify.
+    motion_max_age: int | None = None
     # C-BIoU buffer given for 30 fps for every IoU stage where motion alone decides (no appearance
     # credit): at_frame_rate raises theirs to this x 30 / fps, at most MAX_MOTION_BUFFER. 0: off.
     motion_iou_buffer: float = 0.0
@@ -151,7 +154,9 @@ class TrackerConfig:
         person moves further between frames at a lower rate). Idempotent: the result scales no more."""
         config = self
         if config.max_age_scales_with_frame_rate and frame_rate != 30:
-            config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), max_age_scales_with_frame_rate=False)
+            motion_max_age = None if config.motion_max_age is None else int(frame_rate / 30.0 * config.motion_max_age)
+            config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), motion_max_age=motion_max_age,
+                                    max_age_scales_with_frame_rate=False)
         if config.motion_iou_buffer > 0:
             buffer = min(config.motion_iou_buffer * 30.0 / frame_rate, MAX_MOTION_BUFFER)
             stages = tuple(dataclasses.replace(s, iou_buffer=max(s.iou_buffer, buffer))
@@ -183,10 +188,12 @@ class TrackerConfig:
 
     def without_appearance(self) -> TrackerConfig:
         """The same preset on motion alone: appearance-only stages dropped, fused stages back to
-        their IoU cost. What an appearance preset does where no descriptor can be had (no frames)."""
+        their IoU cost, ``motion_max_age`` as its max_age. What an appearance preset does where no
+        descriptor can be had (no frames)."""
         stages = tuple(dataclasses.replace(s, appearance_max=None) if s.appearance_max is not None else s
                        for s in self.stages if s.cost != "appearance")
-        return self.replace(stages=stages)
+        return self.replace(stages=stages, max_age=self.max_age if self.motion_max_age is None else self.motion_max_age,
+                            motion_max_age=None)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -208,8 +215,8 @@ class TrackerConfig:
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
-        if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
-            raise ValueError("n_init and budget must be >= 1 and max_age >= 0")
+        if self.n_init < 1 or self.budget < 1 or self.max_age < 0 or (self.motion_max_age or 0) < 0:
+            raise ValueError("n_init and budget must be >= 1 and max_age >= 0 (motion_max_age too)")
         if self.camera_motion not in ("none", "sof", "ecc"):
             raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
         if self.appearance_memory not in ("gallery", "ema"):
@@ -306,6 +313,8 @@ PRESETS["fmtrack"] = _BYTETRACK.replace(
     name="fmtrack",
     stages=(_STRICT, _FUSED, _LOW, Stage("appearance", max_cost=0.2, tracks="confirmed"), _UNCONFIRMED),
     metric="cosine", appearance_memory="ema", camera_motion="ecc", motion_iou_buffer=0.13,
+    # Appearance re-finds a track after longer gaps than IoU can (MOT16-11, MOT17-05; docs/tuning.md).
+    max_age=60, motion_max_age=_BYTETRACK.max_age,
 )
 
 

@@ -67,6 +67,7 @@ SEARCH_SPACES: dict[str, Space] = {
     "fmtrack": {
         **_bytetrack_family(1, 2),
         "max_age": ("int", 10, 90),
+        "motion_max_age": ("int", 10, 90),  # where no descriptor can be had
         "stages.0.max_cost": ("scale", 0.5, 1.6),  # strict appearance-first threshold
         "stages.1.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into the IoU stage
         "stages.1.proximity": ("float", 0.3, 0.8),
