@@ -265,10 +265,15 @@ def cmd_tune(args: argparse.Namespace) -> None:
 def cmd_eval_descriptor(args: argparse.Namespace) -> None:
     from .benchmarks.descriptor_quality import evaluate_descriptors
 
-    table, _ = evaluate_descriptors(args.features, args.seqs, args.out_dir,
-                                    None if args.sweep_preset == "none" else args.sweep_preset,
-                                    args.data_root, progress=not args.quiet)
+    table, _, bootstrap = evaluate_descriptors(args.features, args.seqs, args.out_dir,
+                                               None if args.sweep_preset == "none" else args.sweep_preset,
+                                               args.data_root, progress=not args.quiet,
+                                               bootstrap=args.bootstrap, seed=args.bootstrap_seed)
     print(table.round(3).to_string())
+    if bootstrap is not None:
+        from .benchmarks.bootstrap import format_bootstrap
+
+        print(format_bootstrap(bootstrap))
     print(f"wrote {args.out_dir}")
 
 
@@ -578,6 +583,10 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--sweep-preset", default="deepsort",
                     help="tracker preset of the IDF1-vs-threshold sweep ('none': no sweep)")
     ed.add_argument("--out-dir", default="runs/descriptors", help="where the tables and plots go")
+    ed.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                    help="B paired-bootstrap resamples over identities of the Euclidean AUCs and their "
+                         "differences per sequence, written to OUT_DIR/bootstrap.csv (0: off; 200 is typical)")
+    ed.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples")
     _add_data_root(ed)
     ed.add_argument("--quiet", action="store_true", help="no progress bars")
     ed.set_defaults(func=cmd_eval_descriptor)

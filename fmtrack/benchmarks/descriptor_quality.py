@@ -91,20 +91,48 @@ def described_detections(features: str, info: SequenceInfo, data_root: str | Pat
     return inputs.embedder.detections
 
 
-def descriptor_quality(features: str, sequence: str, data_root: str | Path | None = None,
-                       protocol: PairProtocol = PairProtocol(), progress: bool = True) -> DescriptorQuality:
-    """The reference protocol's AUC and rank-1, both metrics, for one descriptor on one sequence."""
+@dataclass(frozen=True)
+class MatchedDetections:
+    """One descriptor's detections on one sequence that the protocol keeps (confidence, gt match).
+
+    frames: (N,) int, 1-based; boxes: (N, 4) float, tlwh pixels; identity: (N,) int gt ids;
+    features: (N, D) float32 descriptors.
+    """
+
+    sequence: str
+    frames: np.ndarray
+    boxes: np.ndarray
+    identity: np.ndarray
+    features: np.ndarray
+
+
+def matched_detections(features: str, sequence: str, data_root: str | Path | None = None,
+                       protocol: PairProtocol = PairProtocol(), progress: bool = True) -> MatchedDetections:
+    """The detections of ``sequence`` matched to gt pedestrians, described by ``features``."""
     info = read_seqinfo(find_sequence(sequence, data_root))
     detections = described_detections(features, info, data_root, progress)
     identity = match_identities(detections, read_ground_truth(info.gt_path, info.seq_length), protocol.min_iou)
     keep = (identity >= 0) & (detections.scores >= protocol.min_confidence)
-    frames, ids, vectors = detections.frames[keep], identity[keep], detections.features[keep]
+    return MatchedDetections(info.name, detections.frames[keep], detections.boxes[keep], identity[keep],
+                             detections.features[keep])
+
+
+def matched_quality(features: str, matched: MatchedDetections,
+                    protocol: PairProtocol = PairProtocol()) -> DescriptorQuality:
+    """The reference protocol's AUC and rank-1, both metrics, on already matched detections."""
+    frames, ids, vectors = matched.frames, matched.identity, matched.features
     scores = {metric: pair_quality(vectors, frames, ids, metric, protocol) for metric in METRICS}
     _, _, same, different = scores["euclidean"]
-    return DescriptorQuality(descriptor=features, sequence=info.name, matched_detections=int(keep.sum()),
+    return DescriptorQuality(descriptor=features, sequence=matched.sequence, matched_detections=len(frames),
                              identities=len(np.unique(ids)), same_pairs=same, different_pairs=different,
                              auc_cosine=scores["cosine"][0], auc_euclidean=scores["euclidean"][0],
                              rank1_cosine=scores["cosine"][1], rank1_euclidean=scores["euclidean"][1])
+
+
+def descriptor_quality(features: str, sequence: str, data_root: str | Path | None = None,
+                       protocol: PairProtocol = PairProtocol(), progress: bool = True) -> DescriptorQuality:
+    """The reference protocol's AUC and rank-1, both metrics, for one descriptor on one sequence."""
+    return matched_quality(features, matched_detections(features, sequence, data_root, protocol, progress), protocol)
 
 
 def threshold_sweep(features: str, sequence: str, preset_name: str = "deepsort",
@@ -133,26 +161,40 @@ def threshold_sweep(features: str, sequence: str, preset_name: str = "deepsort",
 
 def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str | Path,
                          sweep_preset: str | None = "deepsort", data_root: str | Path | None = None,
-                         progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """AUC / rank-1 table for every descriptor x sequence, and (with ``sweep_preset``) the IDF1 sweep.
+                         progress: bool = True, bootstrap: int = 0, seed: int = 0,
+                         ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """AUC / rank-1 table for every descriptor x sequence, with ``sweep_preset`` the IDF1 sweep, and
+    with ``bootstrap`` > 0 resamples the paired-bootstrap intervals of the Euclidean AUCs per sequence
+    (fmtrack.benchmarks.bootstrap, seeded by ``seed``).
 
-    Writes ``descriptors.csv``/``.md``, and ``threshold_sweep.csv`` + ``idf1_vs_threshold.png``, to
-    ``out_dir``. A descriptor a sequence lacks (DeepSORT features outside MOT17) is skipped.
+    Writes ``descriptors.csv``/``.md``, ``threshold_sweep.csv`` + ``idf1_vs_threshold.png`` and
+    ``bootstrap.csv`` to ``out_dir``. A descriptor a sequence lacks (DeepSORT features outside MOT17)
+    is skipped.
     """
     from ..io import atomic_write
     from .methods import MethodUnavailable
 
+    if not isinstance(bootstrap, (int, np.integer)) or isinstance(bootstrap, bool) or bootstrap < 0:
+        raise ValueError(f"bootstrap: the number of resamples must be an integer >= 0 (0 = off), got {bootstrap!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, sweeps = [], []
+    matched: dict[str, dict[str, MatchedDetections]] = {}  # sequence -> descriptor label -> detections
     for spec in features:
         for sequence in sequences:
             try:
-                quality = descriptor_quality(spec, sequence, data_root, progress=progress)
+                described = matched_detections(spec, sequence, data_root, progress=progress)
             except MethodUnavailable as err:
                 print(f"skipped: {err}")
                 continue
+            quality = matched_quality(spec, described)
             rows.append({**quality.to_dict(), "descriptor": descriptor_label(spec)})
+            if bootstrap:
+                by_label = matched.setdefault(quality.sequence, {})
+                name = descriptor_label(spec)
+                while name in by_label:  # the same descriptor listed twice still gets its own row
+                    name += "'"
+                by_label[name] = described
             if sweep_preset is not None:
                 sweep = threshold_sweep(spec, sequence, sweep_preset, data_root=data_root, progress=progress)
                 sweeps.append(sweep.assign(descriptor=descriptor_label(spec), sequence=quality.sequence,
@@ -168,7 +210,15 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
         with atomic_write(out_dir / "threshold_sweep.csv") as fh:
             sweep_table.to_csv(fh, index=False)
         plot_threshold_sweep(sweep_table, out_dir / "idf1_vs_threshold.png")
-    return table, sweep_table
+    bootstrap_table = None
+    if matched:
+        from .bootstrap import bootstrap_matched
+
+        bootstrap_table = pd.concat([bootstrap_matched(by_label, bootstrap, seed, progress=progress)
+                                     for by_label in matched.values()], ignore_index=True)
+        with atomic_write(out_dir / "bootstrap.csv") as fh:
+            bootstrap_table.to_csv(fh, index=False)
+    return table, sweep_table, bootstrap_table
 
 
 def plot_threshold_sweep(sweep: pd.DataFrame, path: str | Path) -> Path:
