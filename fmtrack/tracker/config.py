@@ -189,7 +189,8 @@ class TrackerConfig:
     def without_appearance(self) -> TrackerConfig:
         """The same preset on motion alone: appearance-only stages dropped, fused stages back to
         their IoU cost, ``motion_max_age`` as its max_age. What an appearance preset does where no
-        descriptor can be had (no frames)."""
+        descriptor can be had (no frames). Call it before :meth:`at_frame_rate`, whose buffers go to
+        the stages that are plain IoU at that moment."""
         stages = tuple(dataclasses.replace(s, appearance_max=None) if s.appearance_max is not None else s
                        for s in self.stages if s.cost != "appearance")
         return self.replace(stages=stages, max_age=self.max_age if self.motion_max_age is None else self.motion_max_age,
