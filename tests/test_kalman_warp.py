@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman
+from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman, XywhKalman
 
 
 def random_states(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -18,7 +18,7 @@ def random_states(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return mean, covariance
 
 
-@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman()])
+@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman(), XywhKalman()])
 def test_identity_warp_is_a_no_op(kf):
     mean, covariance = random_states(5)
     new_mean, new_covariance = kf.warp(mean.copy(), covariance, np.eye(2, 3))
@@ -26,7 +26,7 @@ def test_identity_warp_is_a_no_op(kf):
     np.testing.assert_array_equal(new_covariance, covariance)
 
 
-@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman()])
+@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman(), XywhKalman()])
 def test_translation_moves_only_the_centre(kf):
     mean, covariance = random_states(4)
     new_mean, new_covariance = kf.warp(mean.copy(), covariance, np.array([[1, 0, 12.5], [0, 1, -3.0]]))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fmtrack.benchmarks.tracker_speed import synthetic_stream
 from fmtrack.tracker import PRESETS, Tracker, preset
-from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman
+from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman, XywhKalman
 from fmtrack.tracker.linear_assignment import iou_matrix, min_cost_matching
 from fmtrack.tracker.nn_matching import FeatureGallery
 
@@ -98,7 +98,7 @@ def test_deepsort_kalman_matches_textbook_per_track():
             np.testing.assert_allclose(S[t], rS, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman()], ids=["deepsort", "sort"])
+@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman(), XywhKalman()], ids=["deepsort", "sort", "botsort"])
 def test_gating_distance_is_explicit_mahalanobis(kf):
     rng = np.random.default_rng(1)
     mean, cov = kf.initiate(kf.measure(random_boxes(rng, 4)))
@@ -111,6 +111,9 @@ def test_gating_distance_is_explicit_mahalanobis(kf):
         # S = H P Hᵀ + R, written out independently for each model.
         if isinstance(kf, DeepSortKalman):
             zhat, S = ds_innovation(mean[t], cov[t])
+        elif isinstance(kf, XywhKalman):  # BoT-SORT: std 1/20 of the width (cx, w) or height (cy, h)
+            w, h = mean[t, 2], mean[t, 3]
+            zhat, S = mean[t, :4], cov[t, :4, :4] + np.diag([(w / 20) ** 2, (h / 20) ** 2, (w / 20) ** 2, (h / 20) ** 2])
         else:
             zhat, S = mean[t, :4], cov[t, :4, :4] + np.diag([1.0, 1.0, 10.0, 10.0])
         for n in range(5):
@@ -604,3 +607,20 @@ def test_long_stream_memory_is_structurally_bounded():
     assert most_tracks <= 40, most_tracks
     assert tracker.gallery._count.shape[0] <= 64
     assert len(tracker.gallery._free) + len(tracker.tracks) == tracker.gallery._count.shape[0]
+
+
+def test_xywh_filter_round_trips_boxes_and_follows_a_changing_shape():
+    """BoT-SORT's (cx, cy, w, h) state: tlwh -> state -> tlwh is exact, and a box whose width grows
+    while its height stays is followed in both (an aspect-ratio state would have to trade one for the other)."""
+    kf = XywhKalman()
+    rng = np.random.default_rng(4)
+    boxes = random_boxes(rng, 6)
+    np.testing.assert_allclose(kf.to_tlwh(kf.initiate(kf.measure(boxes))[0]), boxes, rtol=1e-12)
+    mean, cov = kf.initiate(kf.measure(np.array([[100.0, 50.0, 40.0, 100.0]])))
+    for step in range(1, 30):
+        mean, cov = kf.predict(mean, cov)
+        mean, cov = kf.update(mean, cov, kf.measure(np.array([[100.0, 50.0, 40.0 + 2 * step, 100.0]])))
+    predicted = kf.to_tlwh(kf.predict(mean, cov)[0])[0]
+    assert predicted[2] == pytest.approx(40.0 + 2 * 30, abs=1.0)  # width velocity learnt
+    assert predicted[3] == pytest.approx(100.0, abs=0.5)  # height unchanged
+    assert Tracker(preset("bytetrack", motion_model="xywh")).kf.__class__ is XywhKalman

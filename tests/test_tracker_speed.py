@@ -11,7 +11,7 @@ import pytest
 
 from fmtrack.benchmarks.tracker_speed import load_frames, peer_comparison
 from fmtrack.tracker import Tracker
-from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman
+from fmtrack.tracker.kalman_filter import DeepSortKalman, SortKalman, XywhKalman
 
 
 def _textbook_update(mean, covariance, measurement, kf):
@@ -35,7 +35,7 @@ def _states(kf, count: int, seed: int, rotate: bool):
     return mean, covariance, kf.measure(boxes + rng.normal(0, 3, boxes.shape))
 
 
-@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman()], ids=["xyah", "xysr"])
+@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman(), XywhKalman()], ids=["xyah", "xysr", "xywh"])
 @pytest.mark.parametrize("rotate", [False, True], ids=["diagonal", "rotated"])
 def test_kalman_update_and_gate_equal_the_explicit_inverse(kf, rotate):
     mean, covariance, measurement = _states(kf, 7, seed=3, rotate=rotate)

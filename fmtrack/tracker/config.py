@@ -98,7 +98,7 @@ class TrackerConfig:
     """
 
     name: str = "custom"
-    motion_model: Literal["xyah", "xysr"] = "xyah"
+    motion_model: Literal["xyah", "xysr", "xywh"] = "xyah"
     stages: tuple[Stage, ...] = ()
     metric: Literal["cosine", "euclidean"] = "cosine"
     budget: int = 100  # gallery size per track (last `budget` features)
@@ -210,8 +210,8 @@ class TrackerConfig:
             raise ValueError("TrackerConfig needs at least one association stage")
         if self.metric not in ("cosine", "euclidean"):
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
-        if self.motion_model not in ("xyah", "xysr"):
-            raise ValueError(f"unknown motion model {self.motion_model!r} (xyah or xysr)")
+        if self.motion_model not in ("xyah", "xysr", "xywh"):
+            raise ValueError(f"unknown motion model {self.motion_model!r} (xyah, xysr or xywh)")
         if not 0.0 <= self.nms_max_overlap:  # False for NaN too
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:

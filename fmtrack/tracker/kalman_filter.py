@@ -3,10 +3,12 @@
 Written here rather than taken from filterpy because every operation runs on all tracks at once
 (arrays of shape (T, 8) and (T, 8, 8)): one numpy call per step instead of one per track.
 
-Two noise models share the same linear algebra:
+Three noise models share the same linear algebra:
 
 - ``DeepSortKalman`` (state cx, cy, a, h and their velocities; a = w / h): DeepSORT's model, with
   process and measurement noise proportional to the box height (weights 1/20 and 1/160).
+- ``XywhKalman`` (state cx, cy, w, h and their velocities): BoT-SORT's model, noise proportional to
+  the box width (x, w) or height (y, h).
 - ``SortKalman`` (state cx, cy, s, r, their velocities; s = w * h area, r = w / h): SORT's model with
   its fixed noise. SORT has no velocity for r; here that eighth state stays exactly zero because its
   variance and process noise are zero.
@@ -211,4 +213,35 @@ class SortKalman(KalmanFilter):
         return self.measurement_var
 
 
-MOTION_MODELS: dict[str, type[KalmanFilter]] = {"xyah": DeepSortKalman, "xysr": SortKalman}
+class XywhKalman(KalmanFilter):
+    """BoT-SORT's filter on (cx, cy, w, h): width and height each have a velocity, and the noise of
+    an x-like entry (cx, w) scales with the box width, of a y-like one (cy, h) with its height
+    (DeepSORT's weights 1/20 and 1/160), so a box's shape follows the person instead of a fixed aspect."""
+
+    _wp, _wv = DeepSortKalman.std_weight_position, DeepSortKalman.std_weight_velocity
+    _initial_weight = np.array([2 * _wp] * 4 + [10 * _wv] * 4)
+    _process_weight = np.array([_wp] * 4 + [_wv] * 4)
+    _measurement_weight = np.array([_wp] * 4)
+    _size_exponents = {2: 1, 3: 1, 6: 1, 7: 1}  # w, h and their velocities scale with zoom
+
+    def measure(self, tlwh: np.ndarray) -> np.ndarray:
+        out = np.array(tlwh, dtype=np.float64, copy=True)
+        out[:, :2] += out[:, 2:] / 2
+        return out
+
+    def to_tlwh(self, mean: np.ndarray) -> np.ndarray:
+        out = mean[:, :4].copy()
+        out[:, :2] -= out[:, 2:] / 2
+        return out
+
+    def _initial_covariance(self, measurement: np.ndarray) -> np.ndarray:
+        return _diag(np.tile(measurement[:, 2:4], 4) * self._initial_weight)
+
+    def _process_variance(self, mean: np.ndarray) -> np.ndarray:
+        return (np.tile(mean[:, 2:4], 4) * self._process_weight) ** 2
+
+    def _measurement_variance(self, mean: np.ndarray) -> np.ndarray:
+        return (np.tile(mean[:, 2:4], 2) * self._measurement_weight) ** 2
+
+
+MOTION_MODELS: dict[str, type[KalmanFilter]] = {"xyah": DeepSortKalman, "xysr": SortKalman, "xywh": XywhKalman}
