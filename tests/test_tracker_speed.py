@@ -168,3 +168,56 @@ def test_appearance_stages_skip_the_gate_only_where_it_changes_nothing():
         got = [(t.track_id, t.detection) for t in plain.update(boxes, scores, features)]
         assert got == want, frame
     assert calls["skipped"] > 0 and calls["gated"] > 0
+
+
+@pytest.mark.parametrize("kf", [DeepSortKalman(), SortKalman(), XywhKalman()], ids=["xyah", "xysr", "xywh"])
+@pytest.mark.parametrize("rotate", [False, True], ids=["diagonal", "rotated"])
+def test_a_precomputed_innovation_diagonal_changes_nothing(kf, rotate):
+    """The tracker computes S's diagonal once per frame and hands it to the gate and the update: the
+    results are bit for bit those computed without it (None after a rotation: the general form)."""
+    mean, covariance, measurement = _states(kf, 6, seed=8, rotate=rotate)
+    diagonal = kf.innovation_diagonal(mean, covariance)
+    assert (diagonal is None) == rotate
+    if diagonal is not None:
+        s = kf.project(mean, covariance)[1]
+        np.testing.assert_array_equal(diagonal, s.diagonal(axis1=1, axis2=2))
+    np.testing.assert_array_equal(kf.gating_distance(mean, covariance, measurement, diagonal),
+                                  kf.gating_distance(mean, covariance, measurement))
+    rows = np.array([4, 1, 2])
+    for got, want in zip(kf.update(mean[rows], covariance[rows], measurement[rows],
+                                   None if diagonal is None else diagonal[rows]),
+                         kf.update(mean[rows], covariance[rows], measurement[rows])):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_iou_matrix_equals_the_pairwise_definition():
+    """IoU from areas and the intersection rectangle, pair by pair in plain Python, on random boxes
+    that overlap, nest, touch, are disjoint or have zero area."""
+    from fmtrack.tracker.linear_assignment import iou_matrix
+
+    rng = np.random.default_rng(2)
+    a = np.column_stack([rng.integers(0, 60, (9, 2)), rng.integers(0, 40, (9, 2))]).astype(float)
+    b = np.column_stack([rng.integers(0, 60, (7, 2)), rng.integers(0, 40, (7, 2))]).astype(float)
+    a[0], b[0] = (5, 5, 0, 10), (5, 5, 10, 10)  # zero width; a box whose edge it lies on
+    a[1], b[1] = (0, 0, 10, 10), (10, 0, 10, 10)  # touching: IoU 0
+    got = iou_matrix(a, b)
+    assert got.shape == (9, 7)
+    for i, (ax, ay, aw, ah) in enumerate(a.tolist()):
+        for j, (bx, by, bw, bh) in enumerate(b.tolist()):
+            inter = max(0.0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0.0, min(ay + ah, by + bh) - max(ay, by))
+            union = aw * ah + bw * bh - inter
+            assert got[i, j] == pytest.approx(inter / union if union > 0 else 0.0, abs=1e-12), (i, j)
+    assert iou_matrix(a[:0], b).shape == (0, 7) and iou_matrix(a, b[:0]).shape == (9, 0)
+
+
+def test_the_benchmark_compares_with_the_peer_at_the_sequence_frame_rate(data_root, monkeypatch):
+    """The presets in the peer comparison run as configured at the sequence's frame rate (a variable
+    once shadowed it with the last preset's frames/s, which scaled max_age by a hundredfold)."""
+    from fmtrack.benchmarks import tracker_speed
+
+    seen = {}
+    monkeypatch.setattr(tracker_speed, "peer_comparison", lambda frames, repeats, rate: seen.setdefault("rate", rate))
+    monkeypatch.setattr(tracker_speed, "video_tracker_overhead", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tracker_speed, "time_updates", lambda config, frames, repeats: 1000.0)
+    tracker_speed.run_tracker_benchmark("MOT17-09-FRCNN", data_root, repeats=1, stream_frames=0)
+    assert seen["rate"] == 30

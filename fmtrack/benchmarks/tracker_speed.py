@@ -243,16 +243,16 @@ def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | N
     """Print and return frames/s per preset (and per reference implementation given); then the
     modern presets against trackers' ByteTrackTracker when installed (``peer_repeats`` passes each)."""
     all_frames = load_frames(seq, data_root)
-    rate = read_seqinfo(find_sequence(seq, data_root)).frame_rate  # presets run as configured at it
+    frame_rate = read_seqinfo(find_sequence(seq, data_root)).frame_rate  # presets run as configured at it
     # The originals are fed what deep_sort_app feeds them (confidence >= 0.3); fmtrack's presets get
     # every detection and filter by their own thresholds (ByteTrack's low stage needs the 0.1-0.45 ones).
     frames = load_frames(seq, data_root, 0.3)
     print(f"{seq}: {len(frames)} frames, {sum(len(f[0]) for f in all_frames) / len(frames):.1f} detections/frame, "
           f"{sum(len(f[0]) for f in frames) / len(frames):.1f} with confidence >= 0.3; "
-          f"update() only (no camera motion; presets at the sequence's {rate:g} fps), best of {repeats}")
+          f"update() only (no camera motion; presets at the sequence's {frame_rate:g} fps), best of {repeats}")
     rates = {}
     for name, config in PRESETS.items():
-        rates[f"fmtrack --preset {name}"] = time_updates(config.at_frame_rate(rate), all_frames, repeats)
+        rates[f"fmtrack --preset {name}"] = time_updates(config.at_frame_rate(frame_rate), all_frames, repeats)
     if reference_deepsort:
         rates["reference DeepSORT (nwojke/deep_sort)"] = time_reference_deepsort(reference_deepsort, frames, repeats)
     if reference_sort:
@@ -261,7 +261,7 @@ def run_tracker_benchmark(seq: str = "MOT17-09-FRCNN", data_root: str | Path | N
     for name, rate in rates.items():
         ratio = f"  ({rate / base:.2f}x reference DeepSORT)" if base else ""
         print(f"  {name:<40s} {rate:8.0f} frames/s{ratio}")
-    peer_comparison(all_frames, peer_repeats, rate)
+    peer_comparison(all_frames, peer_repeats, frame_rate)
     video_tracker_overhead(all_frames, repeats)
     if stream_frames > 0:
         print(f"memory over a {stream_frames}-frame synthetic stream (deepsort preset, 128-d features):")

@@ -68,13 +68,20 @@ class KalmanFilter:
         return (mean[:, :_NDIM].copy(),
                 _add_to_diagonal(covariance[:, :_NDIM, :_NDIM].copy(), self._measurement_variance(mean)))
 
-    def update(self, mean: np.ndarray, covariance: np.ndarray,
-               measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Correct each track (row) with its own measurement (T, 4)."""
+    def innovation_diagonal(self, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray | None:
+        """The diagonals (T, 4) of the innovation covariances S = H P Hᵀ + R when every S is
+        diagonal (always, unless a camera rotation has mixed the coordinates), else None. Pass it
+        to :meth:`update` and :meth:`gating_distance` for the same state to skip computing it twice."""
+        return _innovation_diagonal(covariance, self._measurement_variance(mean))
+
+    def update(self, mean: np.ndarray, covariance: np.ndarray, measurement: np.ndarray,
+               diagonal: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Correct each track (row) with its own measurement (T, 4). diagonal: this state's
+        :meth:`innovation_diagonal` when known (None: computed here)."""
         # Kalman gain K = P Hᵀ S⁻¹ with S = H P Hᵀ + R (a well-conditioned 4x4: measurement noise
         # > 0), and P - K S Kᵀ = P - K H P.
-        variance = self._measurement_variance(mean)
-        diagonal = _innovation_diagonal(covariance, variance)
+        if diagonal is None:
+            diagonal = self.innovation_diagonal(mean, covariance)
         # A diagonal S: its inverse is the reciprocals (LAPACK's own result there), and the product
         # with it a broadcast scaling (the matrix product's other terms are exact zeros).
         gain = covariance[:, :, :_NDIM] * (1.0 / diagonal)[:, None, :] if diagonal is not None \
@@ -104,11 +111,13 @@ class KalmanFilter:
         mean[:, 0:2] += np.asarray(affine, dtype=np.float64)[:, 2]
         return mean, jacobian @ covariance @ jacobian.T
 
-    def gating_distance(self, mean: np.ndarray, covariance: np.ndarray,
-                        measurement: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection."""
+    def gating_distance(self, mean: np.ndarray, covariance: np.ndarray, measurement: np.ndarray,
+                        diagonal: np.ndarray | None = None) -> np.ndarray:
+        """Squared Mahalanobis distance (T, N) of measurements (N, 4) to each track's projection.
+        diagonal: this state's :meth:`innovation_diagonal` when known (None: computed here)."""
         diff = measurement[None, :, :] - mean[:, None, :_NDIM]
-        diagonal = _innovation_diagonal(covariance, self._measurement_variance(mean))
+        if diagonal is None:
+            diagonal = self.innovation_diagonal(mean, covariance)
         if diagonal is not None:  # the same sum as the full form below, without its zero terms
             return np.einsum("tni,ti,tni->tn", diff, 1.0 / diagonal, diff)
         # One batched 4x4 inverse per track; S is well conditioned (measurement noise > 0).

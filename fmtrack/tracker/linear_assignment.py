@@ -10,16 +10,18 @@ INFEASIBLE = 1e5
 
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """IoU (A, B) between tlwh boxes (A, 4) and (B, 4)."""
-    ax0, ay0 = boxes_a[:, 0:1], boxes_a[:, 1:2]
-    ax1, ay1 = ax0 + boxes_a[:, 2:3], ay0 + boxes_a[:, 3:4]
-    bx0, by0 = boxes_b[:, 0], boxes_b[:, 1]
-    bx1, by1 = bx0 + boxes_b[:, 2], by0 + boxes_b[:, 3]
-    width = np.minimum(ax1, bx1) - np.maximum(ax0, bx0)
-    height = np.minimum(ay1, by1) - np.maximum(ay0, by0)
-    inter = np.maximum(width, 0.0) * np.maximum(height, 0.0)
-    union = (boxes_a[:, 2:3] * boxes_a[:, 3:4]) + (boxes_b[:, 2] * boxes_b[:, 3]) - inter
+    # x and y together as (A, B, 2), and in place where a temporary is free: at tracker sizes the
+    # cost is the number of numpy calls, not their arithmetic.
+    a0, b0 = boxes_a[:, None, :2], boxes_b[:, :2]
+    extent = np.minimum(a0 + boxes_a[:, None, 2:], b0 + boxes_b[:, 2:])
+    extent -= np.maximum(a0, b0)
+    np.maximum(extent, 0.0, out=extent)
+    inter = extent[..., 0] * extent[..., 1]
+    union = boxes_a[:, 2:3] * boxes_a[:, 3:4] + boxes_b[:, 2] * boxes_b[:, 3]
+    union -= inter
     # A zero union means zero intersection: 0 / tiny = 0, without np.errstate (costly per call).
-    return inter / np.maximum(union, 1e-12)
+    np.maximum(union, 1e-12, out=union)
+    return np.divide(inter, union, out=inter)
 
 
 def grow_tlwh(boxes: np.ndarray, buffer: float) -> np.ndarray:
@@ -42,12 +44,13 @@ def min_cost_matching(cost: np.ndarray, max_cost: float, gated: bool = True) -> 
     """
     if cost.size == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    feasible = cost <= max_cost
-    if feasible.sum(axis=0).max() <= 1 and feasible.sum(axis=1).max() <= 1:
+    rows, cols = (cost <= max_cost).nonzero()
+    # Python sets: at a tracker's few feasible pairs, cheaper than numpy reductions.
+    row_list, col_list = rows.tolist(), cols.tolist()
+    if len(set(row_list)) == len(row_list) and len(set(col_list)) == len(col_list):
         # Feasible pairs sharing no row or column: both modes take exactly these (gated: each costs
         # less than any clipped pair, so the optimum holds them all), without the solver.
-        rows, cols = np.nonzero(feasible)
-        return rows.astype(np.int64), cols.astype(np.int64)
+        return rows.astype(np.int64, copy=False), cols.astype(np.int64, copy=False)
     if gated:
         cost = np.minimum(cost, max_cost + 1e-5)
     from scipy.optimize import linear_sum_assignment  # on first use: scipy.optimize is most of import time

@@ -77,6 +77,7 @@ class Tracker:
         self._warned_duplicates = False
         self._next_id = 1  # the id the next track reported for the first time gets
         self._predicted_tlwh = np.zeros((0, 4))  # this frame's predicted boxes (T, 4), set by _predict
+        self._innovation: np.ndarray | None = None  # their innovation_diagonal (T, 4), set by _predict
 
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
                features: np.ndarray | None = None, camera_motion: np.ndarray | None = None) -> list[Track]:
@@ -116,7 +117,8 @@ class Tracker:
         measurements = self.kf.measure(boxes)
         track_idx, det_idx, refresh = self._associate(boxes, scores, high, measurements, features)
         self._update(track_idx, det_idx, measurements, scores, features, refresh, origin)
-        born = high & (scores >= self.config.birth_confidence)
+        birth = self.config.birth_confidence
+        born = high.copy() if birth == -math.inf else high & (scores >= birth)
         born[det_idx] = False
         if born.any():
             self._birth(measurements[born], scores[born], None if features is None else features[born], origin[born])
@@ -129,7 +131,7 @@ class Tracker:
     def _predict(self, camera_motion: np.ndarray | None) -> None:
         t, cfg = self.tracks, self.config
         if len(t) == 0:
-            self._predicted_tlwh = np.zeros((0, 4))
+            self._predicted_tlwh, self._innovation = np.zeros((0, 4)), None
             return
         if cfg.freeze_lost_height:
             t.mean[t.confirmed & (t.time_since_update > 0), 7] = 0.0
@@ -159,6 +161,8 @@ class Tracker:
             self._drop(valid)
             tlwh = tlwh[valid]
         self._predicted_tlwh = tlwh
+        # Computed once: the gate and the Kalman update both need it for this predicted state.
+        self._innovation = self.kf.innovation_diagonal(t.mean, t.covariance)
 
     def _associate(self, boxes: np.ndarray, scores: np.ndarray, high: np.ndarray, measurements: np.ndarray,
                    features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -260,7 +264,8 @@ class Tracker:
         t.detection = np.full(len(t), -1, dtype=np.int64)
         if len(ti):
             t.detection[ti] = origin[di]
-            t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di])
+            diagonal = None if self._innovation is None else self._innovation[ti]
+            t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di], diagonal)
             hits = t.hits[ti] + 1
             t.hits[ti] = hits
             t.hit_streak[ti] += 1
@@ -408,7 +413,7 @@ class Tracker:
         for name, value in counters.items():
             setattr(self, name, value)
         self._warned_duplicates = bool(self._warned_duplicates)
-        self._predicted_tlwh = np.zeros((0, 4))
+        self._predicted_tlwh, self._innovation = np.zeros((0, 4)), None
 
     def save_snapshot(self, file: str | os.PathLike | IO[bytes]) -> None:
         """Write :meth:`snapshot` as an .npz (no pickle) to a path, atomically, or to a binary file object.
@@ -536,7 +541,8 @@ class _FrameCosts:
         """Squared Mahalanobis distances (T, N)."""
         if self._gate is None:
             t = self.tracker.tracks
-            self._gate = self.tracker.kf.gating_distance(t.mean, t.covariance, self.measurements)
+            self._gate = self.tracker.kf.gating_distance(t.mean, t.covariance, self.measurements,
+                                                         self.tracker._innovation)
         return self._gate
 
     def appearance(self) -> np.ndarray:
