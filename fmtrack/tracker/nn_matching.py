@@ -60,9 +60,9 @@ class FeatureGallery:
             return
         if self.ema_alpha is not None:
             # One feature per slot: blend into it where there is one already.
-            count = self._count[slots]
+            count = self._count.take(slots)  # take: a third of a fancy index's cost at these sizes
             if count.all():  # the usual case: every slot already holds its one feature, no masks needed
-                features = self._blend(self._features[slots, 0], features)
+                features = self._blend(self._features[:, 0].take(slots, axis=0), features)
             else:
                 seen = count > 0
                 if seen.any():
@@ -79,8 +79,11 @@ class FeatureGallery:
             self._sq_norms[slots, pos] = squared_norms(features)
 
     def _blend(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
-        """The moving average of stored features ``old`` (K, D) with ``new`` (K, D), as stored."""
-        return prepare_features(self.ema_alpha * old + (1 - self.ema_alpha) * new, self.metric)
+        """The moving average of stored features ``old`` (K, D, a copy: overwritten) with ``new``
+        (K, D), as stored."""
+        old *= self.ema_alpha
+        old += (1 - self.ema_alpha) * new
+        return prepare_features(old, self.metric)
 
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the
@@ -88,12 +91,12 @@ class FeatureGallery:
         """
         if len(slots) == 0 or len(features) == 0:
             return np.full((len(slots), len(features)), np.inf)
-        count = self._count[slots]
+        count = self._count.take(slots)
         # einsum, not matmul: a GEMM this size makes a multi-threaded BLAS spin up threads, which
         # costs far more than the product itself on a busy machine (docs/design-decisions.md).
         if self.budget == 1:  # one feature per slot (EMA): no minimum over a gallery to take
             stored_sq_norms = None if self.metric == "cosine" else self._sq_norms[slots, 0, None]
-            dist = self._distance(np.einsum("kd,nd->kn", self._features[slots, 0], features),
+            dist = self._distance(np.einsum("kd,nd->kn", self._features[:, 0].take(slots, axis=0), features),
                                   stored_sq_norms, features)
             if not count.all():  # a tracker's slots all hold a feature: skip the mask then
                 dist[count == 0] = np.inf

@@ -76,4 +76,6 @@ class TrackTable:
     def keep(self, mask: np.ndarray) -> None:
         """Drop the tracks where ``mask`` (T,) is False."""
         for name in self.COLUMNS:
-            setattr(self, name, getattr(self, name)[mask])
+            column = getattr(self, name)
+            # compress: cheaper than a boolean index on the (T, 8) and (T, 8, 8) columns, dearer on (T,).
+            setattr(self, name, column.compress(mask, axis=0) if column.ndim > 1 else column[mask])

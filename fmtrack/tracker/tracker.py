@@ -210,7 +210,8 @@ class Tracker:
             if level > self.config.max_age or len(cols_in) == 0:
                 break
             rows_in = _indices(time_since_update == level)
-            rows, cols = min_cost_matching(cost[rows_in][:, cols_in], stage.max_cost, stage.gated)
+            rows, cols = min_cost_matching(cost.take(rows_in, axis=0).take(cols_in, axis=1), stage.max_cost,
+                                           stage.gated)
             cols_free[cols_in[cols]] = False
             matched_rows.append(rows_in[rows])
             matched_cols.append(cols_in[cols])
@@ -232,10 +233,9 @@ class Tracker:
     def _cost(self, stage: Stage, ti: np.ndarray, di: np.ndarray, costs: _FrameCosts,
               scores: np.ndarray) -> np.ndarray:
         """Cost matrix (len(ti), len(di)) of one stage."""
-        rows = ti[:, None]  # with di, an open mesh: np.ix_ without its Python overhead
-
         def pick(matrix: np.ndarray) -> np.ndarray:
-            return matrix[rows, di]
+            # matrix[np.ix_(ti, di)], as two take() calls: the cheapest form at these sizes.
+            return matrix.take(ti, axis=0).take(di, axis=1)
 
         if stage.cost == "iou":
             iou = pick(costs.iou(stage.iou_buffer))
@@ -264,8 +264,10 @@ class Tracker:
         t.detection = np.full(len(t), -1, dtype=np.int64)
         if len(ti):
             t.detection[ti] = origin[di]
-            diagonal = None if self._innovation is None else self._innovation[ti]
-            t.mean[ti], t.covariance[ti] = self.kf.update(t.mean[ti], t.covariance[ti], measurements[di], diagonal)
+            # take(): the same rows as [ti], at a third of a multi-dimensional fancy index's cost here.
+            diagonal = None if self._innovation is None else self._innovation.take(ti, axis=0)
+            t.mean[ti], t.covariance[ti] = self.kf.update(t.mean.take(ti, axis=0), t.covariance.take(ti, axis=0),
+                                                          measurements.take(di, axis=0), diagonal)
             hits = t.hits[ti] + 1
             t.hits[ti] = hits
             t.hit_streak[ti] += 1
@@ -274,7 +276,7 @@ class Tracker:
             t.confirmed[ti] |= hits >= cfg.n_init
             if features is not None and self.gallery is not None:
                 fed_ti, fed_di = (ti, di) if refresh is None else (ti[refresh], di[refresh])
-                self.gallery.add(t.slot[fed_ti], features[fed_di])
+                self.gallery.add(t.slot[fed_ti], features.take(fed_di, axis=0))
         missed = t.time_since_update > 0
         t.hit_streak[missed] = 0
         dead = np.where(t.confirmed, t.time_since_update > cfg.max_age,
@@ -309,7 +311,8 @@ class Tracker:
         active, lost = _indices(~missed), _indices(missed)
         if len(active) == 0 or len(lost) == 0:
             return tlwh
-        rows, cols = (iou_matrix(tlwh[active], tlwh[lost]) > self.config.duplicate_iou).nonzero()
+        overlap = iou_matrix(tlwh.take(active, axis=0), tlwh.take(lost, axis=0))
+        rows, cols = (overlap > self.config.duplicate_iou).nonzero()
         if len(rows) == 0:
             return tlwh
         span = t.age - 1 - t.time_since_update  # frames from birth to the last update
@@ -339,7 +342,7 @@ class Tracker:
             t.track_id[new] = np.arange(self._next_id, self._next_id + len(new))
             self._next_id += len(new)
         # Columns to Python lists first: one conversion per column, not one numpy scalar per field.
-        columns = (t.track_id[idx].tolist(), list(tlwh[idx]), t.confirmed[idx].tolist(),
+        columns = (t.track_id[idx].tolist(), list(tlwh.take(idx, axis=0)), t.confirmed[idx].tolist(),
                    t.time_since_update[idx].tolist(), t.hits[idx].tolist(), t.age[idx].tolist(),
                    t.score[idx].tolist(), t.detection[idx].tolist())
         return list(map(Track, *columns))
