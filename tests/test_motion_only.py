@@ -20,24 +20,28 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
     assert [s.detections for s in motion.stages] == [s.detections for s in preset("bytetrack").stages]
     assert [(s.max_cost, s.iou_buffer) for s in motion.stages] == [
         (s.max_cost, s.iou_buffer) for s in config.stages if s.cost == "iou"]
-    for field in ("high_confidence", "min_confidence", "n_init", "duplicate_iou", "motion_iou_buffer"):
+    for field in ("min_confidence", "n_init", "duplicate_iou", "motion_iou_buffer"):
         assert getattr(motion, field) == getattr(config, field)
-    # Without appearance a lost track is kept as long as ByteTrack keeps it.
+    # Without appearance a lost track is kept as long as ByteTrack keeps it; BoT-SORT's high
+    # threshold and Kalman filter replace the preset's own.
     assert motion.max_age == config.motion_max_age == preset("bytetrack").max_age < config.max_age
-    assert motion.motion_max_age is None and motion.without_appearance() == motion
+    assert (motion.high_confidence, motion.motion_model) == (0.6, "xywh") != (config.high_confidence, config.motion_model)
+    assert (motion.motion_max_age, motion.motion_high_confidence, motion.motion_filter) == (None, None, None)
+    assert motion.without_appearance() == motion
     assert config.at_frame_rate(15).without_appearance().max_age == config.without_appearance().at_frame_rate(15).max_age
 
 
 def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_root, tmp_path, capsys):
-    """... with the preset's frame-rate-scaled buffers where motion alone decides (a preset file
-    gives `bytetrack` the same motion_iou_buffer)."""
+    """... with the preset's frame-rate-scaled buffers where motion alone decides and its motion-only
+    high threshold and Kalman filter (a preset file gives `bytetrack` the same three)."""
     import json
 
     from fmtrack.pipeline.preset_file import preset_document
 
     buffered = tmp_path / "bytetrack-buffered.json"
     buffered.write_text(json.dumps(preset_document(
-        preset("bytetrack", motion_iou_buffer=preset("fmtrack").motion_iou_buffer), {"test": "motion only"})))
+        preset("bytetrack", motion_iou_buffer=preset("fmtrack").motion_iou_buffer, high_confidence=0.6,
+               motion_model="xywh"), {"test": "motion only"})))
     info = read_seqinfo(find_sequence("KITTI-13", data_root))
     assert not info.image_dir.is_dir(), "the design set ships no frames"
     assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--quiet", "--no-score",
@@ -49,3 +53,25 @@ def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_ro
     bytetrack = read_results(tmp_path / "bytetrack.txt")
     assert len(default) > 100
     np.testing.assert_array_equal(default, bytetrack)
+
+
+def test_motion_only_settings_survive_a_preset_file_and_refuse_bad_values(tmp_path):
+    """The motion-only fields travel through a preset file like any other, are ignored while a
+    descriptor is at hand, and bad values are refused naming the field."""
+    import json
+
+    import pytest
+
+    from fmtrack.pipeline.preset_file import load_preset_file, preset_document
+
+    config = preset("fmtrack", motion_high_confidence=0.55, motion_filter="xysr", motion_max_age=40)
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(preset_document(config, {"test": "round trip"})))
+    loaded = load_preset_file(path)
+    assert loaded == config and loaded.high_confidence == 0.45 and loaded.motion_model == "xyah"
+    motion = loaded.without_appearance()
+    assert (motion.high_confidence, motion.motion_model, motion.max_age) == (0.55, "xysr", 40)
+    with pytest.raises(ValueError, match="motion_filter"):
+        preset("fmtrack", motion_filter="xyxy")
+    with pytest.raises(ValueError, match="motion_high_confidence"):
+        preset("fmtrack", motion_high_confidence=float("nan"))

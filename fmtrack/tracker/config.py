@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -118,9 +119,13 @@ class TrackerConfig:
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
     max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
-    # max_age of the motion-only form (without_appearance); None: max_age. A track that only IoU can
-    # re-find is not worth keeping as long as one appearance can verify.
+    # The motion-only form (without_appearance), what an appearance preset runs where no descriptor
+    # can be had; None: the field above. max_age: a track that only IoU can re-find is not worth
+    # keeping as long as one appearance can verify. high_confidence and the Kalman model: without
+    # appearance to verify a match, BoT-SORT's 0.6 and (cx, cy, w, h) filter (docs/tuning.md).
     motion_max_age: int | None = None
+    motion_high_confidence: float | None = None
+    motion_filter: Literal["xyah", "xysr", "xywh"] | None = None
     # C-BIoU buffer given for 30 fps for every IoU stage where motion alone decides (no appearance
     # credit): at_frame_rate raises theirs to this x 30 / fps, at most MAX_MOTION_BUFFER. 0: off.
     motion_iou_buffer: float = 0.0
@@ -188,13 +193,17 @@ class TrackerConfig:
 
     def without_appearance(self) -> TrackerConfig:
         """The same preset on motion alone: appearance-only stages dropped, fused stages back to
-        their IoU cost, ``motion_max_age`` as its max_age. What an appearance preset does where no
-        descriptor can be had (no frames). Call it before :meth:`at_frame_rate`, whose buffers go to
-        the stages that are plain IoU at that moment."""
+        their IoU cost, ``motion_max_age``, ``motion_high_confidence`` and ``motion_filter`` in place
+        of max_age, high_confidence and motion_model where set. What an appearance preset does where
+        no descriptor can be had (no frames). Call it before :meth:`at_frame_rate`, whose buffers go
+        to the stages that are plain IoU at that moment."""
         stages = tuple(dataclasses.replace(s, appearance_max=None) if s.appearance_max is not None else s
                        for s in self.stages if s.cost != "appearance")
-        return self.replace(stages=stages, max_age=self.max_age if self.motion_max_age is None else self.motion_max_age,
-                            motion_max_age=None)
+        alone = {field: value for field, value in (("max_age", self.motion_max_age),
+                                                   ("high_confidence", self.motion_high_confidence),
+                                                   ("motion_model", self.motion_filter)) if value is not None}
+        return self.replace(stages=stages, **alone, motion_max_age=None, motion_high_confidence=None,
+                            motion_filter=None)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,8 +219,11 @@ class TrackerConfig:
             raise ValueError("TrackerConfig needs at least one association stage")
         if self.metric not in ("cosine", "euclidean"):
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
-        if self.motion_model not in ("xyah", "xysr", "xywh"):
-            raise ValueError(f"unknown motion model {self.motion_model!r} (xyah, xysr or xywh)")
+        for field, model in (("motion_model", self.motion_model), ("motion_filter", self.motion_filter or "xyah")):
+            if model not in ("xyah", "xysr", "xywh"):
+                raise ValueError(f"unknown {field} {model!r} (xyah, xysr or xywh)")
+        if self.motion_high_confidence is not None and not math.isfinite(self.motion_high_confidence):
+            raise ValueError(f"motion_high_confidence must be a finite score or None, got {self.motion_high_confidence}")
         if not 0.0 <= self.nms_max_overlap:  # False for NaN too
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:
@@ -316,6 +328,9 @@ PRESETS["fmtrack"] = _BYTETRACK.replace(
     metric="cosine", appearance_memory="ema", camera_motion="ecc", motion_iou_buffer=0.13,
     # Appearance re-finds a track after longer gaps than IoU can (MOT16-11, MOT17-05; docs/tuning.md).
     max_age=60, motion_max_age=_BYTETRACK.max_age,
+    # On motion alone, BoT-SORT's high threshold and Kalman filter: measured on the seven motion-only
+    # design sequences, chosen in every leave-one-sequence-out fold (docs/tuning.md).
+    motion_high_confidence=0.6, motion_filter="xywh",
 )
 
 

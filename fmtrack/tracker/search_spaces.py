@@ -68,6 +68,7 @@ SEARCH_SPACES: dict[str, Space] = {
         **_bytetrack_family(1, 2),
         "max_age": ("int", 10, 90),
         "motion_max_age": ("int", 10, 90),  # where no descriptor can be had
+        "motion_high_confidence": ("float", 0.3, 0.7),
         "stages.0.max_cost": ("scale", 0.5, 1.6),  # strict appearance-first threshold
         "stages.1.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into the IoU stage
         "stages.1.proximity": ("float", 0.3, 0.8),
