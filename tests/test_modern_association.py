@@ -133,3 +133,36 @@ def test_unreadable_frames_with_compensation_name_the_image(tmp_path, data_root)
     method = parse_method("bytetrack@cmc=sof")
     with pytest.raises(InputError, match="000005.jpg"):
         load_inputs(method, info, data_root, progress=False)
+
+
+def _same_box_next_frame(config, cosine_distance: float) -> bool:
+    """A confirmed track, then a detection on exactly its box (IoU 1) whose feature lies at
+    ``cosine_distance`` from the track's: does the track take it?"""
+    tracker = Tracker(config.replace(camera_motion="none"))
+    box, score = np.array([[100.0, 100, 50, 150]]), np.array([0.9])
+    first = np.array([[1.0, 0.0]])
+    angle = np.arccos(1.0 - cosine_distance)
+    (track,) = tracker.update(box, score, first)  # born in frame 1: confirmed at once (ByteTrack)
+    out = tracker.update(box, score, np.array([[np.cos(angle), np.sin(angle)]]))
+    return any(t.track_id == track.track_id and t.time_since_update == 0 for t in out)
+
+
+def test_the_fused_stage_lets_appearance_veto_a_perfect_overlap():
+    """fmtrack's fused stage: IoU alone matches a detection whose appearance gets no credit (beyond
+    the threshold 0.2), unless the descriptor is sure it is someone else (beyond 1.5 x 0.2 = 0.3).
+    Without the veto (BoT-SORT) IoU matches any distance."""
+    config = PRESETS["fmtrack"]
+    fused = config.stages[1]
+    assert (fused.appearance_max, fused.appearance_veto) == (0.2, 1.5)
+    assert _same_box_next_frame(config, 0.05)  # credit: matched
+    assert _same_box_next_frame(config, 0.25)  # no credit, no veto: IoU matches
+    assert not _same_box_next_frame(config, 0.35)  # vetoed
+    no_veto = config.replace(stages=(config.stages[0], dataclasses.replace(fused, appearance_veto=None),
+                                     *config.stages[2:]))
+    assert _same_box_next_frame(no_veto, 0.35) and _same_box_next_frame(no_veto, 1.0)
+    # The veto follows the descriptor's threshold: with a threshold twice as large, 0.35 passes.
+    assert _same_box_next_frame(config.with_max_distance(0.4), 0.35)
+    # Motion alone has no descriptor to veto with.
+    assert all(s.appearance_veto is None for s in config.without_appearance().stages)
+    with pytest.raises(ValueError, match="appearance_veto"):
+        config.replace(stages=(config.stages[0], dataclasses.replace(fused, appearance_veto=0.5), *config.stages[2:]))

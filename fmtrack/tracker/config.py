@@ -47,6 +47,9 @@ class Stage:
         at most ``proximity`` costs min(iou cost, d * appearance_scale / appearance_max). The scale
         puts the descriptor's own threshold where BoT-SORT's cosine threshold (0.25) sits, so any
         descriptor (cosine or Euclidean) competes with IoU on the same footing.
+    appearance_veto: with ``appearance_max``, a pair whose appearance distance exceeds this multiple
+        of ``appearance_max`` is never matched, however much the boxes overlap: the descriptor says
+        another person. None: IoU alone can match any pair (BoT-SORT).
     tracks: which live tracks take part (``all``, ``confirmed``, ``unconfirmed``); tracks matched by an
         earlier stage never take part again.
     updates_appearance: a match made here adds the detection's feature to the track's appearance
@@ -72,6 +75,7 @@ class Stage:
     fuse_score: bool = False
     iou_buffer: float = 0.0
     appearance_max: float | None = None
+    appearance_veto: float | None = None
     proximity: float = 0.5
     appearance_scale: float = 0.25
     updates_appearance: bool = True
@@ -197,8 +201,8 @@ class TrackerConfig:
         of max_age, high_confidence and motion_model where set. What an appearance preset does where
         no descriptor can be had (no frames). Call it before :meth:`at_frame_rate`, whose buffers go
         to the stages that are plain IoU at that moment."""
-        stages = tuple(dataclasses.replace(s, appearance_max=None) if s.appearance_max is not None else s
-                       for s in self.stages if s.cost != "appearance")
+        stages = tuple(dataclasses.replace(s, appearance_max=None, appearance_veto=None) if s.appearance_max is not None
+                       else s for s in self.stages if s.cost != "appearance")
         alone = {field: value for field, value in (("max_age", self.motion_max_age),
                                                    ("high_confidence", self.motion_high_confidence),
                                                    ("motion_model", self.motion_filter)) if value is not None}
@@ -223,7 +227,8 @@ class TrackerConfig:
             if model not in ("xyah", "xysr", "xywh"):
                 raise ValueError(f"unknown {field} {model!r} (xyah, xysr or xywh)")
         if self.motion_high_confidence is not None and not math.isfinite(self.motion_high_confidence):
-            raise ValueError(f"motion_high_confidence must be a finite score or None, got {self.motion_high_confidence}")
+            raise ValueError(f"motion_high_confidence must be a finite score or None, "
+                             f"got {self.motion_high_confidence}")
         if not 0.0 <= self.nms_max_overlap:  # False for NaN too
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:
@@ -234,6 +239,10 @@ class TrackerConfig:
             raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
         if self.appearance_memory not in ("gallery", "ema"):
             raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
+        for s in self.stages:
+            if s.appearance_veto is not None and not (s.appearance_max is not None and s.appearance_veto >= 1.0):
+                raise ValueError(f"appearance_veto must be >= 1 (a multiple of appearance_max) on a stage with "
+                                 f"appearance_max, got {s.appearance_veto} with appearance_max {s.appearance_max}")
         if not all(s.threshold_factor > 0.0 for s in self.stages):  # False for NaN too
             raise ValueError(f"threshold_factor must be > 0, got {[s.threshold_factor for s in self.stages]}")
         if not 0.0 <= self.motion_iou_buffer <= MAX_MOTION_BUFFER:  # False for NaN too
@@ -311,7 +320,10 @@ PRESETS["bytetrack"] = _BYTETRACK
 # features; other embedders bring their label-free calibrated threshold (with_max_distance).
 # Stages, moving average, ByteTrack's max_age and ECC camera motion (people masked out) were each
 # chosen on MOT16-11, the training sequence, with HSV features: docs/design-decisions.md.
-_FUSED = Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True, appearance_max=0.2, proximity=0.5)
+# Where the descriptor is sure two boxes are different people (1.5x its threshold), IoU cannot pair
+# them: chosen on MOT17-05 and MOT16-11 (docs/tuning.md).
+_FUSED = Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True, appearance_max=0.2, appearance_veto=1.5,
+               proximity=0.5)
 _LOW, _UNCONFIRMED = _bytetrack_stages(_FUSED)[1:]
 # As in BoT-SORT's code, a low-confidence match (mostly a partly occluded person, whose crop shows
 # the occluder) does not feed the moving average (docs/design-decisions.md).

@@ -72,6 +72,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "stages.0.max_cost": ("scale", 0.5, 1.6),  # strict appearance-first threshold
         "stages.1.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into the IoU stage
         "stages.1.proximity": ("float", 0.3, 0.8),
+        "stages.1.appearance_veto": ("float", 1.0, 3.0),  # a multiple of the fused threshold
         "stages.3.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
         "stages.4.max_cost": ("float", 0.5, 0.9),  # unconfirmed tracks
         "stages.4.iou_buffer": ("float", 0.0, 0.5),

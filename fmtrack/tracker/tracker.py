@@ -245,6 +245,8 @@ class Tracker:
                 credit = (distance <= stage.appearance_max) & (1.0 - iou <= stage.proximity)
                 appearance = np.where(credit, distance * (stage.appearance_scale / stage.appearance_max), 1.0)
                 cost = np.minimum(cost, appearance)
+                if stage.appearance_veto is not None:
+                    cost[distance > stage.appearance_veto * stage.appearance_max] = INFEASIBLE
             return cost
         if stage.cost == "mahalanobis":
             return pick(costs.gate()) / self.config.gating_threshold
