@@ -624,3 +624,14 @@ def test_xywh_filter_round_trips_boxes_and_follows_a_changing_shape():
     assert predicted[2] == pytest.approx(40.0 + 2 * 30, abs=1.0)  # width velocity learnt
     assert predicted[3] == pytest.approx(100.0, abs=0.5)  # height unchanged
     assert Tracker(preset("bytetrack", motion_model="xywh")).kf.__class__ is XywhKalman
+
+
+def test_every_motion_model_a_config_may_name_has_a_filter():
+    from fmtrack.tracker.config import MOTION_MODEL_NAMES, TrackerConfig
+    from fmtrack.tracker.kalman_filter import MOTION_MODELS
+
+    assert set(MOTION_MODEL_NAMES) == set(MOTION_MODELS)
+    stage = PRESETS["sort"].stages
+    for field in ("motion_model", "motion_filter"):
+        with pytest.raises(ValueError, match=f"unknown {field} 'xyxy'"):
+            TrackerConfig(stages=stage, **{field: "xyxy"})

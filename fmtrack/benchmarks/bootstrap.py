@@ -118,6 +118,12 @@ class BootstrapResult:
         return pd.DataFrame(rows, columns=["descriptor", "versus", "difference", "low", "high", "fraction_positive"])
 
 
+def check_resamples(resamples: object, name: str = "resamples") -> None:
+    """ValueError unless ``resamples`` is an integer >= 0 (a bool is refused)."""
+    if not isinstance(resamples, (int, np.integer)) or isinstance(resamples, bool) or resamples < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {resamples!r}")
+
+
 def paired_bootstrap(features: Mapping[str, np.ndarray], frames: np.ndarray, identity: np.ndarray,
                      metric: str = "euclidean", resamples: int = 200, seed: int = 0,
                      protocol: PairProtocol = PairProtocol(), level: float = 0.95,
@@ -129,8 +135,7 @@ def paired_bootstrap(features: Mapping[str, np.ndarray], frames: np.ndarray, ide
     ``metric`` distance. ``resamples``: B >= 0; ``seed``: numpy default_rng seed.
     """
     frames, identity = np.asarray(frames), np.asarray(identity)
-    if not isinstance(resamples, (int, np.integer)) or isinstance(resamples, bool) or resamples < 0:
-        raise ValueError(f"resamples must be an integer >= 0, got {resamples!r}")
+    check_resamples(resamples)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
     if metric not in METRICS:

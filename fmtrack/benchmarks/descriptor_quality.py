@@ -172,10 +172,10 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
     is skipped.
     """
     from ..io import atomic_write
+    from .bootstrap import bootstrap_matched, check_resamples
     from .methods import MethodUnavailable
 
-    if not isinstance(bootstrap, (int, np.integer)) or isinstance(bootstrap, bool) or bootstrap < 0:
-        raise ValueError(f"bootstrap: the number of resamples must be an integer >= 0 (0 = off), got {bootstrap!r}")
+    check_resamples(bootstrap, "bootstrap (the number of resamples, 0 = off)")  # before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, sweeps = [], []
@@ -212,8 +212,6 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
         plot_threshold_sweep(sweep_table, out_dir / "idf1_vs_threshold.png")
     bootstrap_table = None
     if matched:
-        from .bootstrap import bootstrap_matched
-
         bootstrap_table = pd.concat([bootstrap_matched(by_label, bootstrap, seed, progress=progress)
                                      for by_label in matched.values()], ignore_index=True)
         with atomic_write(out_dir / "bootstrap.csv") as fh:

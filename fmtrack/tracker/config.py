@@ -21,6 +21,8 @@ CHI2_95: dict[int, float] = {
     9: 16.918977604620448,
 }
 CHI2_95_4DOF = CHI2_95[4]
+# The Kalman models (fmtrack.tracker.kalman_filter.MOTION_MODELS) a config may name.
+MOTION_MODEL_NAMES = ("xyah", "xysr", "xywh")
 # Largest frame-rate-scaled buffer: boxes grown by half their size on each side are twice as large,
 # enough to hold a walker at 7 fps; beyond that neighbours' boxes overlap everywhere.
 MAX_MOTION_BUFFER = 0.5
@@ -223,9 +225,9 @@ class TrackerConfig:
             raise ValueError("TrackerConfig needs at least one association stage")
         if self.metric not in ("cosine", "euclidean"):
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
-        for field, model in (("motion_model", self.motion_model), ("motion_filter", self.motion_filter or "xyah")):
-            if model not in ("xyah", "xysr", "xywh"):
-                raise ValueError(f"unknown {field} {model!r} (xyah, xysr or xywh)")
+        for field, model in (("motion_model", self.motion_model), ("motion_filter", self.motion_filter)):
+            if model not in MOTION_MODEL_NAMES and not (field == "motion_filter" and model is None):
+                raise ValueError(f"unknown {field} {model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
         if self.motion_high_confidence is not None and not math.isfinite(self.motion_high_confidence):
             raise ValueError(f"motion_high_confidence must be a finite score or None, "
                              f"got {self.motion_high_confidence}")
