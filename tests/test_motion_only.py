@@ -24,9 +24,9 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
         assert getattr(motion, field) == getattr(config, field)
     # Without appearance a lost track is kept as long as ByteTrack keeps it; BoT-SORT's high
     # threshold and Kalman filter replace the preset's own.
-    assert motion.max_age == config.motion_max_age == preset("bytetrack").max_age < config.max_age
+    assert motion.max_age == config.motion_overrides["max_age"] == preset("bytetrack").max_age < config.max_age
     assert (motion.high_confidence, motion.motion_model) == (0.6, "xywh") != (config.high_confidence, config.motion_model)
-    assert (motion.motion_max_age, motion.motion_high_confidence, motion.motion_filter) == (None, None, None)
+    assert motion.motion_only == ()
     assert motion.without_appearance() == motion
     assert config.at_frame_rate(15).without_appearance().max_age == config.without_appearance().at_frame_rate(15).max_age
 
@@ -64,14 +64,40 @@ def test_motion_only_settings_survive_a_preset_file_and_refuse_bad_values(tmp_pa
 
     from fmtrack.pipeline.preset_file import load_preset_file, preset_document
 
-    config = preset("fmtrack", motion_high_confidence=0.55, motion_filter="xysr", motion_max_age=40)
+    config = preset("fmtrack", motion_only={"high_confidence": 0.55, "motion_model": "xysr", "max_age": 40,
+                                            "n_init": 3})
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(preset_document(config, {"test": "round trip"})))
+    assert json.loads(path.read_text())["tracker"]["motion_only"] == config.motion_overrides  # a JSON object
     loaded = load_preset_file(path)
     assert loaded == config and loaded.high_confidence == 0.45 and loaded.motion_model == "xyah"
+    assert hash(loaded) == hash(config)  # stored as sorted pairs, whatever order the mapping came in
     motion = loaded.without_appearance()
-    assert (motion.high_confidence, motion.motion_model, motion.max_age) == (0.55, "xysr", 40)
-    with pytest.raises(ValueError, match="motion_filter"):
-        preset("fmtrack", motion_filter="xyxy")
-    with pytest.raises(ValueError, match="motion_high_confidence"):
-        preset("fmtrack", motion_high_confidence=float("nan"))
+    assert (motion.high_confidence, motion.motion_model, motion.max_age, motion.n_init) == (0.55, "xysr", 40, 3)
+    assert loaded.at_frame_rate(15).without_appearance().max_age == 20  # its max_age scales like the preset's
+    for bad, words in (({"motion_model": "xyxy"}, "unknown motion_model"), ({"high_confidence": float("nan")},
+                       "high_confidence must be a finite"), ({"max_age": -1}, "max_age >= 0"),
+                       ({"stages": ()}, "'stages' is not"), ({"motion_iou_buffer": 0.2}, "'motion_iou_buffer' is not"),
+                       ([1, 2], "must map TrackerConfig fields")):
+        with pytest.raises(ValueError, match=f"motion_only.*{words}"):
+            preset("fmtrack", motion_only=bad)
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(json.dumps(preset_document(config.replace(motion_only={}), {}) | {}).replace(
+        '"motion_only": {}', '"motion_only": {"max_age": "long"}'))
+    with pytest.raises(ValueError, match="bad.json.*motion_only"):
+        load_preset_file(bad_file)
+
+
+def test_preset_files_written_before_motion_only_still_load(tmp_path):
+    """Session-8 files held the motion-only form as three fields of their own."""
+    import json
+
+    from fmtrack.pipeline.preset_file import load_preset_file, preset_document
+
+    document = preset_document(preset("fmtrack"), {"test": "legacy"})
+    tracker = document["tracker"]
+    del tracker["motion_only"]
+    tracker.update(motion_max_age=26, motion_high_confidence=0.6, motion_filter="xywh")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(document))
+    assert load_preset_file(path) == preset("fmtrack")

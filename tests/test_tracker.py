@@ -632,6 +632,6 @@ def test_every_motion_model_a_config_may_name_has_a_filter():
 
     assert set(MOTION_MODEL_NAMES) == set(MOTION_MODELS)
     stage = PRESETS["sort"].stages
-    for field in ("motion_model", "motion_filter"):
-        with pytest.raises(ValueError, match=f"unknown {field} 'xyxy'"):
-            TrackerConfig(stages=stage, **{field: "xyxy"})
+    for given in ({"motion_model": "xyxy"}, {"motion_only": {"motion_model": "xyxy"}}):
+        with pytest.raises(ValueError, match="unknown motion_model 'xyxy'"):
+            TrackerConfig(stages=stage, **given)

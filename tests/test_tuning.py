@@ -44,6 +44,20 @@ def test_apply_parameters_sets_config_fields_and_one_stage_only():
     assert get_parameter(changed, "stages.1.max_cost") == 0.33
 
 
+def test_motion_only_parameters_set_the_motion_only_form_and_nothing_else():
+    base = preset("fmtrack")
+    changed = apply_parameters(base, {"motion_only.max_age": 12, "motion_only.n_init": 3})
+    assert changed.motion_overrides == {**base.motion_overrides, "max_age": 12, "n_init": 3}
+    assert changed.replace(motion_only=base.motion_only) == base  # the appearance form untouched
+    motion = changed.without_appearance()
+    assert (motion.max_age, motion.n_init, motion.high_confidence) == (12, 3, 0.6)
+    # Read back as the motion-only form runs it: its own value, else the config's.
+    assert get_parameter(changed, "motion_only.max_age") == 12
+    assert get_parameter(base, "motion_only.duplicate_iou") == base.duplicate_iou
+    with pytest.raises(ValueError, match="no field 'stages'"):
+        apply_parameters(base, {"motion_only.stages": ()})
+
+
 def test_tuned_appearance_thresholds_keep_their_ratios_for_another_descriptor():
     # Tuned with DeepSORT's features (threshold 0.2): strict stage to 0.05, re-identification to 0.3.
     tuned = apply_parameters(preset("fmtrack"), {"stages.0.max_cost": 0.05, "stages.3.max_cost": 0.3})
@@ -58,6 +72,7 @@ def test_tuned_appearance_thresholds_keep_their_ratios_for_another_descriptor():
 @pytest.mark.parametrize("name, words", [
     ("stages.9.max_cost", "has 3 stages"), ("stages.0.nope", "no field 'nope'"), ("nope", "no field 'nope'"),
     ("stages.x.max_cost", "stages.<index>.<field>"), ("name", "no field 'name'"),
+    ("motion_only", "no field 'motion_only'"), ("motion_only.x.y", "motion_only.<field>"),
 ])
 def test_unknown_parameter_names_are_one_clear_error(name, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(".", r"\.")):

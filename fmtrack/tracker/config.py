@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 # 95% quantiles of the chi-square distribution by degrees of freedom (scipy.stats.chi2.ppf(0.95, df)),
@@ -126,12 +127,9 @@ class TrackerConfig:
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
     max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
     # The motion-only form (without_appearance), what an appearance preset runs where no descriptor
-    # can be had; None: the field above. max_age: a track that only IoU can re-find is not worth
-    # keeping as long as one appearance can verify. high_confidence and the Kalman model: without
-    # appearance to verify a match, BoT-SORT's 0.6 and (cx, cy, w, h) filter (docs/tuning.md).
-    motion_max_age: int | None = None
-    motion_high_confidence: float | None = None
-    motion_filter: Literal["xyah", "xysr", "xywh"] | None = None
+    # can be had: the fields it replaces there ({"max_age": 26}), stored as sorted (field, value)
+    # pairs so the config stays hashable; read them with motion_overrides. Max ages scale with the rest.
+    motion_only: Mapping[str, Any] | tuple[tuple[str, Any], ...] = ()
     # C-BIoU buffer given for 30 fps for every IoU stage where motion alone decides (no appearance
     # credit): at_frame_rate raises theirs to this x 30 / fps, at most MAX_MOTION_BUFFER. 0: off.
     motion_iou_buffer: float = 0.0
@@ -165,8 +163,10 @@ class TrackerConfig:
         person moves further between frames at a lower rate). Idempotent: the result scales no more."""
         config = self
         if config.max_age_scales_with_frame_rate and frame_rate != 30:
-            motion_max_age = None if config.motion_max_age is None else int(frame_rate / 30.0 * config.motion_max_age)
-            config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), motion_max_age=motion_max_age,
+            alone = config.motion_overrides
+            if "max_age" in alone:
+                alone["max_age"] = int(frame_rate / 30.0 * alone["max_age"])
+            config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), motion_only=alone,
                                     max_age_scales_with_frame_rate=False)
         if config.motion_iou_buffer > 0:
             buffer = min(config.motion_iou_buffer * 30.0 / frame_rate, MAX_MOTION_BUFFER)
@@ -197,27 +197,35 @@ class TrackerConfig:
                        for s in self.stages)
         return self.replace(stages=stages)
 
+    @property
+    def motion_overrides(self) -> dict[str, Any]:
+        """``motion_only`` as a new dict {field: value}."""
+        return dict(self.motion_only)
+
     def without_appearance(self) -> TrackerConfig:
         """The same preset on motion alone: appearance-only stages dropped, fused stages back to
-        their IoU cost, ``motion_max_age``, ``motion_high_confidence`` and ``motion_filter`` in place
-        of max_age, high_confidence and motion_model where set. What an appearance preset does where
-        no descriptor can be had (no frames). Call it before :meth:`at_frame_rate`, whose buffers go
-        to the stages that are plain IoU at that moment."""
+        their IoU cost, the ``motion_only`` fields in place. What an appearance preset does where no
+        descriptor can be had (no frames). Call it before :meth:`at_frame_rate`, whose buffers go to
+        the stages that are plain IoU at that moment."""
         stages = tuple(dataclasses.replace(s, appearance_max=None, appearance_veto=None) if s.appearance_max is not None
                        else s for s in self.stages if s.cost != "appearance")
-        alone = {field: value for field, value in (("max_age", self.motion_max_age),
-                                                   ("high_confidence", self.motion_high_confidence),
-                                                   ("motion_model", self.motion_filter)) if value is not None}
-        return self.replace(stages=stages, **alone, motion_max_age=None, motion_high_confidence=None,
-                            motion_filter=None)
+        return self.replace(stages=stages, motion_only=(), **self.motion_overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["motion_only"] = self.motion_overrides
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrackerConfig:
+        """The config ``to_dict`` wrote; also reads files written before ``motion_only`` (which held
+        its max_age, high_confidence and motion_model as motion_max_age, motion_high_confidence, motion_filter)."""
         data = dict(data)
         data["stages"] = tuple(Stage(**s) for s in data.get("stages", ()))
+        legacy = {field: data.pop(old) for old, field in _LEGACY_MOTION_FIELDS.items() if old in data}
+        alone = {field: value for field, value in legacy.items() if value is not None}
+        if alone:
+            data["motion_only"] = {**alone, **dict(data.get("motion_only") or {})}
         return cls(**data)
 
     def __post_init__(self) -> None:
@@ -225,18 +233,18 @@ class TrackerConfig:
             raise ValueError("TrackerConfig needs at least one association stage")
         if self.metric not in ("cosine", "euclidean"):
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
-        for field, model in (("motion_model", self.motion_model), ("motion_filter", self.motion_filter)):
-            if model not in MOTION_MODEL_NAMES and not (field == "motion_filter" and model is None):
-                raise ValueError(f"unknown {field} {model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
-        if self.motion_high_confidence is not None and not math.isfinite(self.motion_high_confidence):
-            raise ValueError(f"motion_high_confidence must be a finite score or None, "
-                             f"got {self.motion_high_confidence}")
+        if self.motion_model not in MOTION_MODEL_NAMES:
+            raise ValueError(f"unknown motion_model {self.motion_model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
+        if self.high_confidence is not None and not math.isfinite(self.high_confidence):
+            raise ValueError(f"high_confidence must be a finite score or None, got {self.high_confidence}")
+        self._check_motion_only()
         if not 0.0 <= self.nms_max_overlap:  # False for NaN too
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
-        if self.n_init < 1 or self.budget < 1 or self.max_age < 0 or (self.motion_max_age or 0) < 0:
-            raise ValueError("n_init and budget must be >= 1 and max_age >= 0 (motion_max_age too)")
+        if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
+            raise ValueError(f"n_init and budget must be >= 1 and max_age >= 0, got {self.n_init}, {self.budget}, "
+                             f"{self.max_age}")
         if self.camera_motion not in ("none", "sof", "ecc"):
             raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
         if self.appearance_memory not in ("gallery", "ema"):
@@ -255,6 +263,33 @@ class TrackerConfig:
                              f"{[s.iou_buffer for s in self.stages]}")
         if any(s.detections == "low" for s in self.stages) and self.high_confidence is None:
             raise ValueError("a stage on low-confidence detections needs high_confidence set")
+
+
+    def _check_motion_only(self) -> None:
+        """Store ``motion_only`` as sorted pairs and refuse what the motion-only form could not be."""
+        try:
+            pairs = tuple(sorted(dict(self.motion_only).items()))
+        except (TypeError, ValueError):
+            raise ValueError(f"motion_only must map TrackerConfig fields to values, got {self.motion_only!r}") from None
+        object.__setattr__(self, "motion_only", pairs)  # frozen: normalised once, here
+        for field, _ in pairs:
+            if field not in MOTION_ONLY_FIELDS:
+                raise ValueError(f"motion_only: {field!r} is not a TrackerConfig field the motion-only form can set "
+                                 f"(one of {', '.join(sorted(MOTION_ONLY_FIELDS))})")
+        if pairs:
+            try:  # the motion-only form must itself be a valid config
+                dataclasses.replace(self, motion_only=(), **dict(pairs))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"motion_only: {err}") from None
+
+
+# What a config's motion_only may replace: not what the config is (name, stages, the form itself),
+# nor the frame-rate settings, which at_frame_rate settles for both forms alike.
+MOTION_ONLY_FIELDS = frozenset(f.name for f in dataclasses.fields(TrackerConfig)) - {
+    "name", "stages", "motion_only", "max_age_scales_with_frame_rate", "motion_iou_buffer"}
+# Before motion_only (preset files and snapshots written then): the field each held.
+_LEGACY_MOTION_FIELDS = {"motion_max_age": "max_age", "motion_high_confidence": "high_confidence",
+                         "motion_filter": "motion_model"}
 
 
 def _deepsort_stages(first: Stage) -> tuple[Stage, ...]:
@@ -341,10 +376,10 @@ PRESETS["fmtrack"] = _BYTETRACK.replace(
     stages=(_STRICT, _FUSED, _LOW, Stage("appearance", max_cost=0.2, tracks="confirmed"), _UNCONFIRMED),
     metric="cosine", appearance_memory="ema", camera_motion="ecc", motion_iou_buffer=0.13,
     # Appearance re-finds a track after longer gaps than IoU can (MOT16-11, MOT17-05; docs/tuning.md).
-    max_age=60, motion_max_age=_BYTETRACK.max_age,
-    # On motion alone, BoT-SORT's high threshold and Kalman filter: measured on the seven motion-only
-    # design sequences, chosen in every leave-one-sequence-out fold (docs/tuning.md).
-    motion_high_confidence=0.6, motion_filter="xywh",
+    max_age=60,
+    # On motion alone: ByteTrack's max_age (IoU alone re-finds a track), and BoT-SORT's high threshold
+    # and Kalman filter, chosen in every leave-one-sequence-out fold of the motion-only design sequences.
+    motion_only={"max_age": _BYTETRACK.max_age, "high_confidence": 0.6, "motion_model": "xywh"},
 )
 
 

@@ -1,7 +1,8 @@
 """Declared search spaces of the presets, for ``fmtrack tune``: plain data, next to the presets.
 
-A parameter is addressed by name: a TrackerConfig field (``max_age``), or a field of one association
-stage as ``stages.<index>.<field>`` (``stages.0.max_cost``: the first stage's threshold). Each maps
+A parameter is addressed by name: a TrackerConfig field (``max_age``), a field of one association
+stage as ``stages.<index>.<field>`` (``stages.0.max_cost``: the first stage's threshold), or a field
+of the motion-only form as ``motion_only.<field>`` (``motion_only.max_age``). Each maps
 to ``(kind, low, high)``:
 
 - ``("float", low, high)``: uniform in [low, high];
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from .config import TrackerConfig
+from .config import MOTION_ONLY_FIELDS, TrackerConfig
 
 Kind = Literal["float", "int", "scale"]
 Space = dict[str, tuple[Kind, float, float]]
@@ -67,8 +68,8 @@ SEARCH_SPACES: dict[str, Space] = {
     "fmtrack": {
         **_bytetrack_family(1, 2),
         "max_age": ("int", 10, 90),
-        "motion_max_age": ("int", 10, 90),  # where no descriptor can be had
-        "motion_high_confidence": ("float", 0.3, 0.7),
+        "motion_only.max_age": ("int", 10, 90),  # where no descriptor can be had
+        "motion_only.high_confidence": ("float", 0.3, 0.7),
         "stages.0.max_cost": ("scale", 0.5, 1.6),  # strict appearance-first threshold
         "stages.1.appearance_max": ("scale", 0.5, 2.0),  # appearance fused into the IoU stage
         "stages.1.proximity": ("float", 0.3, 0.8),
@@ -82,28 +83,40 @@ SEARCH_SPACES: dict[str, Space] = {
 }
 
 
-def _split(name: str, config: TrackerConfig) -> tuple[int | None, str]:
-    """(stage index or None, field) of a parameter name; ValueError naming what is wrong."""
+# Where a parameter lives: a stage index, the config itself, or its motion-only form.
+Scope = int | Literal["config", "motion_only"]
+
+
+def _split(name: str, config: TrackerConfig) -> tuple[Scope, str]:
+    """(where, field) of a parameter name; ValueError naming what is wrong."""
     parts = name.split(".")
+    scope: Scope
     if len(parts) == 1:
-        field, index = parts[0], None
-        known = {f.name for f in dataclasses.fields(config)} - {"stages", "name"}
+        scope, field = "config", parts[0]
+        known = {f.name for f in dataclasses.fields(config)} - {"stages", "name", "motion_only"}
+    elif len(parts) == 2 and parts[0] == "motion_only":
+        scope, field = "motion_only", parts[1]
+        known = set(MOTION_ONLY_FIELDS)
     elif len(parts) == 3 and parts[0] == "stages" and parts[1].isdigit():
-        index, field = int(parts[1]), parts[2]
-        if index >= len(config.stages):
+        scope, field = int(parts[1]), parts[2]
+        if scope >= len(config.stages):
             raise ValueError(f"parameter {name!r}: preset {config.name!r} has {len(config.stages)} stages")
-        known = {f.name for f in dataclasses.fields(config.stages[index])}
+        known = {f.name for f in dataclasses.fields(config.stages[scope])}
     else:
-        raise ValueError(f"parameter {name!r}: expected a TrackerConfig field or stages.<index>.<field>")
+        raise ValueError(f"parameter {name!r}: expected a TrackerConfig field, motion_only.<field> or "
+                         "stages.<index>.<field>")
     if field not in known:
         raise ValueError(f"parameter {name!r}: no field {field!r} (known: {', '.join(sorted(known))})")
-    return index, field
+    return scope, field
 
 
 def get_parameter(config: TrackerConfig, name: str) -> Any:
-    """The current value of a named parameter (``max_age``, ``stages.0.max_cost``)."""
-    index, field = _split(name, config)
-    return getattr(config if index is None else config.stages[index], field)
+    """The current value of a named parameter (``max_age``, ``stages.0.max_cost``); for
+    ``motion_only.<field>``, the value the motion-only form runs with (its own, else the config's)."""
+    scope, field = _split(name, config)
+    if scope == "motion_only":
+        return config.motion_overrides.get(field, getattr(config, field))
+    return getattr(config if scope == "config" else config.stages[scope], field)
 
 
 def apply_parameters(config: TrackerConfig, values: dict[str, Any]) -> TrackerConfig:
@@ -113,16 +126,19 @@ def apply_parameters(config: TrackerConfig, values: dict[str, Any]) -> TrackerCo
     factor, so the tuned ratios between stages survive a descriptor with another threshold."""
     stages = list(config.stages)
     fields: dict[str, Any] = {}
+    alone = config.motion_overrides
     for name, value in values.items():
-        index, field = _split(name, config)
-        if index is None:
+        scope, field = _split(name, config)
+        if scope == "config":
             fields[field] = value
-            continue
-        stage, changes = stages[index], {field: value}
-        if field == stage.threshold_field and getattr(stage, field):
-            changes["threshold_factor"] = stage.threshold_factor * value / getattr(stage, field)
-        stages[index] = dataclasses.replace(stage, **changes)
-    return config.replace(stages=tuple(stages), **fields)
+        elif scope == "motion_only":
+            alone[field] = value
+        else:
+            stage, changes = stages[scope], {field: value}
+            if field == stage.threshold_field and getattr(stage, field):
+                changes["threshold_factor"] = stage.threshold_factor * value / getattr(stage, field)
+            stages[scope] = dataclasses.replace(stage, **changes)
+    return config.replace(stages=tuple(stages), motion_only=alone, **fields)
 
 
 def check_space(config: TrackerConfig, space: Space) -> None:
