@@ -32,8 +32,8 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
 
 
 def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_root, tmp_path, capsys):
-    """... with the preset's frame-rate-scaled buffers where motion alone decides and its motion-only
-    high threshold and Kalman filter (a preset file gives `bytetrack` the same three)."""
+    """... with the preset's frame-rate-scaled buffers where motion alone decides and velocity noise,
+    and its motion-only high threshold and Kalman filter (a preset file gives `bytetrack` the same four)."""
     import json
 
     from fmtrack.pipeline.preset_file import preset_document
@@ -41,7 +41,7 @@ def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_ro
     buffered = tmp_path / "bytetrack-buffered.json"
     buffered.write_text(json.dumps(preset_document(
         preset("bytetrack", motion_iou_buffer=preset("fmtrack").motion_iou_buffer, high_confidence=0.6,
-               motion_model="xywh"), {"test": "motion only"})))
+               motion_model="xywh", velocity_noise_scales_with_frame_rate=True), {"test": "motion only"})))
     info = read_seqinfo(find_sequence("KITTI-13", data_root))
     assert not info.image_dir.is_dir(), "the design set ships no frames"
     assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--quiet", "--no-score",

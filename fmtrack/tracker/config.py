@@ -126,6 +126,11 @@ class TrackerConfig:
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
     max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
+    # Kalman filter: the standard deviation of the velocities' process and initial noise times this.
+    velocity_noise: float = 1.0
+    # velocity_noise is given for 30 fps: at_frame_rate multiplies it by 30 / fps, since a velocity
+    # in pixels per frame, and the uncertainty about it, grow with the time between frames.
+    velocity_noise_scales_with_frame_rate: bool = False
     # The motion-only form (without_appearance), what an appearance preset runs where no descriptor
     # can be had: the fields it replaces there ({"max_age": 26}), stored as sorted (field, value)
     # pairs so the config stays hashable; read them with motion_overrides. Max ages scale with the rest.
@@ -158,9 +163,10 @@ class TrackerConfig:
         return any(stage.uses_appearance for stage in self.stages)
 
     def at_frame_rate(self, frame_rate: float) -> TrackerConfig:
-        """The configuration for a sequence at ``frame_rate``: ages given for 30 fps scale when set, and
-        ``motion_iou_buffer`` becomes the buffer of the IoU stages without appearance credit (a
-        person moves further between frames at a lower rate). Idempotent: the result scales no more."""
+        """The configuration for a sequence at ``frame_rate``: ages and velocity noise given for 30 fps
+        scale when set, and ``motion_iou_buffer`` becomes the buffer of the IoU stages without
+        appearance credit (a person moves further between frames at a lower rate). Idempotent: the
+        result scales no more."""
         config = self
         if config.max_age_scales_with_frame_rate and frame_rate != 30:
             alone = config.motion_overrides
@@ -168,6 +174,12 @@ class TrackerConfig:
                 alone["max_age"] = int(frame_rate / 30.0 * alone["max_age"])
             config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), motion_only=alone,
                                     max_age_scales_with_frame_rate=False)
+        if config.velocity_noise_scales_with_frame_rate and frame_rate != 30:
+            alone = config.motion_overrides
+            if "velocity_noise" in alone:
+                alone["velocity_noise"] = alone["velocity_noise"] * 30.0 / frame_rate
+            config = config.replace(velocity_noise=config.velocity_noise * 30.0 / frame_rate, motion_only=alone,
+                                    velocity_noise_scales_with_frame_rate=False)
         if config.motion_iou_buffer > 0:
             buffer = min(config.motion_iou_buffer * 30.0 / frame_rate, MAX_MOTION_BUFFER)
             stages = tuple(dataclasses.replace(s, iou_buffer=max(s.iou_buffer, buffer))
@@ -235,6 +247,8 @@ class TrackerConfig:
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
         if self.motion_model not in MOTION_MODEL_NAMES:
             raise ValueError(f"unknown motion_model {self.motion_model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
+        if not (math.isfinite(self.velocity_noise) and self.velocity_noise > 0):
+            raise ValueError(f"velocity_noise must be a finite number > 0, got {self.velocity_noise}")
         if self.high_confidence is not None and not math.isfinite(self.high_confidence):
             raise ValueError(f"high_confidence must be a finite score or None, got {self.high_confidence}")
         self._check_motion_only()
@@ -286,7 +300,8 @@ class TrackerConfig:
 # What a config's motion_only may replace: not what the config is (name, stages, the form itself),
 # nor the frame-rate settings, which at_frame_rate settles for both forms alike.
 MOTION_ONLY_FIELDS = frozenset(f.name for f in dataclasses.fields(TrackerConfig)) - {
-    "name", "stages", "motion_only", "max_age_scales_with_frame_rate", "motion_iou_buffer"}
+    "name", "stages", "motion_only", "max_age_scales_with_frame_rate", "velocity_noise_scales_with_frame_rate",
+    "motion_iou_buffer"}
 # Before motion_only (preset files and snapshots written then): the field each held.
 _LEGACY_MOTION_FIELDS = {"motion_max_age": "max_age", "motion_high_confidence": "high_confidence",
                          "motion_filter": "motion_model"}
@@ -377,6 +392,9 @@ PRESETS["fmtrack"] = _BYTETRACK.replace(
     metric="cosine", appearance_memory="ema", camera_motion="ecc", motion_iou_buffer=0.13,
     # Appearance re-finds a track after longer gaps than IoU can (MOT16-11, MOT17-05; docs/tuning.md).
     max_age=60,
+    # The Kalman filter's velocity noise given for 30 fps: chosen on the design sequences, MOT16-11 and
+    # TUD-Campus at 1/1-1/4 of their frame rates, in every leave-one-sequence-out fold (docs/tuning.md).
+    velocity_noise_scales_with_frame_rate=True,
     # On motion alone: ByteTrack's max_age (IoU alone re-finds a track), and BoT-SORT's high threshold
     # and Kalman filter, chosen in every leave-one-sequence-out fold of the motion-only design sequences.
     motion_only={"max_age": _BYTETRACK.max_age, "high_confidence": 0.6, "motion_model": "xywh"},

@@ -12,9 +12,15 @@ Three noise models share the same linear algebra:
 - ``SortKalman`` (state cx, cy, s, r, their velocities; s = w * h area, r = w / h): SORT's model with
   its fixed noise. SORT has no velocity for r; here that eighth state stays exactly zero because its
   variance and process noise are zero.
+
+Each takes ``velocity_noise``: the standard deviation of the velocity entries' process and initial
+noise times this factor (1: the model's own). A velocity is in pixels per frame, so at a lower frame
+rate it and its uncertainty are larger; the tracker config scales the factor with 30 / fps.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -51,6 +57,21 @@ def _innovation_diagonal(covariance: np.ndarray, variance: np.ndarray) -> np.nda
 
 class KalmanFilter:
     """Batched Kalman filter on an 8-d state whose first four entries are the measurement."""
+
+    # Noise arrays (attribute name, 1 for standard deviations or 2 for variances) whose entries 4:8
+    # are the velocities': what velocity_noise multiplies.
+    _velocity_noise_arrays: tuple[tuple[str, int], ...] = ()
+
+    def __init__(self, velocity_noise: float = 1.0) -> None:
+        """velocity_noise: factor (> 0) on the standard deviation of the velocities' process and initial noise."""
+        if not (isinstance(velocity_noise, (int, float)) and math.isfinite(velocity_noise) and velocity_noise > 0):
+            raise ValueError(f"velocity_noise must be a finite number > 0, got {velocity_noise!r}")
+        self.velocity_noise = float(velocity_noise)
+        if self.velocity_noise != 1.0:
+            for name, power in self._velocity_noise_arrays:
+                values = np.array(getattr(type(self), name), dtype=np.float64)
+                values[_NDIM:] *= self.velocity_noise ** power
+                setattr(self, name, values)  # on the instance: the class keeps the model's own
 
     def initiate(self, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start tracks from measurements (T, 4). Returns mean (T, 8) and covariance (T, 8, 8)."""
@@ -159,6 +180,8 @@ class DeepSortKalman(KalmanFilter):
     _measurement_weight = np.array([_wp, _wp, 0, _wp])
     _measurement_floor = np.array([0, 0, 1e-1, 0])
     _size_exponents = {3: 1, 7: 1}  # h and its velocity scale with zoom; aspect does not
+    _velocity_noise_arrays = (("_process_weight", 1), ("_initial_weight", 1), ("_process_floor", 1),
+                              ("_initial_floor", 1))
 
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         out = np.array(tlwh, dtype=np.float64, copy=True)
@@ -191,6 +214,7 @@ class SortKalman(KalmanFilter):
     process_var = np.array([1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4, 0.0])
     measurement_var = np.array([1.0, 1.0, 10.0, 10.0])
     _size_exponents = {2: 2, 6: 2}  # area and its velocity scale with zoom squared
+    _velocity_noise_arrays = (("process_var", 2), ("initial_var", 2))
 
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         tlwh = np.asarray(tlwh, dtype=np.float64)
@@ -232,6 +256,7 @@ class XywhKalman(KalmanFilter):
     _process_weight = np.array([_wp] * 4 + [_wv] * 4)
     _measurement_weight = np.array([_wp] * 4)
     _size_exponents = {2: 1, 3: 1, 6: 1, 7: 1}  # w, h and their velocities scale with zoom
+    _velocity_noise_arrays = (("_process_weight", 1), ("_initial_weight", 1))
 
     def measure(self, tlwh: np.ndarray) -> np.ndarray:
         out = np.array(tlwh, dtype=np.float64, copy=True)

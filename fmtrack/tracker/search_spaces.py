@@ -79,6 +79,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "stages.4.iou_buffer": ("float", 0.0, 0.5),
         "motion_iou_buffer": ("float", 0.0, 0.5),  # at 30 fps, where motion alone decides
         "ema_alpha": ("float", 0.7, 0.98),
+        "velocity_noise": ("float", 0.5, 2.0),  # Kalman velocity noise factor at 30 fps
     },
 }
 

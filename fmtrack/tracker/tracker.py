@@ -64,7 +64,7 @@ class Tracker:
         elif not isinstance(config, TrackerConfig):
             raise TypeError(f"config must be a TrackerConfig or a preset name, got {type(config).__name__}")
         self.config = config
-        self.kf = MOTION_MODELS[config.motion_model]()
+        self.kf = MOTION_MODELS[config.motion_model](config.velocity_noise)
         self.reset()
 
     def reset(self) -> None:
@@ -413,7 +413,7 @@ class Tracker:
             if len(used) and used.max() >= len(parts["count"]):
                 raise ValueError("snapshot tracks/slot points outside the gallery")
         counters = {name: _snapshot_int(state, name) for name in _COUNTERS}
-        self.config, self.kf = config, MOTION_MODELS[config.motion_model]()
+        self.config, self.kf = config, MOTION_MODELS[config.motion_model](config.velocity_noise)
         self.tracks, self.gallery = table, gallery
         for name, value in counters.items():
             setattr(self, name, value)
