@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 # 95% quantiles of the chi-square distribution by degrees of freedom (scipy.stats.chi2.ppf(0.95, df)),
@@ -247,7 +247,8 @@ class TrackerConfig:
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
         if self.motion_model not in MOTION_MODEL_NAMES:
             raise ValueError(f"unknown motion_model {self.motion_model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
-        if not (math.isfinite(self.velocity_noise) and self.velocity_noise > 0):
+        if (isinstance(self.velocity_noise, bool) or not isinstance(self.velocity_noise, (int, float))
+                or not (math.isfinite(self.velocity_noise) and self.velocity_noise > 0)):
             raise ValueError(f"velocity_noise must be a finite number > 0, got {self.velocity_noise}")
         if self.high_confidence is not None and not math.isfinite(self.high_confidence):
             raise ValueError(f"high_confidence must be a finite score or None, got {self.high_confidence}")
@@ -277,7 +278,6 @@ class TrackerConfig:
                              f"{[s.iou_buffer for s in self.stages]}")
         if any(s.detections == "low" for s in self.stages) and self.high_confidence is None:
             raise ValueError("a stage on low-confidence detections needs high_confidence set")
-
 
     def _check_motion_only(self) -> None:
         """Store ``motion_only`` as sorted pairs and refuse what the motion-only form could not be."""

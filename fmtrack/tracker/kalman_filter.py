@@ -64,7 +64,8 @@ class KalmanFilter:
 
     def __init__(self, velocity_noise: float = 1.0) -> None:
         """velocity_noise: factor (> 0) on the standard deviation of the velocities' process and initial noise."""
-        if not (isinstance(velocity_noise, (int, float)) and math.isfinite(velocity_noise) and velocity_noise > 0):
+        if (isinstance(velocity_noise, bool) or not isinstance(velocity_noise, (int, float))
+                or not (math.isfinite(velocity_noise) and velocity_noise > 0)):
             raise ValueError(f"velocity_noise must be a finite number > 0, got {velocity_noise!r}")
         self.velocity_noise = float(velocity_noise)
         if self.velocity_noise != 1.0:
