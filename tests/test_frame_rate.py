@@ -71,3 +71,31 @@ def test_a_bad_frame_number_names_the_file_and_line(tmp_path):
         _keep_rows(det, 2)
     det.write_text("1,-1,1,2,3,4,0.9\n2,-1,1,2,3,4,0.9\n3,-1,5,6,7,8,0.5\n")
     assert _keep_rows(det, 2) == "1,-1,1,2,3,4,0.9\n2,-1,5,6,7,8,0.5\n"
+
+
+def test_frame_rate_check_scores_the_default_at_half_rate_as_eval_does(data_root, tmp_path, monkeypatch):
+    """benchmarks/frame_rate_check.py on KITTI-13 (text only: motion alone) at 1/2: its CSV row for the
+    default is what `fmtrack eval` gives the `fmtrack` preset on the half-rate copy it wrote."""
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    from fmtrack.benchmarks.evaluate import run_methods
+
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "cache"))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "frame_rate_check.py"
+    spec = importlib.util.spec_from_file_location("frame_rate_check", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    work = tmp_path / "work"
+    assert module.main(["--steps", "2", "--seqs", "KITTI-13", "--work-dir", str(work), "--data-root",
+                        str(data_root), "--no-peers", "--no-hota"]) == 0
+    table = pd.read_csv(work / "frame_rate.csv").set_index("Method")
+    assert set(table.index) == {"default", "bytetrack"} and (table["step"] == 2).all()
+    half = read_seqinfo(find_sequence("KITTI-13", work / "step2" / "data"))
+    assert half.frame_rate == read_seqinfo(find_sequence("KITTI-13", data_root)).frame_rate / 2
+    again = run_methods(["fmtrack"], ["KITTI-13"], work / "step2" / "data", tmp_path / "eval", progress=False,
+                        hota=False).table.loc[("fmtrack", "KITTI-13")]
+    assert table.loc["default", "IDF1"] == pytest.approx(again["IDF1"], abs=0.006)
+    assert table.loc["default", "IDs"] == again["IDs"]
