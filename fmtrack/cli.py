@@ -252,7 +252,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from .benchmarks.tuning import TuneSettings, tune
 
     settings = TuneSettings(args.preset, tuple(args.seqs), args.objective, args.trials, args.seed, args.features,
-                            args.data_root)
+                            args.data_root, tuple(args.frame_rate_steps))
     result = tune(settings, args.out, args.storage, args.study, args.workers, progress=not args.quiet)
     per_sequence = ", ".join(f"{name} {value:.1f}" for name, value in result.per_sequence.items())
     print(f"{result.trials} trials; this run took {result.seconds:.1f} s with {args.workers} worker(s)")
@@ -567,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--seed", type=int, default=0,
                     help="TPE sampler seed; worker i uses seed + i (default %(default)s)")
     tu.add_argument("--features", help="appearance presets: as fmtrack run --features (e.g. deepsort)")
+    tu.add_argument("--frame-rate-steps", nargs="+", type=int, default=[1], metavar="STEP",
+                    help="also score every sequence at 1/STEP of its frame rate (every STEP-th frame; "
+                         "e.g. 1 2 3 4), so the result holds for slower cameras (default: 1, as filmed)")
     tu.add_argument("--out", required=True, help="the best configuration as a preset file (.json); "
                                                   "OUT-history.png and OUT-trials.csv go beside it")
     tu.add_argument("--storage", help="Optuna storage: a journal file, or an RDB URL (sqlite:///x.db, "

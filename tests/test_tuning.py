@@ -240,3 +240,32 @@ def test_sequences_the_features_miss_are_scored_with_the_default_descriptor(data
     inputs = load_inputs(default, info, data_root, progress=False)
     rows = track_sequence(info, inputs.detections, default.config, inputs.embedder, False, inputs.camera_motion).rows
     assert got == pytest.approx(score_rows(info, rows, "x").iloc[0]["IDF1"], abs=1e-9)
+
+
+def test_frame_rate_steps_score_each_sequence_at_lower_rates_as_their_copies_score(data_root, tmp_path, monkeypatch):
+    """With frame_rate_steps (1, 3) a setting is scored on TUD-Campus as filmed and at a third of its
+    rate; the second cell is what the sequence's copy at 1/3 (benchmarks.frame_rate) scores."""
+    from fmtrack.benchmarks.frame_rate import subsample_sequence
+
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "cache"))
+    settings = tuning.TuneSettings("bytetrack", ("TUD-Campus",), data_root=str(data_root), frame_rate_steps=(1, 3))
+    assert [label for label, _, _ in settings.cells()] == ["TUD-Campus", "TUD-Campus@1/3"]
+    assert settings.study_attributes["frame_rate_steps"] == [1, 3]
+    assert "frame_rate_steps" not in tuning.TuneSettings("bytetrack", ("TUD-Campus",)).study_attributes
+    objective = tuning.TrialObjective(settings)
+    config = preset("bytetrack", max_age=40)
+    scores = objective.score(config)
+    assert set(scores) == {"TUD-Campus", "TUD-Campus@1/3"}
+    copy = subsample_sequence("TUD-Campus", 3, tmp_path / "copy", data_root)
+    info = read_seqinfo(copy)
+    method = make_method("bytetrack", "bytetrack", {})
+    inputs = load_inputs(method, info, tmp_path / "copy", progress=False)
+    rows = track_sequence(info, inputs.detections, config, None, False).rows
+    assert scores["TUD-Campus@1/3"] == pytest.approx(score_rows(info, rows, "x").iloc[0]["IDF1"], abs=1e-9)
+    assert scores["TUD-Campus@1/3"] != pytest.approx(scores["TUD-Campus"])
+
+
+@pytest.mark.parametrize("steps", [(), (0,), (1, 1), (2.0,), (True,)])
+def test_bad_frame_rate_steps_are_refused(steps):
+    with pytest.raises(ValueError, match="frame_rate_steps must be distinct integers >= 1"):
+        tuning.TuneSettings("bytetrack", ("TUD-Campus",), frame_rate_steps=steps)

@@ -13,6 +13,7 @@ Text files are filtered line by line, every column kept as written.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import io
 import math
 from pathlib import Path
@@ -90,7 +91,8 @@ def subsample_sequence(name: str, step: int, out_root: str | Path, data_root: st
             original = info.image_dir / f"{frame:06d}{info.im_ext}"
             link = images / f"{(frame - 1) // step + 1:06d}{info.im_ext}"
             if original.is_file() and not link.is_symlink():
-                link.symlink_to(original.resolve())
+                with contextlib.suppress(FileExistsError):  # another process built the same copy
+                    link.symlink_to(original.resolve())
     features = deepsort_features_path(info.name, root)
     if features.is_file():
         rows = np.load(features)

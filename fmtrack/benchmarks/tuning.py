@@ -6,7 +6,8 @@ the study maximises that mean. Trials share one Optuna storage: a journal file b
 URL (``sqlite:///x.db``, ``postgresql://...``) so that workers on several machines can join the same
 study. ``workers`` processes each run ``study.optimize`` on their share of the trials; a worker loads
 each sequence's inputs (detections, features, camera motion) once, so a trial costs tracking and
-scoring only. With one worker a seed gives the same trials every time; with several, each worker's
+scoring only. ``frame_rate_steps`` adds each sequence at 1/step of its frame rate as a cell of its
+own (``NAME@1/STEP``; fmtrack.benchmarks.frame_rate). With one worker a seed gives the same trials every time; with several, each worker's
 sampler is seeded ``seed + worker`` and the order in which trials finish depends on timing.
 
 A rerun on the same storage and study continues it up to ``trials`` in total. The best configuration
@@ -16,10 +17,12 @@ plot (``*-history.png``) and every trial (``*-trials.csv``) beside it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,12 +31,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..io import InputError, InputWarning, atomic_path, atomic_write, find_sequence, read_ground_truth, read_seqinfo
+from ..io import (InputError, InputWarning, atomic_path, atomic_write, cache_dir, find_sequence, read_ground_truth,
+                  read_seqinfo, resolve_data_root)
 from ..pipeline import MethodUnavailable, track_sequence
 from ..tracker import TrackerConfig
 from ..pipeline.preset_file import preset_document
 from ..tracker.search_spaces import SEARCH_SPACES, Space, apply_parameters, check_space, get_parameter
 from .evaluate import results_frame
+from .frame_rate import subsample_sequence
 from .hota import evaluate_sequence, hota_row
 from .methods import load_inputs, make_method
 from .scoring import accumulate, protocol_for
@@ -61,6 +66,9 @@ class TuneSettings:
     seed: int = 0
     features: str | None = None
     data_root: str | None = None
+    # Score every sequence also at 1/step of its frame rate (fmtrack.benchmarks.frame_rate): settings
+    # that hold across rates, for cameras slower than the tuning sequences. (1,): as filmed only.
+    frame_rate_steps: tuple[int, ...] = (1,)
 
     def __post_init__(self) -> None:
         if self.preset not in SEARCH_SPACES:
@@ -70,12 +78,24 @@ class TuneSettings:
             raise ValueError(f"objective {self.objective!r}: idf1 or hota")
         if self.trials < 1 or not self.sequences:
             raise ValueError("tuning needs at least one trial and one sequence")
+        steps = self.frame_rate_steps
+        if (not steps or len(set(steps)) != len(steps)
+                or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in steps)):
+            raise ValueError(f"frame_rate_steps must be distinct integers >= 1 (1: as filmed), got {steps!r}")
 
     @property
     def study_attributes(self) -> dict[str, Any]:
         """What a study in shared storage must agree on before a worker joins it."""
-        return {"preset": self.preset, "sequences": list(self.sequences), "objective": self.objective,
-                "features": self.features, "seed": self.seed}
+        wanted = {"preset": self.preset, "sequences": list(self.sequences), "objective": self.objective,
+                  "features": self.features, "seed": self.seed}
+        if self.frame_rate_steps != (1,):  # studies made before the option agree on the rest alone
+            wanted["frame_rate_steps"] = list(self.frame_rate_steps)
+        return wanted
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        """(label, sequence, step) of every scored cell: ``NAME``, or ``NAME@1/STEP`` below its rate."""
+        return [(name if step == 1 else f"{name}@1/{step}", name, step)
+                for step in self.frame_rate_steps for name in self.sequences]
 
 
 @dataclass(frozen=True)
@@ -100,36 +120,37 @@ class TrialObjective:
         default = make_method(settings.preset, settings.preset, {}, None)
         self.space: Space = SEARCH_SPACES[settings.preset]
         check_space(self.method.config, self.space)
-        # (info, inputs, gt, the descriptor's own configuration where it is not self.method's)
-        self.sequences: list[tuple[Any, Any, Any, TrackerConfig | None]] = []
-        for name in settings.sequences:
-            info = read_seqinfo(find_sequence(name, settings.data_root))
+        # (label, info, inputs, gt, the descriptor's own configuration where it is not self.method's)
+        self.sequences: list[tuple[str, Any, Any, Any, TrackerConfig | None]] = []
+        for label, name, step in settings.cells():
+            root = settings.data_root if step == 1 else _lower_rate_root(name, step, settings.data_root)
+            info = read_seqinfo(find_sequence(name, root))
             try:
-                inputs, own = load_inputs(self.method, info, settings.data_root, progress=False), None
+                inputs, own = load_inputs(self.method, info, root, progress=False), None
             except MethodUnavailable as error:
                 # As fmtrack run without these features: the preset's default descriptor (on motion
                 # alone where the sequence has no frames).
-                warnings.warn(InputWarning(f"{error}: {name} is tuned with the default descriptor "
+                warnings.warn(InputWarning(f"{error}: {label} is tuned with the default descriptor "
                                            f"({default.features or 'none'})"))
-                inputs, own = load_inputs(default, info, settings.data_root, progress=False), default.config
+                inputs, own = load_inputs(default, info, root, progress=False), default.config
             gt = read_ground_truth(info.gt_path, info.seq_length)
-            self.sequences.append((info, inputs, gt, own))
+            self.sequences.append((label, info, inputs, gt, own))
 
     def score(self, config: TrackerConfig) -> dict[str, float]:
-        """{sequence: IDF1 or HOTA in percent} for one configuration (appearance thresholds in the
+        """{cell label (``TuneSettings.cells``): IDF1 or HOTA in percent} for one configuration (appearance thresholds in the
         units of ``settings.features``; carried to another descriptor by their threshold factors)."""
         scores = {}
-        for info, inputs, gt, own in self.sequences:
+        for label, info, inputs, gt, own in self.sequences:
             config_here = config
             if own is not None and config.uses_appearance and own.uses_appearance:
                 config_here = config.replace(metric=own.metric).with_max_distance(own.appearance_threshold)
             rows = track_sequence(info, inputs.detections, config_here, inputs.embedder, False,
                                   inputs.camera_motion).rows
             if self.settings.objective == "hota":
-                scores[info.name] = hota_row(evaluate_sequence(info, rows, protocol_for(info)))["HOTA"]
+                scores[label] = hota_row(evaluate_sequence(info, rows, protocol_for(info)))["HOTA"]
             else:
                 accumulator = accumulate(gt, results_frame(rows), info, protocol_for(info))
-                scores[info.name] = 100.0 * _idf1(accumulator)
+                scores[label] = 100.0 * _idf1(accumulator)
         return scores
 
     def __call__(self, trial) -> float:
@@ -137,6 +158,15 @@ class TrialObjective:
                                                                                   self.space)))
         trial.set_user_attr("per_sequence", scores)
         return float(np.mean(list(scores.values())))
+
+
+def _lower_rate_root(name: str, step: int, data_root: str | None) -> str:
+    """A data root holding ``name`` at 1/``step`` of its frame rate, rebuilt from the data root each
+    time (cheap: frames are links), in the cache, one folder per data root."""
+    source = resolve_data_root(data_root).resolve()
+    root = cache_dir("frame-rate") / hashlib.sha256(str(source).encode()).hexdigest()[:12] / f"step{step}"
+    subsample_sequence(name, step, root, source)
+    return str(root)
 
 
 def trial_parameters(trial, config: TrackerConfig, space: Space) -> dict[str, Any]:
@@ -282,8 +312,10 @@ def tune(settings: TuneSettings, out: str | Path, storage: str | None = None, st
     with atomic_write(out) as fh:
         json.dump(preset_document(config, provenance), fh, indent=2)
     plot_path = out.with_name(out.stem + "-history.png")
+    rates = "" if settings.frame_rate_steps == (1,) else \
+        f" at {', '.join(f'1/{k}' for k in settings.frame_rate_steps)} of their frame rates"
     _plot_history(study, plot_path, f"{settings.preset}: mean {settings.objective.upper()} (%) on "
-                                    f"{', '.join(settings.sequences)}")
+                                    f"{', '.join(settings.sequences)}{rates}")
     trials_path = out.with_name(out.stem + "-trials.csv")
     with atomic_write(trials_path) as fh:
         study.trials_dataframe().to_csv(fh, index=False)
@@ -303,7 +335,7 @@ def _plot_history(study, path: Path, label: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         axes = plot_optimization_history(study)
-    axes.set_ylabel(label)
+    axes.set_ylabel("\n".join(textwrap.wrap(label, 50)))  # a long list of sequences stays on the figure
     with atomic_path(path) as tmp:
         axes.figure.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
     plt.close(axes.figure)
