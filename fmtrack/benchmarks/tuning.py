@@ -7,8 +7,9 @@ URL (``sqlite:///x.db``, ``postgresql://...``) so that workers on several machin
 study. ``workers`` processes each run ``study.optimize`` on their share of the trials; a worker loads
 each sequence's inputs (detections, features, camera motion) once, so a trial costs tracking and
 scoring only. ``frame_rate_steps`` adds each sequence at 1/step of its frame rate as a cell of its
-own (``NAME@1/STEP``; fmtrack.benchmarks.frame_rate). With one worker a seed gives the same trials every time; with several, each worker's
-sampler is seeded ``seed + worker`` and the order in which trials finish depends on timing.
+own (``NAME@1/STEP``; fmtrack.benchmarks.frame_rate). With one worker a seed gives the same trials
+every time; with several, each worker's sampler is seeded ``seed + worker`` and the order in which
+trials finish depends on timing.
 
 A rerun on the same storage and study continues it up to ``trials`` in total. The best configuration
 is written atomically as a preset file (fmtrack.pipeline.preset_file), with the optimisation-history
@@ -137,8 +138,9 @@ class TrialObjective:
             self.sequences.append((label, info, inputs, gt, own))
 
     def score(self, config: TrackerConfig) -> dict[str, float]:
-        """{cell label (``TuneSettings.cells``): IDF1 or HOTA in percent} for one configuration (appearance thresholds in the
-        units of ``settings.features``; carried to another descriptor by their threshold factors)."""
+        """{cell label (``TuneSettings.cells``): IDF1 or HOTA in percent} for one configuration
+        (appearance thresholds in the units of ``settings.features``; carried to another descriptor by
+        their threshold factors)."""
         scores = {}
         for label, info, inputs, gt, own in self.sequences:
             config_here = config
