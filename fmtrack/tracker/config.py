@@ -168,18 +168,16 @@ class TrackerConfig:
         appearance credit (a person moves further between frames at a lower rate). Idempotent: the
         result scales no more."""
         config = self
-        if config.max_age_scales_with_frame_rate and frame_rate != 30:
-            alone = config.motion_overrides
-            if "max_age" in alone:
-                alone["max_age"] = int(frame_rate / 30.0 * alone["max_age"])
-            config = config.replace(max_age=int(frame_rate / 30.0 * config.max_age), motion_only=alone,
-                                    max_age_scales_with_frame_rate=False)
-        if config.velocity_noise_scales_with_frame_rate and frame_rate != 30:
-            alone = config.motion_overrides
-            if "velocity_noise" in alone:
-                alone["velocity_noise"] = alone["velocity_noise"] * 30.0 / frame_rate
-            config = config.replace(velocity_noise=config.velocity_noise * 30.0 / frame_rate, motion_only=alone,
-                                    velocity_noise_scales_with_frame_rate=False)
+        # (flag, field given for 30 fps, its value at this rate): the field and its motion_only twin
+        # scale together, and the flag is cleared.
+        for flag, field, scale in (
+                ("max_age_scales_with_frame_rate", "max_age", lambda age: int(frame_rate / 30.0 * age)),
+                ("velocity_noise_scales_with_frame_rate", "velocity_noise", lambda noise: noise * 30.0 / frame_rate)):
+            if getattr(config, flag) and frame_rate != 30:
+                alone = config.motion_overrides
+                if field in alone:
+                    alone[field] = scale(alone[field])
+                config = config.replace(**{field: scale(getattr(config, field)), flag: False}, motion_only=alone)
         if config.motion_iou_buffer > 0:
             buffer = min(config.motion_iou_buffer * 30.0 / frame_rate, MAX_MOTION_BUFFER)
             stages = tuple(dataclasses.replace(s, iou_buffer=max(s.iou_buffer, buffer))
