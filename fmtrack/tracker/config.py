@@ -125,7 +125,13 @@ class TrackerConfig:
     n_init: int = 3  # hits (birth detection included) that confirm a tentative track
     max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
     tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
-    max_age_scales_with_frame_rate: bool = False  # max_age is given for 30 fps (ByteTrack's buffer)
+    max_age_scales_with_frame_rate: bool = False  # max_age (and identity_memory) given for 30 fps
+    # A confirmed, reported track deleted after max_age keeps its id and appearance memory this many
+    # frames after its last update; a new track whose appearance lies within identity_factor x the
+    # descriptor's threshold of it when first reported takes that id back (one assignment): the
+    # person came back after an occlusion longer than max_age. 0: off; needs appearance features.
+    identity_memory: int = 0
+    identity_factor: float = 1.0
     # Kalman filter: the standard deviation of the velocities' process and initial noise times this.
     velocity_noise: float = 1.0
     # velocity_noise is given for 30 fps: at_frame_rate multiplies it by 30 / fps, since a velocity
@@ -168,16 +174,17 @@ class TrackerConfig:
         appearance credit (a person moves further between frames at a lower rate). Idempotent: the
         result scales no more."""
         config = self
-        # (flag, field given for 30 fps, its value at this rate): the field and its motion_only twin
-        # scale together, and the flag is cleared.
-        for flag, field, scale in (
-                ("max_age_scales_with_frame_rate", "max_age", lambda age: int(frame_rate / 30.0 * age)),
-                ("velocity_noise_scales_with_frame_rate", "velocity_noise", lambda noise: noise * 30.0 / frame_rate)):
+        # (flag, fields given for 30 fps, their value at this rate): each field and its motion_only
+        # twin scale together, and the flag is cleared.
+        for flag, fields, scale in (
+                ("max_age_scales_with_frame_rate", ("max_age", "identity_memory"),
+                 lambda age: int(frame_rate / 30.0 * age)),
+                ("velocity_noise_scales_with_frame_rate", ("velocity_noise",), lambda noise: noise * 30.0 / frame_rate)):
             if getattr(config, flag) and frame_rate != 30:
                 alone = config.motion_overrides
-                if field in alone:
-                    alone[field] = scale(alone[field])
-                config = config.replace(**{field: scale(getattr(config, field)), flag: False}, motion_only=alone)
+                alone.update({field: scale(alone[field]) for field in fields if field in alone})
+                config = config.replace(**{field: scale(getattr(config, field)) for field in fields}, **{flag: False},
+                                        motion_only=alone)
         if config.motion_iou_buffer > 0:
             buffer = min(config.motion_iou_buffer * 30.0 / frame_rate, MAX_MOTION_BUFFER)
             stages = tuple(dataclasses.replace(s, iou_buffer=max(s.iou_buffer, buffer))
@@ -255,6 +262,12 @@ class TrackerConfig:
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
+        memory, factor = self.identity_memory, self.identity_factor
+        if isinstance(memory, bool) or not (isinstance(memory, int) and memory >= 0):
+            raise ValueError(f"identity_memory must be a whole number of frames >= 0 (0: off), got {memory!r}")
+        if isinstance(factor, bool) or not (isinstance(factor, (int, float)) and 0.0 < factor < math.inf):
+            raise ValueError(f"identity_factor must be a finite number > 0 (a multiple of the descriptor's "
+                             f"threshold), got {factor!r}")
         if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
             raise ValueError(f"n_init and budget must be >= 1 and max_age >= 0, got {self.n_init}, {self.budget}, "
                              f"{self.max_age}")
@@ -390,6 +403,10 @@ PRESETS["fmtrack"] = _BYTETRACK.replace(
     metric="cosine", appearance_memory="ema", camera_motion="ecc", motion_iou_buffer=0.13,
     # Appearance re-finds a track after longer gaps than IoU can (MOT16-11, MOT17-05; docs/tuning.md).
     max_age=60,
+    # A person back within 100 frames (at 30 fps) of their last update, after their track was
+    # deleted, takes their id back when the descriptor is within its threshold: chosen on MOT17-05,
+    # MOT16-11 and TUD-Campus at 1/1-1/4 of their frame rates (docs/tuning.md).
+    identity_memory=100,
     # The Kalman filter's velocity noise given for 30 fps: chosen on the design sequences, MOT16-11 and
     # TUD-Campus at 1/1-1/4 of their frame rates, in every leave-one-sequence-out fold (docs/tuning.md).
     velocity_noise_scales_with_frame_rate=True,

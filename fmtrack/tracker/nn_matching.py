@@ -85,6 +85,14 @@ class FeatureGallery:
         old += (1 - self.ema_alpha) * new
         return prepare_features(old, self.metric)
 
+    def stored(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The features the ``slots`` (K,) hold, as queries for :meth:`distance`: (Q, D), and (Q,) the
+        index into ``slots`` of each row's owner, ascending (a slot with no feature owns no row)."""
+        count = self._count.take(slots)
+        owner = np.repeat(np.arange(len(slots)), count)
+        depth = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+        return self._features[slots[owner], depth], owner
+
     def distance(self, slots: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Smallest distance (K, N) from each slot's gallery to each query feature (N, D), the
         queries from :func:`prepare_features`. A slot with no features yet is at infinite distance.

@@ -68,6 +68,8 @@ SEARCH_SPACES: dict[str, Space] = {
     "fmtrack": {
         **_bytetrack_family(1, 2),
         "max_age": ("int", 10, 90),
+        "identity_memory": ("int", 0, 300),  # at 30 fps; a deleted track's id reclaimable by appearance
+        "identity_factor": ("float", 0.5, 1.5),
         "motion_only.max_age": ("int", 10, 90),  # where no descriptor can be had
         "motion_only.high_confidence": ("float", 0.3, 0.7),
         "stages.0.max_cost": ("scale", 0.5, 1.6),  # strict appearance-first threshold

@@ -76,6 +76,9 @@ class Tracker:
         self.duplicate_detections = 0  # rows repeating an earlier row of the same frame exactly
         self._warned_duplicates = False
         self._next_id = 1  # the id the next track reported for the first time gets
+        # Deleted tracks whose id a returning person may take back (identity_memory): their ids,
+        # gallery slots (kept, not released) and the frame of their last update, (K,) each.
+        self.departed = {name: np.zeros(0, dtype=np.int64) for name in _DEPARTED}
         self._predicted_tlwh = np.zeros((0, 4))  # this frame's predicted boxes (T, 4), set by _predict
         self._innovation: np.ndarray | None = None  # their innovation_diagonal (T, 4), set by _predict
 
@@ -102,6 +105,8 @@ class Tracker:
         self.skipped_detections += dropped
         self._count_duplicates(boxes)
         self.frame_count += 1
+        if len(self.departed["track_id"]):
+            self._forget_departed(self.frame_count - self.departed["last_seen"] <= self.config.identity_memory)
         keep = select_detections(boxes, scores, self.config)
         origin = keep if rows is None else rows[keep]  # input row of each kept detection
         if len(keep) < len(boxes):  # else every row is kept, and the arrays serve as they are (read only)
@@ -284,6 +289,8 @@ class Tracker:
         dead = np.where(t.confirmed, t.time_since_update > cfg.max_age,
                         t.time_since_update > cfg.tentative_max_age)
         if dead.any():
+            if cfg.identity_memory > 0 and self.gallery is not None:
+                self._depart(_indices(dead & (t.track_id > 0) & (t.slot >= 0)))
             self._drop(~dead)
 
     def _birth(self, measurements: np.ndarray, scores: np.ndarray, features: np.ndarray | None,
@@ -330,6 +337,45 @@ class Tracker:
             self.gallery.release(slots[slots >= 0])
         self.tracks.keep(keep)
 
+    def _depart(self, idx: np.ndarray) -> None:
+        """Remember the deleted tracks ``idx`` (indices into the table): their ids and appearance
+        stay claimable for identity_memory frames; their slots move out of the table, unreleased."""
+        t = self.tracks
+        entries = {"track_id": t.track_id[idx], "slot": t.slot[idx],
+                   "last_seen": self.frame_count - t.time_since_update[idx]}
+        self.departed = {name: np.concatenate([self.departed[name], entries[name]]) for name in _DEPARTED}
+        t.slot[idx] = -1  # so that _drop does not release them
+
+    def _forget_departed(self, keep: np.ndarray) -> None:
+        """Keep the departed entries where ``keep`` (K,) is True; release the others' slots."""
+        if keep.all():
+            return
+        self.gallery.release(self.departed["slot"][~keep])
+        self.departed = {name: value[keep] for name, value in self.departed.items()}
+
+    def _reclaim(self, new: np.ndarray) -> np.ndarray:
+        """Ids for the tracks ``new`` (indices into the table, reported for the first time): a departed
+        id where one assignment on appearance distance pairs them within identity_factor x the
+        descriptor's threshold, else 0. The claimed entries are forgotten."""
+        ids = np.zeros(len(new), dtype=np.int64)
+        slots = self.tracks.slot[new]
+        queries, owner = self.gallery.stored(np.maximum(slots, 0))
+        held = slots[owner] >= 0  # a track without a slot has no appearance
+        queries, owner = queries[held], owner[held]
+        if len(owner) == 0:
+            return ids
+        own, starts = np.unique(owner, return_index=True)  # the new tracks with features; their first rows
+        # Each such track's nearest stored feature to each departed gallery: (K, len(own)).
+        distance = np.minimum.reduceat(self.gallery.distance(self.departed["slot"], queries), starts, axis=1)
+        threshold = self.config.identity_factor * self.config.appearance_threshold
+        rows, cols = min_cost_matching(distance, threshold, gated=True)
+        if len(rows):
+            ids[own[cols]] = self.departed["track_id"][rows]
+            claimed = np.zeros(len(distance), dtype=bool)
+            claimed[rows] = True
+            self._forget_departed(~claimed)
+        return ids
+
     def _report(self, tlwh: np.ndarray) -> list[Track]:
         t, cfg = self.tracks, self.config
         recent = t.time_since_update <= cfg.report_max_time_since_update
@@ -340,6 +386,10 @@ class Tracker:
             shown = shown | (t.time_since_update == 0)  # not in place: shown may be t.confirmed itself
         idx = _indices(recent & shown)
         new = idx[t.track_id[idx] == 0]  # reported for the first time: the next ids, in creation order
+        if len(new) and len(self.departed["track_id"]):  # or a returning person's old id
+            ids = self._reclaim(new)
+            t.track_id[new[ids > 0]] = ids[ids > 0]
+            new = new[ids == 0]
         if len(new):
             t.track_id[new] = np.arange(self._next_id, self._next_id + len(new))
             self._next_id += len(new)
@@ -367,7 +417,8 @@ class Tracker:
         in this or another process, and the tracker continues exactly as this one would.
 
         Keys: ``version``, ``config`` (uint8 bytes of the config as JSON), counters (0-d int64),
-        ``tracks/<column>`` (the track table: mean (T, 8), covariance (T, 8, 8), ...) and, once
+        ``tracks/<column>`` (the track table: mean (T, 8), covariance (T, 8, 8), ...),
+        ``departed/<column>`` (deleted tracks whose ids may be reclaimed: (K,) each) and, once
         features were seen, ``gallery/<name>`` (the appearance pool).
         """
         state: dict[str, np.ndarray] = {
@@ -380,6 +431,7 @@ class Tracker:
             state[f"tracks/{name}"] = getattr(self.tracks, name).copy()
         if self.gallery is not None:
             state.update({f"gallery/{name}": value for name, value in self.gallery.state().items()})
+        state.update({f"departed/{name}": value.copy() for name, value in self.departed.items()})
         return state
 
     @classmethod
@@ -409,12 +461,14 @@ class Tracker:
                      for name in ("features", "sq_norms", "count", "next", "free")}
             gallery = FeatureGallery.from_state(parts, config.metric,
                                                 config.ema_alpha if config.appearance_memory == "ema" else None)
-            used = table.slot[table.slot >= 0]
+        departed = _snapshot_departed(state, gallery)
+        if gallery is not None:
+            used = np.concatenate([table.slot[table.slot >= 0], departed["slot"]])
             if len(used) and used.max() >= len(parts["count"]):
-                raise ValueError("snapshot tracks/slot points outside the gallery")
+                raise ValueError("snapshot tracks/slot or departed/slot points outside the gallery")
         counters = {name: _snapshot_int(state, name) for name in _COUNTERS}
         self.config, self.kf = config, MOTION_MODELS[config.motion_model](config.velocity_noise)
-        self.tracks, self.gallery = table, gallery
+        self.tracks, self.gallery, self.departed = table, gallery, departed
         for name, value in counters.items():
             setattr(self, name, value)
         self._warned_duplicates = bool(self._warned_duplicates)
@@ -464,6 +518,7 @@ class Tracker:
 
 
 _COUNTERS = ("frame_count", "skipped_detections", "duplicate_detections", "_warned_duplicates", "_next_id")
+_DEPARTED = ("track_id", "slot", "last_seen")
 
 
 def _snapshot_entry(state: dict[str, np.ndarray], key: str) -> np.ndarray:
@@ -477,6 +532,24 @@ def _snapshot_int(state: dict[str, np.ndarray], key: str) -> int:
     if value.size != 1 or value.dtype.kind not in "iub":
         raise ValueError(f"snapshot {key!r} must be one integer, got {value.dtype} {value.shape}")
     return int(value.reshape(()))
+
+
+def _snapshot_departed(state: dict[str, np.ndarray], gallery: FeatureGallery | None) -> dict[str, np.ndarray]:
+    """The departed table of a snapshot (empty in snapshots written before identity_memory)."""
+    if not any(key.startswith("departed/") for key in state):
+        return {name: np.zeros(0, dtype=np.int64) for name in _DEPARTED}
+    departed = {}
+    for name in _DEPARTED:
+        value = np.asarray(_snapshot_entry(state, f"departed/{name}"))
+        if value.ndim != 1 or (value.size and value.dtype.kind not in "iu"):
+            raise ValueError(f"snapshot departed/{name} must be (K,) integers, got {value.dtype} {value.shape}")
+        departed[name] = value.astype(np.int64)
+    lengths = {name: len(value) for name, value in departed.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"snapshot departed columns differ in length: {lengths}")
+    if len(departed["slot"]) and (gallery is None or departed["slot"].min() < 0):
+        raise ValueError("snapshot departed/slot needs a gallery slot (>= 0) for every entry")
+    return departed
 
 
 def _snapshot_config(state: dict[str, np.ndarray]) -> TrackerConfig:
