@@ -12,8 +12,9 @@ class Track(NamedTuple):
 
     track_id: 1, 2, 3, ... in the order tracks are first reported (a tentative track that dies
     unreported takes no id), or, with the config's ``identity_memory``, the id of a deleted track
-    whose person the descriptor recognises in a new track (the id returns after a gap). tlwh: (4,) float64 box in pixels (left, top, width, height): the
-    Kalman estimate after this frame's update, or the prediction when the track was missed in this frame.
+    whose person the descriptor recognises in a new track (the id returns after a gap).
+    tlwh: (4,) float64 box in pixels (left, top, width, height): the Kalman estimate after this
+    frame's update, or the prediction when the track was missed in this frame.
     """
 
     track_id: int
