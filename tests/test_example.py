@@ -100,9 +100,18 @@ def test_readme_pipeline_scores_like_the_cli_on_mot16_09(data_root, tmp_path):
     _run(["readme_pipeline.py"], tmp_path)
     assert _frame_count(tmp_path / "tracked.mp4")[0] == info.seq_length
 
+    # On the same decoded frames, fmtrack run gives the same rows as the README's code.
+    assert main(["run", "--video", str(tmp_path / "video.mp4"), "--det", str(tmp_path / "det.txt"),
+                 "--detector", "dpm", "--out", str(tmp_path / "cli_video.txt"), "--quiet"]) == 0
+    np.testing.assert_allclose(_rows(tmp_path / "cli_video.txt"), _rows(tmp_path / "results.txt"), atol=0.01)
+    # On the sequence's jpg frames it differs by what mp4 compression does to the descriptors.
     assert main(["run", "--seq", "MOT16-09", "--data-root", str(data_root), "--out", str(tmp_path / "cli.txt"),
                  "--quiet", "--no-score"]) == 0
-    library = score_rows(info, _rows(tmp_path / "results.txt"), "readme")["IDF1"].iloc[0]
-    cli = score_rows(info, _rows(tmp_path / "cli.txt"), "cli")["IDF1"].iloc[0]
-    print(f"MOT16-09 IDF1: README pipeline on an mp4 {library:.2f}, fmtrack run {cli:.2f}")
-    assert abs(library - cli) <= 1.0, f"IDF1 README pipeline {library:.1f} vs fmtrack run {cli:.1f}"
+    library = score_rows(info, _rows(tmp_path / "results.txt"), "readme").iloc[0]
+    cli = score_rows(info, _rows(tmp_path / "cli.txt"), "cli").iloc[0]
+    print(f"MOT16-09 IDF1 / MOTA: README pipeline on an mp4 {library['IDF1']:.2f} / {library['MOTA']:.2f}, "
+          f"fmtrack run on the jpg frames {cli['IDF1']:.2f} / {cli['MOTA']:.2f}")
+    # Measured: IDF1 53.52 vs 52.70 without identity memory, 55.46 vs 54.29 with it (more decisions
+    # turn on the descriptor); MOTA 45.10 vs 45.25.
+    assert abs(library["IDF1"] - cli["IDF1"]) <= 1.5, f"IDF1 README pipeline {library['IDF1']:.1f} vs {cli['IDF1']:.1f}"
+    assert abs(library["MOTA"] - cli["MOTA"]) <= 0.5, f"MOTA README pipeline {library['MOTA']:.1f} vs {cli['MOTA']:.1f}"

@@ -106,6 +106,48 @@ def test_preset_file_round_trip_and_resolution(tmp_path):
     assert load_preset_file(bare) == config
 
 
+def _stage_thresholds(config):
+    return [getattr(s, s.threshold_field) for s in config.stages if s.threshold_field is not None]
+
+
+def test_a_preset_file_keeps_its_thresholds_for_the_features_it_was_tuned_with(tmp_path):
+    from fmtrack.pipeline.descriptor import configure, descriptor_spec
+
+    tuned = apply_parameters(preset("fmtrack"), {"stages.3.max_cost": 0.3})  # cosine, DeepSORT's units
+    path = tmp_path / "deepsort.json"
+    path.write_text(json.dumps(preset_document(tuned, {"features": "deepsort"})), encoding="utf8")
+    kept = configure(str(path), "deepsort")
+    assert kept == tuned and _stage_thresholds(kept)[2] == 0.3
+
+
+def test_a_preset_file_tuned_with_other_features_is_carried_to_the_descriptor_with_a_warning(tmp_path):
+    """A file tuned on DeepSORT's cosine features, run with the shipped model (Euclidean) or HSV: its
+    thresholds cannot hold, so each becomes its threshold factor x the descriptor's own threshold,
+    as the named preset does; a bare file (no provenance) in the wrong metric too."""
+    from fmtrack.pipeline.descriptor import configure, descriptor_spec
+    from fmtrack.io import InputWarning
+
+    tuned = apply_parameters(preset("fmtrack"), {"max_age": 44})
+    model = descriptor_spec("default")
+    for name, document in (("tuned", preset_document(tuned, {"features": "deepsort"})), ("bare", tuned.to_dict())):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(document), encoding="utf8")
+        for descriptor in (model, "hsv"):
+            if name == "bare" and descriptor == "hsv":
+                continue  # same metric, no provenance: taken at its word
+            with pytest.warns(InputWarning, match=f"{name}.json: its thresholds"):
+                carried = configure(str(path), descriptor)
+            assert carried == configure("fmtrack", descriptor).replace(max_age=44)
+    # A file tuned with the model keeps its Euclidean thresholds for the model, and goes back to the
+    # preset's cosine metric for HSV.
+    euclidean = configure("fmtrack", model).replace(max_age=44)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(preset_document(euclidean, {"features": None})), encoding="utf8")
+    assert configure(str(path), model) == euclidean
+    with pytest.warns(InputWarning, match="tuned with fmvae-tracklets-strict features and this run uses hsv"):
+        assert configure(str(path), "hsv") == configure("fmtrack", "hsv").replace(max_age=44)
+
+
 @pytest.mark.parametrize("text, words, line", [
     ('{"format": "fmtrack-preset",\n "version": 1,\n "tracker": {', "not JSON", 3),
     ('{"format": "other", "version": 1}', "expected 'fmtrack-preset'", None),

@@ -10,12 +10,15 @@ A descriptor is named by a string: ``default`` (the shipped model), ``hsv`` (col
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
+from ..io import InputWarning
 from ..tracker import PRESETS, TrackerConfig
 from .defaults import COSINE_THRESHOLDS, DEFAULT_DESCRIPTOR, default_model_path, preset_descriptor
 from .preset_file import resolve_preset as resolve_preset_file
+from .preset_file import tuned_features
 
 def descriptor_spec(descriptor: str | os.PathLike | None) -> str | None:
     """A descriptor name as a string, with ``default`` resolved to the shipped model's path."""
@@ -56,7 +59,7 @@ def resolve_preset(preset_spec: str | os.PathLike | TrackerConfig) -> TrackerCon
 
 def is_preset_file(preset_spec: str | os.PathLike | TrackerConfig) -> bool:
     """Whether ``preset_spec`` names a preset file: its thresholds were tuned for the features it
-    names, so a descriptor's label-free default does not replace them."""
+    names, so a descriptor's label-free default replaces them only where they cannot hold."""
     return not isinstance(preset_spec, TrackerConfig) and os.fspath(preset_spec) not in PRESETS
 
 
@@ -68,8 +71,11 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
     descriptor units). When the preset uses appearance: an FMVAE model switches the metric to
     Euclidean (its flat latent space's own distance) unless ``metric`` is given, and the threshold
     becomes the descriptor's label-free one for that metric (sidecar, or :data:`COSINE_THRESHOLDS`)
-    unless ``max_dist`` is given. Raises ValueError for unknown fields, and for a model whose sidecar
-    holds no threshold for the metric (run ``fmtrack calibrate --write`` first).
+    unless ``max_dist`` is given. A preset file keeps its own thresholds when they hold: same metric,
+    and tuned with this descriptor (its provenance's ``features``; a file without provenance is taken
+    at its word); otherwise they are carried by their threshold factors, with an InputWarning.
+    Raises ValueError for unknown fields, and for a model whose sidecar holds no threshold for the
+    metric (run ``fmtrack calibrate --write`` first).
     """
     overrides = dict(overrides or {})
     max_dist = overrides.pop("max_dist", None)
@@ -85,8 +91,15 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
         return config if max_dist is None else config.with_max_distance(float(max_dist))
     if max_dist is not None:
         return config.with_max_distance(float(max_dist))
-    if is_preset_file(preset_spec):
-        return config
+    if is_preset_file(preset_spec) and descriptor is not None:
+        mismatch = _file_thresholds_mismatch(preset_spec, base, config, descriptor)
+        if mismatch is None:
+            return config
+        # Carried as fmtrack tune carries them to a sequence its features miss: by threshold factor.
+        warnings.warn(InputWarning(f"{os.fspath(preset_spec)}: {mismatch}; its appearance thresholds are carried "
+                                   "to this descriptor's own threshold by their threshold factors"))
+        if thresholds is None and "metric" not in overrides:  # the metric of the preset the file came from
+            config = config.replace(metric=PRESETS[base.name].metric if base.name in PRESETS else base.metric)
     if thresholds is not None:
         if config.metric not in thresholds:
             where = descriptor if is_model(descriptor) else getattr(descriptor, "weights_path", "the model")
@@ -97,6 +110,21 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
     if isinstance(descriptor, str) and config.metric == "cosine" and descriptor in COSINE_THRESHOLDS:
         return config.with_max_distance(COSINE_THRESHOLDS[descriptor])
     return config
+
+
+def _file_thresholds_mismatch(path: str | os.PathLike, base: TrackerConfig, config: TrackerConfig,
+                              descriptor: Any) -> str | None:
+    """Why a preset file's appearance thresholds do not hold for this run's descriptor (None: they do).
+    They are distances in the file's metric between the features it was tuned with."""
+    if config.metric != base.metric:
+        return f"its thresholds are {base.metric} distances and this descriptor is compared by {config.metric} distance"
+    known, features = tuned_features(path)
+    if known and isinstance(descriptor, str):
+        tuned = descriptor_spec(features or preset_descriptor(base.name))
+        if tuned != descriptor:
+            return (f"its thresholds were tuned with {descriptor_label(tuned)} features and this run uses "
+                    f"{descriptor_label(descriptor)}")
+    return None
 
 
 def method_descriptor(preset_spec: str | os.PathLike | TrackerConfig, features: str | None) -> str | None:

@@ -28,17 +28,33 @@ def preset_document(config: TrackerConfig, provenance: dict[str, Any]) -> dict[s
     return {"format": FORMAT, "version": VERSION, "tracker": config.to_dict(), "provenance": provenance}
 
 
-def load_preset_file(path: str | Path) -> TrackerConfig:
-    """The TrackerConfig of a preset file; InputError naming the file (and line) when it is not one."""
-    path = Path(path)
+def _read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf8")
     except (OSError, UnicodeDecodeError) as err:
         raise _error(path, f"cannot read preset file: {err}") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise _error(path, f"not JSON: {err.msg}", err.lineno) from None
+
+
+def tuned_features(path: str | Path) -> tuple[bool, str | None]:
+    """(known, features): the descriptor a preset file's appearance thresholds were tuned with, as
+    ``fmtrack tune --features`` named it (None: the preset's default descriptor); known is False for
+    a file that does not say (a bare TrackerConfig, or no provenance)."""
+    data = _read_json(Path(path))
+    provenance = data.get("provenance") if isinstance(data, dict) else None
+    if not isinstance(provenance, dict) or "features" not in provenance:
+        return False, None
+    features = provenance["features"]
+    return True, None if features is None else str(features)
+
+
+def load_preset_file(path: str | Path) -> TrackerConfig:
+    """The TrackerConfig of a preset file; InputError naming the file (and line) when it is not one."""
+    path = Path(path)
+    data = _read_json(path)
     if isinstance(data, dict) and "format" in data:
         if data["format"] != FORMAT or data.get("version") != VERSION:
             raise _error(path, f"format {data['format']!r} version {data.get('version')!r}; "
