@@ -153,3 +153,23 @@ def test_on_mot17_05_only_ids_change_and_each_merges_whole_tracks(data_root):
     pairs = set(zip(off[:, 1].tolist(), on[:, 1].tolist()))
     assert len({old for old, _ in pairs}) == len(pairs)  # each old id maps to one new id
     assert len({new for _, new in pairs}) < len(pairs)  # and some were merged
+
+
+def test_a_long_stream_of_passers_by_keeps_memory_bounded():
+    """3,000 frames, a new person every 5 frames, each seen 10 frames: the departed table holds only
+    the tracks deleted within the memory, and the gallery pool stops growing."""
+    rng = np.random.default_rng(0)
+    tracker = Tracker(_config(memory=40))
+    people: list[tuple[int, np.ndarray]] = []  # (first frame, feature)
+    largest = 0
+    for frame in range(3000):
+        if frame % 5 == 0:
+            people.append((frame, rng.normal(size=4)))
+        here = [(start, feature) for start, feature in people if frame - start < 10]
+        boxes = np.array([[50.0 + 60 * (start // 5 % 10), 100.0, 40.0, 100.0] for start, _ in here]).reshape(-1, 4)
+        tracker.update(boxes, np.full(len(here), 0.9), np.array([f for _, f in here]).reshape(-1, 4))
+        largest = max(largest, len(tracker.departed["track_id"]))
+    # Tracks die MAX_AGE + 1 frames after their last update and are forgotten 40 frames after it:
+    # at most one death every 5 frames in between.
+    assert 0 < largest <= (40 - MAX_AGE) // 5 + 1
+    assert len(tracker.gallery.state()["count"]) <= 32  # the initial pool was never outgrown
