@@ -73,6 +73,10 @@ def _add_tracker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nms", type=float, dest="nms_max_overlap", help="non-maximum suppression as DeepSORT: a detection whose overlap with a higher-scored one (intersection / its own area) exceeds this is dropped (1.0 = off)")
     parser.add_argument("--max-age", type=int, help="frames a lost confirmed track is kept")
     parser.add_argument("--n-init", type=int, help="hits that confirm a track")
+    parser.add_argument("--identity-memory", type=int, metavar="FRAMES",
+                        help="frames after its last update a deleted track's id can be taken back by a new track "
+                             "whose appearance matches it (given for 30 fps where the preset scales max_age; "
+                             "0: off; fmtrack: 100)")
     parser.add_argument("--budget", type=int, help="appearance gallery size per track")
 
 
@@ -83,8 +87,8 @@ def _detector_choices() -> list[str]:
 
 
 def _tracker_overrides(args: argparse.Namespace) -> dict:
-    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "budget", "camera_motion",
-             "score_normalisation")
+    names = ("metric", "max_dist", "min_confidence", "nms_max_overlap", "max_age", "n_init", "identity_memory", "budget",
+             "camera_motion", "score_normalisation")
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 

@@ -173,3 +173,16 @@ def test_a_long_stream_of_passers_by_keeps_memory_bounded():
     # at most one death every 5 frames in between.
     assert 0 < largest <= (40 - MAX_AGE) // 5 + 1
     assert len(tracker.gallery.state()["count"]) <= 32  # the initial pool was never outgrown
+
+
+def test_fmtrack_run_identity_memory_flag(data_root, tmp_path):
+    from fmtrack.cli import main
+    from fmtrack.io import read_results
+
+    ids = {}
+    for memory in ("0", "100"):
+        out = tmp_path / f"memory{memory}.txt"
+        assert main(["run", "--seq", "MOT17-05-FRCNN", "--data-root", str(data_root), "--features", "deepsort",
+                     "--identity-memory", memory, "--out", str(out), "--quiet", "--no-score"]) == 0
+        ids[memory] = read_results(out).index.get_level_values(1).nunique()
+    assert ids["100"] < ids["0"]
