@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .kalman_filter import check_velocity_noise
+
 # 95% quantiles of the chi-square distribution by degrees of freedom (scipy.stats.chi2.ppf(0.95, df)),
 # written out so that importing the tracker does not load scipy.stats. DeepSORT gates the squared
 # Mahalanobis distance of its 4-d measurement at CHI2_95[4].
@@ -252,9 +254,7 @@ class TrackerConfig:
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
         if self.motion_model not in MOTION_MODEL_NAMES:
             raise ValueError(f"unknown motion_model {self.motion_model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
-        if (isinstance(self.velocity_noise, bool) or not isinstance(self.velocity_noise, (int, float))
-                or not (math.isfinite(self.velocity_noise) and self.velocity_noise > 0)):
-            raise ValueError(f"velocity_noise must be a finite number > 0, got {self.velocity_noise}")
+        check_velocity_noise(self.velocity_noise)
         if self.high_confidence is not None and not math.isfinite(self.high_confidence):
             raise ValueError(f"high_confidence must be a finite score or None, got {self.high_confidence}")
         self._check_motion_only()

@@ -55,6 +55,14 @@ def _innovation_diagonal(covariance: np.ndarray, variance: np.ndarray) -> np.nda
     return diagonal + variance if np.count_nonzero(block) == np.count_nonzero(diagonal) else None
 
 
+def check_velocity_noise(velocity_noise: object) -> float:
+    """``velocity_noise`` as a float, or ValueError unless it is a finite number > 0."""
+    if (isinstance(velocity_noise, bool) or not isinstance(velocity_noise, (int, float))
+            or not (math.isfinite(velocity_noise) and velocity_noise > 0)):
+        raise ValueError(f"velocity_noise must be a finite number > 0, got {velocity_noise!r}")
+    return float(velocity_noise)
+
+
 class KalmanFilter:
     """Batched Kalman filter on an 8-d state whose first four entries are the measurement."""
 
@@ -64,10 +72,7 @@ class KalmanFilter:
 
     def __init__(self, velocity_noise: float = 1.0) -> None:
         """velocity_noise: factor (> 0) on the standard deviation of the velocities' process and initial noise."""
-        if (isinstance(velocity_noise, bool) or not isinstance(velocity_noise, (int, float))
-                or not (math.isfinite(velocity_noise) and velocity_noise > 0)):
-            raise ValueError(f"velocity_noise must be a finite number > 0, got {velocity_noise!r}")
-        self.velocity_noise = float(velocity_noise)
+        self.velocity_noise = check_velocity_noise(velocity_noise)
         if self.velocity_noise != 1.0:
             for name, power in self._velocity_noise_arrays:
                 values = np.array(getattr(type(self), name), dtype=np.float64)
