@@ -25,6 +25,16 @@ from ..io.atomic import atomic_write
 from ..io.dataroot import deepsort_features_path
 
 
+def _kept(frame, step: int):
+    """Whether frame number(s) ``frame`` (int or int array, 1-based) survive: 1, 1 + step, 1 + 2 step, ..."""
+    return (frame >= 1) & ((frame - 1) % step == 0)
+
+
+def _renumbered(frame, step: int):
+    """The number(s) a kept ``frame`` gets in the lower-rate copy: 1, 2, 3, ..."""
+    return (frame - 1) // step + 1
+
+
 def _keep_rows(path: Path, step: int) -> str:
     """The lines of a MOTChallenge text file (frame in the first column) on kept frames, renumbered."""
     out = []
@@ -36,8 +46,8 @@ def _keep_rows(path: Path, step: int) -> str:
             frame = int(float(first))
         except ValueError:
             raise InputError(path, f"first column {first!r} is not a frame number", number) from None
-        if frame >= 1 and (frame - 1) % step == 0:
-            out.append(f"{(frame - 1) // step + 1},{rest}")
+        if _kept(frame, step):
+            out.append(f"{_renumbered(frame, step)},{rest}")
     return "".join(f"{line}\n" for line in out)
 
 
@@ -89,7 +99,7 @@ def subsample_sequence(name: str, step: int, out_root: str | Path, data_root: st
         images.mkdir(exist_ok=True)
         for frame in range(1, info.seq_length + 1, step):
             original = info.image_dir / f"{frame:06d}{info.im_ext}"
-            link = images / f"{(frame - 1) // step + 1:06d}{info.im_ext}"
+            link = images / f"{_renumbered(frame, step):06d}{info.im_ext}"
             if original.is_file() and not link.is_symlink():
                 with contextlib.suppress(FileExistsError):  # another process built the same copy
                     link.symlink_to(original.resolve())
@@ -97,8 +107,9 @@ def subsample_sequence(name: str, step: int, out_root: str | Path, data_root: st
     if features.is_file():
         rows = np.load(features)
         frames = rows[:, 0].astype(np.int64)
-        kept = rows[(frames >= 1) & ((frames - 1) % step == 0)].copy()
-        kept[:, 0] = (kept[:, 0].astype(np.int64) - 1) // step + 1
+        keep = _kept(frames, step)
+        kept = rows[keep]  # a boolean index copies
+        kept[:, 0] = _renumbered(frames[keep], step)
         out = deepsort_features_path(info.name, out_root)
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out, "wb") as fh:
