@@ -87,7 +87,7 @@ class FeatureGallery:
 
     def stored(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The features the ``slots`` (K,) hold, as queries for :meth:`distance`: (Q, D), and (Q,) the
-        index into ``slots`` of each row's owner, ascending (a slot with no feature owns no row)."""
+        index into ``slots`` of each row's owner (a slot with no feature owns no row)."""
         count = self._count.take(slots)
         owner = np.repeat(np.arange(len(slots)), count)
         depth = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)

@@ -359,18 +359,15 @@ class Tracker:
         descriptor's threshold, else 0. The claimed entries are forgotten."""
         ids = np.zeros(len(new), dtype=np.int64)
         slots = self.tracks.slot[new]
-        queries, owner = self.gallery.stored(np.maximum(slots, 0))
-        held = slots[owner] >= 0  # a track without a slot has no appearance
-        queries, owner = queries[held], owner[held]
-        if len(owner) == 0:
-            return ids
-        own, starts = np.unique(owner, return_index=True)  # the new tracks with features; their first rows
-        # Each such track's nearest stored feature to each departed gallery: (K, len(own)).
-        distance = np.minimum.reduceat(self.gallery.distance(self.departed["slot"], queries), starts, axis=1)
+        held = _indices(slots >= 0)  # a track without a slot has no appearance
+        queries, owner = self.gallery.stored(slots[held])
+        # Each new track's nearest stored feature to each departed gallery: (K, len(new)), inf where none.
+        distance = np.full((len(self.departed["slot"]), len(new)), np.inf)
+        np.minimum.at(distance, (slice(None), held[owner]), self.gallery.distance(self.departed["slot"], queries))
         threshold = self.config.identity_factor * self.config.appearance_threshold
         rows, cols = min_cost_matching(distance, threshold, gated=True)
         if len(rows):
-            ids[own[cols]] = self.departed["track_id"][rows]
+            ids[cols] = self.departed["track_id"][rows]
             claimed = np.zeros(len(distance), dtype=bool)
             claimed[rows] = True
             self._forget_departed(~claimed)
