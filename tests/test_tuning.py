@@ -111,7 +111,7 @@ def _stage_thresholds(config):
 
 
 def test_a_preset_file_keeps_its_thresholds_for_the_features_it_was_tuned_with(tmp_path):
-    from fmtrack.pipeline.descriptor import configure, descriptor_spec
+    from fmtrack.pipeline.descriptor import configure
 
     tuned = apply_parameters(preset("fmtrack"), {"stages.3.max_cost": 0.3})  # cosine, DeepSORT's units
     path = tmp_path / "deepsort.json"
