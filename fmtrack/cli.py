@@ -96,7 +96,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     import time
 
     from .io import find_sequence, read_seqinfo, write_results
-    from .pipeline import (configure, end_to_end_seconds, method_descriptor, sequence_inputs, track_sequence)
+    from .pipeline import (configure, end_to_end_seconds, fused_parts, method_descriptor, sequence_inputs,
+                           track_sequence)
 
     if args.video is not None:
         return _run_video(args)
@@ -131,8 +132,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
     _print_descriptor(features if inputs.embedder is not None else None, config)
     if inputs.features_path is not None:
+        parts = " (a fused descriptor's first part; each part has its own file)" if fused_parts(features) else ""
         print(f"features: {'computed and cached in' if inputs.features_computed else 'read from the cache'} "
-              f"{inputs.features_path} (the cache folder is $FMTRACK_CACHE, else ~/.cache/fmtrack)")
+              f"{inputs.features_path}{parts} (the cache folder is $FMTRACK_CACHE, else ~/.cache/fmtrack)")
     if inputs.detector is not None:
         print(f"scores: mapped to [0, 1] with the {inputs.detector!r} score map (--detector)")
     parts = end_to_end_seconds(result, inputs)
@@ -153,12 +155,13 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def _print_descriptor(features: str | None, config) -> None:
-    from .pipeline import default_model_path, descriptor_label
+    from .pipeline import default_model_path, descriptor_label, descriptor_spec, uses_model
 
     if features is not None and config.uses_appearance:
-        default = " (the default model)" if features == str(default_model_path()) else ""
-        print(f"descriptor: {descriptor_label(features)}{default}, {config.metric} distance, threshold "
-              f"{config.appearance_threshold:.4g}" + (f" ({features})" if features.endswith(".safetensors") else ""))
+        known = {descriptor_spec("default"): " (the default: the shipped model fused with HSV histograms)",
+                 str(default_model_path()): " (the shipped model)"}
+        print(f"descriptor: {descriptor_label(features)}{known.get(features, '')}, {config.metric} distance, "
+              f"threshold {config.appearance_threshold:.4g}" + (f" ({features})" if uses_model(features) else ""))
 
 
 def _run_video(args: argparse.Namespace) -> None:
@@ -428,21 +431,19 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from .embedder import HSVEmbedder, export_features
+    from .embedder import export_features
     from .io import find_sequence, read_detections, read_seqinfo
-    from .pipeline import DEFAULT_DESCRIPTOR, descriptor_spec
+    from .pipeline import DEFAULT_DESCRIPTOR, descriptor_spec, image_embedder
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
     inputs = [args.det, info.det_path, args.weights]
     check_output(args.out, inputs)
     detections = read_detections(args.det or info.det_path, info.seq_length)
     weights = descriptor_spec(args.weights or DEFAULT_DESCRIPTOR)
-    if weights == "hsv":
-        embedder = HSVEmbedder()
-    else:
-        from .embedder.fmvae import FMVAEEmbedder
-
-        embedder = FMVAEEmbedder(weights, device=args.device, precision=args.precision, threads=args.threads)
+    embedder = image_embedder(weights, args.device, precision=args.precision, threads=args.threads)
+    if embedder is None:
+        raise InputError(None, f"--weights {args.weights}: not a descriptor computed from frames (FMVAE .safetensors, "
+                               "model, hsv, or a fused name such as model+hsv*3)")
     out = export_features(info, detections, embedder, args.out, inputs, progress=not args.quiet)
     print(f"wrote {out} ({len(detections)} detections x {embedder.dim}, {weights}; features cached as for fmtrack run)")
 
@@ -502,12 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "with --video drawn while tracking, with --seq from the finished rows")
     run.add_argument("--fps", type=float,
                      help="with --video: the frame rate (default: the video's or seqinfo.ini's, else 30)")
-    run.add_argument("--features", help="appearance: default (the shipped model), a trained .safetensors, hsv "
-                                        "(colour histograms), deepsort (DeepSORT's features from the data root), "
+    run.add_argument("--features", help="appearance: default (model+hsv*3: the shipped model fused with colour "
+                                        "histograms), model (the shipped model alone, "
+                                        "fmtrack/weights/fmvae-tracklets-strict.safetensors), a trained .safetensors, "
+                                        "hsv (colour histograms), image descriptors fused with + (e.g. "
+                                        "my.safetensors+hsv*3: each in units of its own label-free threshold, times "
+                                        "its weight), deepsort (DeepSORT's features from the data root), "
                                         "or an N x (7 + D) .npy file whose rows must match the sequence's det.txt (or --det); "
                                         "computed features are cached "
-                                        "(default: the shipped model fmtrack/weights/fmvae-tracklets-strict.safetensors; "
-                                        "DeepSORT's features for --preset deepsort)")
+                                        "(default: default; DeepSORT's features for --preset deepsort)")
     run.add_argument("--detector", choices=_detector_choices(),
                      help="the detector that made the scores, choosing its fixed map to [0, 1] "
                           "(default: from the sequence name, else from the scores' range)")
@@ -585,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ed = sub.add_parser("eval-descriptor", help="descriptor AUC and rank-1 against gt identities; IDF1 vs threshold")
     ed.add_argument("--features", nargs="+", default=[DEFAULT_DESCRIPTOR],
-                    help="default (the shipped model), deepsort, hsv, FMVAE .safetensors, or N x (7 + D) .npy files")
+                    help="default (model+hsv*3), model (the shipped model), deepsort, hsv, FMVAE .safetensors, "
+                         "fused names (A+B*W), or N x (7 + D) .npy files")
     ed.add_argument("--seqs", nargs="+", default=DEFAULT_EVAL_SEQUENCES, help="sequences with gt to evaluate on")
     ed.add_argument("--sweep-preset", default="deepsort",
                     help="tracker preset of the IDF1-vs-threshold sweep ('none': no sweep)")
@@ -718,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     em = sub.add_parser("embed", help="embed a sequence's detections into an N x (7 + D) .npy")
     em.add_argument("--seq", required=True, help="sequence name, e.g. MOT16-11")
     em.add_argument("--det", help="det.txt (default: the sequence's own)")
-    em.add_argument("--weights", help="FMVAE .safetensors, or hsv (default: the shipped model)")
+    em.add_argument("--weights", help="FMVAE .safetensors, model (the shipped model), hsv, or a fused name such as "
+                                      "model+hsv*3 (default: default, which is model+hsv*3)")
     em.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (FMVAE weights only)")
     em.add_argument("--precision", choices=PRECISIONS, default="fp32",
                     help="autocast dtype (auto: bf16 on CUDA and AMX CPUs, else fp32; FMVAE weights only)")

@@ -15,6 +15,7 @@ import pytest
 
 from fmtrack.cli import main
 from fmtrack.embedder import HSVEmbedder, cached_features
+from fmtrack.pipeline import descriptor_spec, image_embedder
 from fmtrack.io import (ImageSequence, InputError, find_sequence, read_detections, read_feature_array,
                         read_ground_truth, read_results, read_seqinfo, write_results)
 
@@ -152,7 +153,7 @@ def test_embed_out_without_npy_suffix_writes_that_file(tmp_path, capsys):
     out = tmp_path / "feats"
     assert main(["embed", "--seq", "SYN-01", "--data-root", str(root), "--out", str(out), "--quiet"]) == 0
     described = read_feature_array(out)
-    assert described.features.shape == (4, HSVEmbedder.dim)
+    assert described.features.shape == (4, image_embedder(descriptor_spec("default")).dim)  # the default descriptor
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feats", "root"]
 
 

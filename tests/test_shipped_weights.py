@@ -45,7 +45,9 @@ def test_sidecar_says_how_the_model_was_made_and_holds_both_thresholds(weights):
 
 
 def test_default_model_is_what_the_fmtrack_preset_uses_with_its_euclidean_threshold():
-    method = make_method("fmtrack", "fmtrack", {})
+    # By default fused with HSV (docs/descriptor-fusion.md); alone as "model", at its sidecar's threshold.
+    assert make_method("fmtrack", "fmtrack", {}).features == f"{DEFAULT_MODEL}+hsv*3"
+    method = make_method("fmtrack", "fmtrack", {}, "model")
     assert method.features == str(DEFAULT_MODEL)
     assert method.config.metric == "euclidean"
     threshold = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["thresholds"]["euclidean"]

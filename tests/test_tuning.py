@@ -121,31 +121,41 @@ def test_a_preset_file_keeps_its_thresholds_for_the_features_it_was_tuned_with(t
 
 
 def test_a_preset_file_tuned_with_other_features_is_carried_to_the_descriptor_with_a_warning(tmp_path):
-    """A file tuned on DeepSORT's cosine features, run with the shipped model (Euclidean) or HSV: its
+    """A file tuned on DeepSORT's cosine features, run with the default descriptor (Euclidean) or HSV: its
     thresholds cannot hold, so each becomes its threshold factor x the descriptor's own threshold,
     as the named preset does; a bare file (no provenance) in the wrong metric too."""
     from fmtrack.pipeline.descriptor import configure, descriptor_spec
     from fmtrack.io import InputWarning
 
     tuned = apply_parameters(preset("fmtrack"), {"max_age": 44})
-    model = descriptor_spec("default")
+    default = descriptor_spec("default")
     for name, document in (("tuned", preset_document(tuned, {"features": "deepsort"})), ("bare", tuned.to_dict())):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(document), encoding="utf8")
-        for descriptor in (model, "hsv"):
+        for descriptor in (default, "hsv"):
             if name == "bare" and descriptor == "hsv":
                 continue  # same metric, no provenance: taken at its word
             with pytest.warns(InputWarning, match=f"{name}.json: its thresholds"):
                 carried = configure(str(path), descriptor)
             assert carried == configure("fmtrack", descriptor).replace(max_age=44)
-    # A file tuned with the model keeps its Euclidean thresholds for the model, and goes back to the
-    # preset's cosine metric for HSV.
-    euclidean = configure("fmtrack", model).replace(max_age=44)
+    # A file tuned with the default descriptor, which it names, keeps its Euclidean thresholds for it,
+    # and goes back to the preset's cosine metric for HSV.
+    euclidean = configure("fmtrack", default).replace(max_age=44)
     path = tmp_path / "model.json"
-    path.write_text(json.dumps(preset_document(euclidean, {"features": None})), encoding="utf8")
-    assert configure(str(path), model) == euclidean
-    with pytest.warns(InputWarning, match="tuned with fmvae-tracklets-strict features and this run uses hsv"):
+    path.write_text(json.dumps(preset_document(euclidean, {"features": None, "descriptor": "model+hsv*3"})),
+                    encoding="utf8")
+    assert configure(str(path), default) == euclidean
+    with pytest.warns(InputWarning, match=r"tuned with fmvae-tracklets-strict\+hsv\*3 features and this run uses hsv"):
         assert configure(str(path), "hsv") == configure("fmtrack", "hsv").replace(max_age=44)
+    # A file from before preset files named their descriptor was tuned with that day's default, the
+    # shipped model alone: its thresholds hold for the model, not for today's fused default.
+    alone = descriptor_spec("model")
+    legacy = configure("fmtrack", alone).replace(max_age=44)
+    path.write_text(json.dumps(preset_document(legacy, {"features": None})), encoding="utf8")
+    assert configure(str(path), alone) == legacy
+    with pytest.warns(InputWarning, match=r"tuned with fmvae-tracklets-strict features and this run uses "
+                                          r"fmvae-tracklets-strict\+hsv\*3"):
+        assert configure(str(path), default) == configure("fmtrack", default).replace(max_age=44)
 
 
 @pytest.mark.parametrize("text, words, line", [
@@ -204,6 +214,9 @@ def test_best_preset_file_reproduces_its_value_when_run(tmp_path, small_space, d
     document = json.loads(result.preset_path.read_text(encoding="utf8"))
     assert document["provenance"]["sequences"] == ["TUD-Campus"] and document["provenance"]["trials"] == 5
     assert document["provenance"]["best_value"] == result.best_value
+    # The descriptor by a name that stays true when the default changes (bytetrack uses none, but names
+    # the one an appearance form would use).
+    assert document["provenance"]["features"] is None and document["provenance"]["descriptor"] == "model+hsv*3"
     config = load_preset_file(result.preset_path)
     assert config == result.config
     assert config.max_age == document["provenance"]["parameters"]["max_age"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import math
 import shutil
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 import fmtrack
 from fmtrack.cli import main
+from fmtrack.embedder import HSVEmbedder
 from fmtrack.pipeline import default_model_path
 from fmtrack.scores import SCORE_MAPS, ScoreRangeWarning
 from fmtrack.tracker import Track, Tracker, preset
@@ -81,11 +83,17 @@ def test_track_detection_indexes_the_rows_passed_in():
                 assert np.abs(boxes[order][track.detection] - track.tlwh).max() < 5.0
 
 
-def test_default_is_the_fmtrack_preset_with_the_shipped_model_and_its_calibrated_threshold():
+def test_default_is_the_fmtrack_preset_with_the_shipped_model_fused_with_hsv():
     sidecar = json.loads(default_model_path().with_suffix(".json").read_text())
-    config = fmtrack.VideoTracker().config
+    tracker = fmtrack.VideoTracker()
+    config = tracker.config
     assert config.name == "fmtrack" and config.metric == "euclidean"
-    assert config.appearance_threshold == pytest.approx(sidecar["thresholds"]["euclidean"])
+    # Parts in units of their own thresholds, HSV weighted 3: a pair at both thresholds is at sqrt(1 + 9).
+    assert config.appearance_threshold == pytest.approx(math.sqrt(10))
+    (model, model_weight, model_threshold), (hsv, hsv_weight, _) = tracker.embedder.parts
+    assert model.weights_path == default_model_path() and isinstance(hsv, HSVEmbedder)
+    assert (model_weight, hsv_weight) == (1.0, 3.0)
+    assert model_threshold == pytest.approx(sidecar["thresholds"]["euclidean"])
     assert config.camera_motion == preset("fmtrack").camera_motion
 
 
@@ -281,7 +289,8 @@ def test_run_says_which_model_where_features_are_cached_and_time_by_part(data_ro
             "--quiet", "--no-score"]
     assert main(args) == 0
     first = capsys.readouterr().out
-    assert f"descriptor: {default_model_path().stem} (the default model)" in first
+    assert (f"descriptor: {default_model_path().stem}+hsv*3 (the default: the shipped model fused with HSV "
+            f"histograms), euclidean distance, threshold 3.162 ({default_model_path()}+hsv*3)") in first
     assert f"features: computed and cached in {tmp_path / 'cache' / 'features'}" in first
     assert all(part in first for part in ("embedding", "camera motion", "tracking", "frames/s end to end"))
     assert main(args) == 0

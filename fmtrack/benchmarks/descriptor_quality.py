@@ -13,6 +13,7 @@ Identities are used here to *measure* descriptors only; nothing trained or calib
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 from ..io import Detections, SequenceInfo, find_sequence, read_ground_truth, read_seqinfo
 from ..pipeline import track_sequence
 from ..embedder.calibration import roc_auc
+from ..embedder.fused import FusedEmbedder
 from ..tracker.distance import METRICS, pairwise_distance
 from .evaluate import markdown_table, score_rows
 from .scoring import match_identities
@@ -85,10 +87,15 @@ def pair_quality(features: np.ndarray, frames: np.ndarray, identity: np.ndarray,
 
 def described_detections(features: str, info: SequenceInfo, data_root: str | Path | None = None,
                          progress: bool = True) -> Detections:
-    """A sequence's detections (raw scores) with ``features`` (deepsort, hsv, FMVAE weights, .npy)."""
+    """A sequence's detections (raw scores) with ``features`` (deepsort, hsv, FMVAE weights, a fused
+    name of those, .npy)."""
     method = make_method(features, "deepsort", {"score_normalisation": "raw"}, features)
-    inputs = load_inputs(method, info, data_root, progress=progress)
-    return inputs.embedder.detections
+    embedder = load_inputs(method, info, data_root, progress=progress).embedder
+    if isinstance(embedder, FusedEmbedder):  # its parts' cached features, fused
+        detections = embedder.parts[0][0].detections
+        return dataclasses.replace(detections, features=embedder.combine(
+            [part.detections.features for part, _, _ in embedder.parts]))
+    return embedder.detections
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,11 @@ from ..embedder.calibration import Calibration, calibrate_threshold
 from ..io import InputError, SequenceInfo, find_sequence, read_detections, read_seqinfo
 from ..pipeline import (MethodUnavailable, SequenceInputs, configure, default_model_path, descriptor_label,
                         image_embedder, is_model, method_descriptor, sequence_inputs)
-from ..pipeline.defaults import COSINE_THRESHOLDS
 from ..tracker import TrackerConfig
 from ..scores import normalise_detections
 
 __all__ = ["DEFAULT_MODEL", "Method", "MethodUnavailable", "SequenceInputs", "calibrate_descriptor",
-           "default_max_dist", "descriptor_label", "image_embedder", "load_inputs", "make_method",
+           "descriptor_label", "image_embedder", "load_inputs", "make_method",
            "parse_method"]
 
 # The shipped default model (package data) and the folder of the other shipped models.
@@ -55,15 +54,6 @@ def _parse_value(text: str):
         except ValueError:
             pass
     return text
-
-
-def default_max_dist(features: str, metric: str) -> float | None:
-    """A descriptor's label-free threshold in ``metric`` units, if one is known."""
-    if is_model(features):
-        from ..model.weights import read_weights_info
-
-        return read_weights_info(features).thresholds.get(metric)
-    return COSINE_THRESHOLDS.get(features) if metric == "cosine" else None
 
 
 def make_method(label: str, preset_name: str, overrides: dict, features: str | None = None,

@@ -36,6 +36,7 @@ from ..io import (InputError, InputWarning, atomic_path, atomic_write, cache_dir
                   read_seqinfo, resolve_data_root)
 from ..pipeline import MethodUnavailable, track_sequence
 from ..tracker import TrackerConfig
+from ..pipeline.defaults import descriptor_name
 from ..pipeline.preset_file import preset_document
 from ..tracker.search_spaces import SEARCH_SPACES, Space, apply_parameters, check_space, get_parameter
 from .evaluate import results_frame
@@ -306,7 +307,8 @@ def tune(settings: TuneSettings, out: str | Path, storage: str | None = None, st
     values = trial_parameters(optuna.trial.FixedTrial(best.params), base, space)
     config = apply_parameters(base, values)
     provenance = {
-        **settings.study_attributes, "trials": _finished(study), "best_value": best.value,
+        **settings.study_attributes, "descriptor": descriptor_name(settings.features, settings.preset),
+        "trials": _finished(study), "best_value": best.value,
         "best_trial": best.number, "per_sequence": best.user_attrs.get("per_sequence", {}),
         "parameters": values, "search_space": {k: list(v) for k, v in space.items()},
         "study": study_name, "storage": storage, "sampler": "TPESampler",

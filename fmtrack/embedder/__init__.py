@@ -2,7 +2,8 @@
 
 from .base import Embedder
 from .cache import cached_features, embed_sequence, export_features
+from .fused import FusedEmbedder
 from .hsv import HSVEmbedder
 from .precomputed import PrecomputedFeatures
 
-__all__ = ["Embedder", "HSVEmbedder", "PrecomputedFeatures", "cached_features", "embed_sequence", "export_features"]
+__all__ = ["Embedder", "FusedEmbedder", "HSVEmbedder", "PrecomputedFeatures", "cached_features", "embed_sequence", "export_features"]

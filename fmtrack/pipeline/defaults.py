@@ -11,8 +11,12 @@ from pathlib import Path
 
 # The default tracker: ByteTrack association + appearance + camera motion (fmtrack.tracker.config).
 DEFAULT_PRESET = "fmtrack"
-# The default descriptor: the shipped model, package data (weights/README.md is its model card).
+# The default descriptor: the shipped model (package data; weights/README.md is its model card) fused
+# with HSV colour histograms weighted 3 in units of each one's label-free threshold: chosen on MOT16-11
+# and TUD-Campus, docs/descriptor-fusion.md. "model" names the shipped model alone.
 DEFAULT_DESCRIPTOR = "default"
+DEFAULT_FUSION = "model+hsv*3"
+MODEL_DESCRIPTOR = "model"
 DEFAULT_MODEL_NAME = "fmvae-tracklets-strict.safetensors"
 # The paper-reproduction preset keeps DeepSORT's own (supervised) features on the command line and in
 # ``fmtrack eval`` specs, so its reference rows stay reproducible; every other appearance preset uses
@@ -32,3 +36,14 @@ def preset_descriptor(preset_name: str) -> str:
     """The descriptor a command-line method uses when none is named (``DEFAULT_DESCRIPTOR`` or the
     paper preset's DeepSORT features)."""
     return PRESET_DESCRIPTORS.get(preset_name, DEFAULT_DESCRIPTOR)
+
+
+def descriptor_name(features: str | None, preset_name: str) -> str:
+    """The descriptor a run of ``preset_name`` with ``features`` uses, by a name that stays true when
+    the default changes (``default`` spelt out as :data:`DEFAULT_FUSION`): what preset files record."""
+    features = features or preset_descriptor(preset_name)
+    return DEFAULT_FUSION if features == DEFAULT_DESCRIPTOR else features
+
+
+# Preset files from before session 11 record no descriptor name; the default then was the model alone.
+LEGACY_DEFAULT_DESCRIPTOR = MODEL_DESCRIPTOR

@@ -1,14 +1,18 @@
 """Appearance descriptors by name, and the tracker configuration a preset gets with one.
 
-A descriptor is named by a string: ``default`` (the shipped model), ``hsv`` (colour histograms),
-``deepsort`` (DeepSORT's own features, precomputed per sequence), a trained FMVAE ``.safetensors``
-(latent means, compared by Euclidean distance with the threshold its JSON sidecar holds from
-``fmtrack calibrate --write``), or an ``N x (7 + D)`` ``.npy`` of features per detection row. An
+A descriptor is named by a string: ``default`` (the shipped model fused with colour histograms,
+:data:`~fmtrack.pipeline.defaults.DEFAULT_FUSION`), ``model`` (the shipped model alone), ``hsv``
+(colour histograms), ``deepsort`` (DeepSORT's own features, precomputed per sequence), a trained
+FMVAE ``.safetensors`` (latent means, compared by Euclidean distance with the threshold its JSON
+sidecar holds from ``fmtrack calibrate --write``), an ``N x (7 + D)`` ``.npy`` of features per
+detection row, or image descriptors fused with ``+`` (``model+hsv*3``: each part in units of its
+own label-free threshold, times its weight, 1 when not given; fmtrack.embedder.fused). An
 :class:`~fmtrack.embedder.Embedder` object may stand in for any of them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -16,16 +20,51 @@ from typing import Any
 
 from ..io import InputWarning
 from ..tracker import PRESETS, TrackerConfig
-from .defaults import COSINE_THRESHOLDS, DEFAULT_DESCRIPTOR, default_model_path, preset_descriptor
+from .defaults import (COSINE_THRESHOLDS, DEFAULT_DESCRIPTOR, DEFAULT_FUSION, LEGACY_DEFAULT_DESCRIPTOR,
+                       MODEL_DESCRIPTOR, PRESET_DESCRIPTORS, default_model_path, preset_descriptor)
 from .preset_file import resolve_preset as resolve_preset_file
 from .preset_file import tuned_features
 
+
 def descriptor_spec(descriptor: str | os.PathLike | None) -> str | None:
-    """A descriptor name as a string, with ``default`` resolved to the shipped model's path."""
+    """A descriptor name as a string: ``default`` and ``model`` resolved (the shipped model's path),
+    in every part of a fused name too (``model+hsv*3`` -> ``/.../fmvae-....safetensors+hsv*3``)."""
     if descriptor is None:
         return None
     spec = os.fspath(descriptor)
-    return str(default_model_path()) if spec == DEFAULT_DESCRIPTOR else spec
+    if spec == DEFAULT_DESCRIPTOR:
+        spec = DEFAULT_FUSION
+    parts = fused_parts(spec)
+    if parts is None:
+        return str(default_model_path()) if spec == MODEL_DESCRIPTOR else spec
+    return "+".join(_weighted(descriptor_spec(part), weight) for part, weight in parts)
+
+
+def fused_parts(spec: str) -> list[tuple[str, float]] | None:
+    """The (part, weight) pairs of a fused descriptor name ``A+B*W`` (weight 1 where none is given),
+    or None for a single descriptor (an existing file's name is never split). ValueError for a
+    fused name whose parts are not image descriptors (``model``, ``hsv``, ``.safetensors``) or
+    whose weights are not finite numbers > 0."""
+    if "+" not in spec or Path(spec).is_file():
+        return None
+    parts = []
+    for text in spec.split("+"):
+        name, star, weight_text = text.rpartition("*") if "*" in text else (text, "", "1")
+        try:
+            weight = float(weight_text)
+        except ValueError:
+            weight = math.nan
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"descriptor {spec!r}: the weight of part {text!r} must be a finite number > 0")
+        if not (name in (MODEL_DESCRIPTOR, "hsv") or is_model(name)):
+            raise ValueError(f"descriptor {spec!r}: part {name!r} is not an image descriptor to fuse "
+                             "(model, hsv or FMVAE weights .safetensors)")
+        parts.append((name, weight))
+    return parts
+
+
+def _weighted(part: str, weight: float) -> str:
+    return part if weight == 1 else f"{part}*{weight:g}"
 
 
 def is_model(spec: object) -> bool:
@@ -33,20 +72,61 @@ def is_model(spec: object) -> bool:
     return isinstance(spec, str) and spec.endswith(".safetensors")
 
 
+def uses_model(spec: object) -> bool:
+    """Whether a descriptor name runs an FMVAE model: one, or a fused name with one among its parts."""
+    if not isinstance(spec, str):
+        return False
+    parts = fused_parts(spec)
+    return is_model(spec) if parts is None else any(part == MODEL_DESCRIPTOR or is_model(part) for part, _ in parts)
+
+
+def needs_images(spec: object) -> bool:
+    """Whether a descriptor name computes its features from the frames (hsv, a model, a fusion of them)."""
+    return isinstance(spec, str) and (spec == "hsv" or is_model(spec) or fused_parts(spec) is not None)
+
+
 def descriptor_label(spec: str) -> str:
-    """A short name for a descriptor: weights and feature files by their stem, so table rows stay
-    short and do not depend on where the file lives."""
+    """A short name for a descriptor: weights and feature files by their stem (in fused names too),
+    so table rows stay short and do not depend on where the file lives."""
+    parts = fused_parts(spec)
+    if parts is not None:
+        return "+".join(_weighted(descriptor_label(part), weight) for part, weight in parts)
     return Path(spec).stem if spec.endswith((".safetensors", ".npy")) else spec
 
 
+def part_threshold(spec: str) -> float:
+    """The label-free threshold of one image descriptor as a Euclidean distance between its features:
+    a model's calibrated one (its sidecar); HSV's cosine one as sqrt(2 x), its features being unit
+    vectors (|a - b|^2 = 2 (1 - cos)). ValueError for a model never calibrated."""
+    if spec == "hsv":
+        return math.sqrt(2 * COSINE_THRESHOLDS["hsv"])
+    from ..model.weights import read_weights_info  # torch: only when a model is named
+
+    threshold = read_weights_info(spec).thresholds.get("euclidean")
+    if threshold is None:
+        raise ValueError(f"{spec}: its sidecar holds no calibrated euclidean threshold, which fusing it needs; "
+                         f"run `fmtrack calibrate --features {spec} --write`")
+    return float(threshold)
+
+
 def _model_thresholds(spec: object) -> dict[str, float] | None:
-    """Label-free thresholds by metric from an FMVAE sidecar (a path or an FMVAEEmbedder), else None."""
+    """Label-free thresholds by metric of a descriptor compared by Euclidean distance by default: an
+    FMVAE sidecar's (a path or an FMVAEEmbedder), a fused descriptor's (a name or a FusedEmbedder);
+    else None."""
     if is_model(spec):
         from ..model.weights import read_weights_info  # torch: only when a model is named
 
         return dict(read_weights_info(spec).thresholds)
-    info = getattr(spec, "info", None)  # an FMVAEEmbedder carries its sidecar
-    thresholds = getattr(info, "thresholds", None)
+    if isinstance(spec, str):
+        parts = fused_parts(spec)
+        if parts is None:
+            return None
+        from ..embedder.fused import fused_threshold
+
+        return {"euclidean": fused_threshold([weight for _, weight in parts])}
+    thresholds = getattr(spec, "thresholds", None)  # a FusedEmbedder
+    if thresholds is None:
+        thresholds = getattr(getattr(spec, "info", None), "thresholds", None)  # an FMVAEEmbedder's sidecar
     return dict(thresholds) if isinstance(thresholds, dict) else None
 
 
@@ -102,6 +182,8 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
             config = config.replace(metric=PRESETS[base.name].metric if base.name in PRESETS else base.metric)
     if thresholds is not None:
         if config.metric not in thresholds:
+            if (isinstance(descriptor, str) and fused_parts(descriptor) is not None) or hasattr(descriptor, "parts"):
+                raise ValueError(f"a fused descriptor is compared by Euclidean distance only, not {config.metric}")
             where = descriptor if is_model(descriptor) else getattr(descriptor, "weights_path", "the model")
             raise ValueError(f"{where}: its sidecar holds no calibrated {config.metric} threshold, so appearance "
                              f"would never match; run `fmtrack calibrate --features {where} --write` "
@@ -118,9 +200,11 @@ def _file_thresholds_mismatch(path: str | os.PathLike, base: TrackerConfig, conf
     They are distances in the file's metric between the features it was tuned with."""
     if config.metric != base.metric:
         return f"its thresholds are {base.metric} distances and this descriptor is compared by {config.metric} distance"
-    known, features = tuned_features(path)
+    known, features, name = tuned_features(path)
     if known and isinstance(descriptor, str):
-        tuned = descriptor_spec(features or preset_descriptor(base.name))
+        if name is None:  # a file from before preset files named their descriptor
+            name = features or PRESET_DESCRIPTORS.get(base.name, LEGACY_DEFAULT_DESCRIPTOR)
+        tuned = descriptor_spec(name)
         if tuned != descriptor:
             return (f"its thresholds were tuned with {descriptor_label(tuned)} features and this run uses "
                     f"{descriptor_label(descriptor)}")
@@ -135,8 +219,10 @@ def method_descriptor(preset_spec: str | os.PathLike | TrackerConfig, features: 
     return descriptor_spec(features)
 
 
-def image_embedder(spec: str, device: str = "auto"):
-    """The embedder that computes ``spec``'s features from frames (``hsv`` or FMVAE weights), else None."""
+def image_embedder(spec: str, device: str = "auto", **model_options: Any):
+    """The embedder that computes ``spec``'s features from frames (``hsv``, FMVAE weights, or a fused
+    name of those, resolved by :func:`descriptor_spec`), else None. model_options: FMVAEEmbedder's
+    (precision, threads, batch_size)."""
     from ..embedder import HSVEmbedder
 
     if spec == "hsv":
@@ -144,5 +230,12 @@ def image_embedder(spec: str, device: str = "auto"):
     if is_model(spec):
         from ..embedder.fmvae import FMVAEEmbedder  # torch is imported only when a model is used
 
-        return FMVAEEmbedder(spec, device=device)
-    return None
+        return FMVAEEmbedder(spec, device=device, **model_options)
+    parts = fused_parts(spec)
+    if parts is None:
+        return None
+    from ..embedder.fused import FusedEmbedder
+
+    resolved = [(descriptor_spec(part), weight) for part, weight in parts]
+    return FusedEmbedder([(image_embedder(part, device, **model_options), weight, part_threshold(part))
+                          for part, weight in resolved])

@@ -39,16 +39,17 @@ def _read_json(path: Path) -> Any:
         raise _error(path, f"not JSON: {err.msg}", err.lineno) from None
 
 
-def tuned_features(path: str | Path) -> tuple[bool, str | None]:
-    """(known, features): the descriptor a preset file's appearance thresholds were tuned with, as
-    ``fmtrack tune --features`` named it (None: the preset's default descriptor); known is False for
-    a file that does not say (a bare TrackerConfig, or no provenance)."""
+def tuned_features(path: str | Path) -> tuple[bool, str | None, str | None]:
+    """(known, features, descriptor): the descriptor a preset file's appearance thresholds were tuned
+    with: as ``fmtrack tune --features`` named it (None: the preset's default descriptor), and the
+    descriptor that default was, by name (files written before session 11 do not say: None); known
+    is False for a file that says neither (a bare TrackerConfig, or no provenance)."""
     data = _read_json(Path(path))
     provenance = data.get("provenance") if isinstance(data, dict) else None
     if not isinstance(provenance, dict) or "features" not in provenance:
-        return False, None
-    features = provenance["features"]
-    return True, None if features is None else str(features)
+        return False, None, None
+    features, descriptor = provenance["features"], provenance.get("descriptor")
+    return True, None if features is None else str(features), None if descriptor is None else str(descriptor)
 
 
 def load_preset_file(path: str | Path) -> TrackerConfig:

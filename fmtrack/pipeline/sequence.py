@@ -18,10 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..embedder import Embedder, PrecomputedFeatures, cached_features
+from ..embedder.fused import FusedEmbedder
 from ..io import Detections, ImageSequence, InputError, InputWarning, SequenceInfo, deepsort_features_path, read_detections
 from ..io.motchallenge import check_sequence_length
 from ..tracker import TrackerConfig
-from .descriptor import image_embedder, is_model
+from .descriptor import image_embedder, needs_images, uses_model
 from .video_tracker import VideoTracker
 
 
@@ -105,13 +106,14 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
                     threads: int | None = None) -> SequenceInputs:
     """The detections (scores mapped), embedder and camera motion ``config`` uses on a sequence.
 
-    features: ``deepsort``, ``hsv``, FMVAE weights, an ``N x (7 + D)`` .npy, or None. With a
-    features file the detections are that file's rows (for DeepSORT's the same as det.txt) and the
-    embedder serves those rows; image descriptors and camera motion are computed once and cached.
+    features: ``deepsort``, ``hsv``, FMVAE weights, a fused name of those (resolved), an
+    ``N x (7 + D)`` .npy, or None. With a features file the detections are that file's rows (for
+    DeepSORT's the same as det.txt) and the embedder serves those rows; image descriptors (each part
+    of a fused one on its own) and camera motion are computed once and cached.
     threads: torch's CPU thread count while a model embeds (None: torch's default).
     """
     from_file = None  # features stored with their detections: the detections are that file's rows
-    if features is None or features == "hsv" or is_model(features):
+    if features is None or needs_images(features):
         detections = read_detections(det_path or info.det_path, info.seq_length)
     else:
         feature_file = (deepsort_features_path(info.name, data_root) if features == "deepsort" else Path(features))
@@ -129,11 +131,11 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
     seconds = {"embedding": 0.0, "camera_motion": 0.0}
     embedder, features_path, computed = None, None, False
     if features is not None and config.uses_appearance:
-        from_images = image_embedder(features) if has_frames(info) or not _needs_images(features) else None
-        if from_images is None and _needs_images(features):
+        from_images = image_embedder(features) if has_frames(info) or not needs_images(features) else None
+        if from_images is None and needs_images(features):
             warnings.warn(InputWarning(f"{info.image_dir}: {info.name} has no frames: the {label or config.name} "
                                        "preset runs on motion alone (no appearance, no camera motion)"))
-        if threads is not None and is_model(features):
+        if threads is not None and uses_model(features):
             import torch
 
             torch.set_num_threads(threads)
@@ -141,10 +143,9 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
             embedder = from_file
         else:
             start, before = time.perf_counter(), time.time()
-            features_path = cached_features(info, raw, from_images, progress=progress)
+            embedder, features_path = _cached(info, raw, from_images, progress)
             seconds["embedding"] = time.perf_counter() - start
             computed = features_path.stat().st_mtime >= before  # written now, not served from the cache
-            embedder = PrecomputedFeatures(features_path, info.seq_length)
     camera_motion = None
     if config.camera_motion != "none" and has_frames(info):
         from ..camera_motion import CameraMotionConfig, sequence_camera_motion
@@ -187,8 +188,18 @@ def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerCo
     return SequenceResult(table, info.seq_length, seconds, tracker.skipped_detections, dict(tracker.seconds))
 
 
-def _needs_images(features: str | None) -> bool:
-    return features == "hsv" or is_model(features)
+def _cached(info: SequenceInfo, detections: Detections, embedder: Embedder,
+            progress: bool) -> tuple[Embedder, Path]:
+    """``embedder``'s features of every detection, served from the feature cache (computed into it
+    first when missing), and the cache file (of a fused descriptor: its first part's). A fused
+    descriptor's parts are cached one by one, so each part's cache also serves runs of it alone."""
+    if isinstance(embedder, FusedEmbedder):
+        cached = [(_cached(info, detections, part, progress), weight, threshold)
+                  for part, weight, threshold in embedder.parts]
+        return (FusedEmbedder([(served, weight, threshold) for (served, _), weight, threshold in cached]),
+                cached[0][0][1])
+    path = cached_features(info, detections, embedder, progress=progress)
+    return PrecomputedFeatures(path, info.seq_length), path
 
 
 def has_frames(info: SequenceInfo) -> bool:

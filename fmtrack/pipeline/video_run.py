@@ -24,7 +24,7 @@ from ..embedder import Embedder, PrecomputedFeatures
 from ..io import Detections, InputError, check_output, read_detections, read_seqinfo
 from ..tracker import TrackerConfig
 from ..video import DEFAULT_FPS, FrameSource, ImageFolder, TrackRenderer, open_frames
-from .descriptor import configure, image_embedder, is_model, method_descriptor
+from .descriptor import configure, image_embedder, method_descriptor, uses_model
 from .sequence import map_scores
 from .video_tracker import VideoTracker
 
@@ -127,8 +127,9 @@ def _video_embedder(features: str | None, config: TrackerConfig, detections: Det
     embedder = image_embedder(features)
     if embedder is None:
         raise ValueError(f"--features {features}: not a descriptor that computes features from frames "
-                         "(default, hsv, a .safetensors model) nor an N x (7 + D) .npy")
-    if threads is not None and is_model(features):
+                         "(default, model, hsv, a .safetensors model, a fused name such as model+hsv*3) "
+                         "nor an N x (7 + D) .npy")
+    if threads is not None and uses_model(features):
         import torch
 
         torch.set_num_threads(threads)

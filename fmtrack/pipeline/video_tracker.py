@@ -17,7 +17,7 @@ import numpy as np
 from ..tracker import Track, Tracker, TrackerConfig
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
-from .descriptor import configure, descriptor_spec, image_embedder
+from .descriptor import configure, descriptor_spec, image_embedder, uses_model
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
@@ -36,10 +36,12 @@ class VideoTracker:
 
     preset: a preset name (``fmtrack``, ``bytetrack``, ``deepsort``, ``sort``, ``motion``), a
     TrackerConfig, or a preset JSON file where the tracker package reads them.
-    descriptor: ``"default"`` (the shipped model), ``"hsv"``, a ``.safetensors`` path, an
-    ``N x (7 + D)`` ``.npy`` of features per detection row (looked up by frame and box), an
-    Embedder, ``"deepsort"`` (features passed to update()), or None (motion only; an appearance
-    preset then raises ValueError). A model brings its metric (Euclidean) and calibrated threshold.
+    descriptor: ``"default"`` (the shipped model fused with HSV colour histograms, ``model+hsv*3``),
+    ``"model"`` (the shipped model alone), ``"hsv"``, a ``.safetensors`` path, a fused name of those
+    (``"my.safetensors+hsv*3"``), an ``N x (7 + D)`` ``.npy`` of features per detection row (looked
+    up by frame and box), an Embedder, ``"deepsort"`` (features passed to update()), or None (motion
+    only; an appearance preset then raises ValueError). A model or a fused descriptor brings its
+    metric (Euclidean) and label-free threshold.
     box_format: ``tlwh`` (left, top, width, height) or ``xyxy`` (left, top, right, bottom), pixels.
     detector: the score map of the detector that made the scores (a key of
     ``fmtrack.scores.SCORE_MAPS``, e.g. ``dpm``, ``frcnn``, ``sdp``, ``acf``); None: scores already
@@ -69,7 +71,8 @@ class VideoTracker:
         config = configure(preset, spec, overrides)
         if config.uses_appearance and spec is None:
             raise ValueError(f"preset {config.name!r} uses appearance: give a descriptor "
-                             "('default', 'hsv', a .safetensors model, or 'deepsort' with features= per frame)")
+                             "('default', 'model', 'hsv', a .safetensors model, a fused name such as 'model+hsv*3', "
+                             "or 'deepsort' with features= per frame)")
         self._setup(config.at_frame_rate(float(frame_rate)), spec, box_format, detector, device, threads)
 
     @classmethod
@@ -104,7 +107,7 @@ class VideoTracker:
 
                 self.embedder = PrecomputedFeatures(spec)
             else:
-                if spec.endswith(".safetensors"):
+                if uses_model(spec):
                     import torch
 
                     torch.set_num_threads(int(threads))

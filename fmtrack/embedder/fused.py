@@ -1,0 +1,69 @@
+"""Several label-free descriptors as one: the shipped model beside a colour histogram.
+
+Each part's descriptor is divided by its own label-free threshold as a Euclidean distance (so one
+unit is "as far apart as the equal-error point says two people are" in every part), multiplied by
+the part's weight, and the parts are concatenated. The Euclidean distance between two fused
+vectors is then sqrt(sum_i (w_i d_i / t_i)^2): every part votes in its own calibrated units, and a
+pair that sits at every part's threshold is at sqrt(sum_i w_i^2), the fused threshold
+(:func:`fused_threshold`). Why and how the weights were chosen: docs/descriptor-fusion.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .base import Embedder
+
+
+class FusedEmbedder:
+    """Concatenated, rescaled descriptors of several embedders: (N, sum of the parts' D) float32.
+
+    parts: (embedder, weight, threshold) triples: a part's features are multiplied by weight /
+    threshold, its label-free threshold as a Euclidean distance between its own features. The
+    embedders must describe the same boxes of the same frames. ``thresholds``: the fused
+    descriptor's own, ``{"euclidean": sqrt(sum w^2)}`` (it is compared by Euclidean distance only).
+    """
+
+    def __init__(self, parts: Sequence[tuple[Embedder, float, float]]):
+        if len(parts) < 2:
+            raise ValueError(f"a fused descriptor needs at least two parts, got {len(parts)}")
+        for embedder, weight, threshold in parts:
+            for name, value in (("weight", weight), ("threshold", threshold)):
+                if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                                   and value > 0):
+                    raise ValueError(f"the {name} of fused part {embedder.identity!r} must be a finite number > 0, "
+                                     f"got {value!r}")
+        self.parts = [(embedder, float(weight), float(threshold)) for embedder, weight, threshold in parts]
+        self.dim = sum(embedder.dim for embedder, _, _ in self.parts)
+        self.needs_image = any(embedder.needs_image for embedder, _, _ in self.parts)
+        self.thresholds = {"euclidean": fused_threshold([weight for _, weight, _ in self.parts])}
+        self.identity = "fused-" + "-".join(f"{embedder.identity}x{weight / threshold:.6g}"
+                                            for embedder, weight, threshold in self.parts)
+
+    def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
+        """Descriptors (N, D) float32 of boxes (N, 4) tlwh pixels: each part's, scaled, side by side."""
+        return self.combine([embedder.embed(image, boxes, frame) for embedder, _, _ in self.parts])
+
+    def combine(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """The fused descriptors (N, D) float32 from each part's own features ((N, D_i) each, in
+        ``parts`` order): scaled by weight / threshold and concatenated."""
+        n = len(features[0]) if len(features) else 0
+        out = np.empty((n, self.dim), dtype=np.float32)
+        start = 0
+        for (embedder, weight, threshold), part in zip(self.parts, features, strict=True):
+            part = np.asarray(part)
+            if part.shape != (n, embedder.dim):
+                raise ValueError(f"fused part {embedder.identity!r} gave features of shape {part.shape}, "
+                                 f"expected ({n}, {embedder.dim})")
+            out[:, start:start + embedder.dim] = part
+            out[:, start:start + embedder.dim] *= weight / threshold
+            start += embedder.dim
+        return out
+
+
+def fused_threshold(weights: Sequence[float]) -> float:
+    """The fused descriptor's Euclidean threshold: a pair at every part's own threshold, sqrt(sum w^2)."""
+    return math.sqrt(sum(w * w for w in weights))
