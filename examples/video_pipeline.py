@@ -27,7 +27,7 @@ capture = cv2.VideoCapture(args.video)
 fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
 size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
 detections = read_detections(args.det)
-tracker = fmtrack.VideoTracker("fmtrack", detector=args.detector, frame_rate=fps)  # the shipped model
+tracker = fmtrack.VideoTracker("fmtrack", detector=args.detector, frame_rate=fps)  # the default descriptor
 rows = []
 with TrackRenderer(args.out, fps, size, inputs=[args.video, args.det]) as renderer:
     frame_index = 0

@@ -4,8 +4,9 @@ Spelled on the command line as ``PRESET[@key=value,...]``, e.g. ``sort@min_confi
 ``fmtrack@features=hsv,max_dist=0.2``. Keys are TrackerConfig fields, plus:
 
 - ``max_dist``: the appearance threshold of every appearance stage (descriptor units);
-- ``features``: ``default`` (the shipped model), ``deepsort`` (DeepSORT's own features from the
-  data root), ``hsv``, a trained FMVAE ``.safetensors``, or an ``N x (7 + D)`` .npy file
+- ``features``: ``default`` (the shipped model fused with HSV), ``model`` (the shipped model
+  alone), ``deepsort`` (DeepSORT's own features from the data root), ``hsv``, a trained FMVAE
+  ``.safetensors``, a fused name (``A+B*W``), or an ``N x (7 + D)`` .npy file
   (fmtrack.pipeline.descriptor says what each brings: metric and label-free threshold);
 - ``detector``: the score map (fmtrack.scores.SCORE_MAPS; guessed from the sequence when absent);
 - ``score_norm``: short for ``score_normalisation`` (``raw``, ``auto`` = the streaming per-detector

@@ -31,7 +31,7 @@ _STREAMING_MODES = ("auto", "none")
 class VideoTracker:
     """The tracker ``fmtrack run`` runs, fed one frame at a time.
 
-    >>> tracker = VideoTracker()                       # fmtrack preset, the shipped model
+    >>> tracker = VideoTracker()                       # fmtrack preset, the default descriptor
     >>> tracks = tracker.update(frame, boxes, scores)  # frame: (H, W, 3) uint8 BGR; boxes: (N, 4) tlwh
 
     preset: a preset name (``fmtrack``, ``bytetrack``, ``deepsort``, ``sort``, ``motion``), a
