@@ -450,8 +450,10 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from .benchmarks.methods import calibrate_descriptor
+    from .pipeline import descriptor_spec
 
-    calibrations = calibrate_descriptor(args.features, args.seq, tuple(args.metric), args.data_root, args.write,
+    features = descriptor_spec(args.features)
+    calibrations = calibrate_descriptor(features, args.seq, tuple(args.metric), args.data_root, args.write,
                                         args.gap, force=args.force, threads=args.threads)
     for calibration in calibrations.values():
         print(calibration.to_dict())
@@ -459,7 +461,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         from .model.weights import sidecar_path
 
         thresholds = ", ".join(f"{metric} {c.threshold:.4g}" for metric, c in calibrations.items())
-        print(f"wrote thresholds ({thresholds}; calibrated on {args.seq}) to {sidecar_path(args.features)}")
+        print(f"wrote thresholds ({thresholds}; calibrated on {args.seq}) to {sidecar_path(features)}")
 
 
 def _threads(text: str) -> int | None:
@@ -739,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("calibrate", help="label-free appearance threshold on a (training) sequence")
     ca.add_argument("--seq", default="MOT16-11", help="a training sequence (never an evaluation one)")
-    ca.add_argument("--features", required=True, help="hsv, or an FMVAE .safetensors")
+    ca.add_argument("--features", required=True, help="hsv, model (the shipped model), default (model+hsv*3), an FMVAE "
+                                                      ".safetensors, or a fused name A+B*W (--write: .safetensors only)")
     ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"],
                     help="distances to calibrate")
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")

@@ -112,3 +112,20 @@ def test_the_fused_default_separates_people_better_than_either_part(data_root):
     auc = {name: descriptor_quality(name, "TUD-Campus", data_root, progress=False).auc_euclidean
            for name in ("model", "hsv", "default")}
     assert auc["default"] > max(auc["model"], auc["hsv"]) + 0.015, auc
+
+
+def test_calibrating_the_fused_default_lands_near_its_formula_threshold(data_root, capsys):
+    """Label-free calibration of the fused descriptor on the model's training sequence (its model
+    part served from the same per-part cache a run fills) agrees with sqrt(1 + 3^2) within 5 %;
+    writing it is refused, there being no sidecar to hold it."""
+    from fmtrack.benchmarks.methods import calibrate_descriptor
+    from fmtrack.cli import main
+    from fmtrack.io import InputError
+
+    calibration = calibrate_descriptor("default", "MOT16-11", ("euclidean",), data_root)["euclidean"]
+    assert calibration.threshold == pytest.approx(math.sqrt(10), rel=0.05)
+    assert calibration.equal_error_rate < 0.01
+    with pytest.raises(InputError, match="sidecars only"):
+        calibrate_descriptor("default", "MOT16-11", ("euclidean",), data_root, write=True)
+    assert main(["calibrate", "--features", "deepsort", "--data-root", str(data_root)]) != 0
+    assert "calibrate needs a descriptor computed from frames" in capsys.readouterr().err

@@ -13,7 +13,6 @@ Identities are used here to *measure* descriptors only; nothing trained or calib
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import pandas as pd
 
 from ..io import Detections, SequenceInfo, find_sequence, read_ground_truth, read_seqinfo
 from ..pipeline import track_sequence
+from ..pipeline.sequence import served_detections
 from ..embedder.calibration import roc_auc
-from ..embedder.fused import FusedEmbedder
 from ..tracker.distance import METRICS, pairwise_distance
 from .evaluate import markdown_table, score_rows
 from .scoring import match_identities
@@ -90,12 +89,7 @@ def described_detections(features: str, info: SequenceInfo, data_root: str | Pat
     """A sequence's detections (raw scores) with ``features`` (deepsort, hsv, FMVAE weights, a fused
     name of those, .npy)."""
     method = make_method(features, "deepsort", {"score_normalisation": "raw"}, features)
-    embedder = load_inputs(method, info, data_root, progress=progress).embedder
-    if isinstance(embedder, FusedEmbedder):  # its parts' cached features, fused
-        detections = embedder.parts[0][0].detections
-        return dataclasses.replace(detections, features=embedder.combine(
-            [part.detections.features for part, _, _ in embedder.parts]))
-    return embedder.detections
+    return served_detections(load_inputs(method, info, data_root, progress=progress).embedder)
 
 
 @dataclass(frozen=True)

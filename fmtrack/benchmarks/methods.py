@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..embedder import PrecomputedFeatures, cached_features
 from ..embedder.calibration import Calibration, calibrate_threshold
 from ..io import InputError, SequenceInfo, find_sequence, read_detections, read_seqinfo
 from ..pipeline import (MethodUnavailable, SequenceInputs, configure, default_model_path, descriptor_label,
-                        image_embedder, is_model, method_descriptor, sequence_inputs)
+                        descriptor_spec, image_embedder, is_model, method_descriptor, sequence_inputs)
+from ..pipeline.sequence import cached_embedder, served_detections
 from ..tracker import TrackerConfig
 from ..scores import normalise_detections
 
@@ -103,9 +103,11 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
     ``make_method`` finds them; a sidecar calibrated on another sequence is an InputError unless
     ``force``. ``threads``: torch threads of an FMVAE model (see FMVAEEmbedder).
     """
+    features = descriptor_spec(features)
     embedder = image_embedder(features)
     if embedder is None:
-        raise InputError(None, f"calibrate needs hsv or FMVAE weights (.safetensors), got {features!r}")
+        raise InputError(None, f"calibrate needs a descriptor computed from frames (hsv, model, default, FMVAE "
+                               f"weights .safetensors, or a fused name such as model+hsv*3), got {features!r}")
     if write and not _is_fmvae(features):
         raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
     if hasattr(embedder, "threads"):
@@ -120,8 +122,7 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
             raise InputError(sidecar_path(features), f"holds thresholds calibrated on {made_on}; replacing them "
                                                      f"with {info.name}'s needs --force")
     detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
-    path = cached_features(info, detections, embedder)
-    described = PrecomputedFeatures(path, info.seq_length).detections
+    described = served_detections(cached_embedder(info, detections, embedder)[0])
     calibrations = {metric: calibrate_threshold(described.features, described, metric, gap) for metric in metrics}
     if write:
         from ..model.weights import update_thresholds

@@ -143,7 +143,7 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
             embedder = from_file
         else:
             start, before = time.perf_counter(), time.time()
-            embedder, features_path = _cached(info, raw, from_images, progress)
+            embedder, features_path = cached_embedder(info, raw, from_images, progress)
             seconds["embedding"] = time.perf_counter() - start
             computed = features_path.stat().st_mtime >= before  # written now, not served from the cache
     camera_motion = None
@@ -188,18 +188,26 @@ def track_sequence(info: SequenceInfo, detections: Detections, config: TrackerCo
     return SequenceResult(table, info.seq_length, seconds, tracker.skipped_detections, dict(tracker.seconds))
 
 
-def _cached(info: SequenceInfo, detections: Detections, embedder: Embedder,
-            progress: bool) -> tuple[Embedder, Path]:
+def cached_embedder(info: SequenceInfo, detections: Detections, embedder: Embedder,
+                    progress: bool = True) -> tuple[Embedder, Path]:
     """``embedder``'s features of every detection, served from the feature cache (computed into it
     first when missing), and the cache file (of a fused descriptor: its first part's). A fused
     descriptor's parts are cached one by one, so each part's cache also serves runs of it alone."""
     if isinstance(embedder, FusedEmbedder):
-        cached = [(_cached(info, detections, part, progress), weight, threshold)
+        cached = [(cached_embedder(info, detections, part, progress), weight, threshold)
                   for part, weight, threshold in embedder.parts]
         return (FusedEmbedder([(served, weight, threshold) for (served, _), weight, threshold in cached]),
                 cached[0][0][1])
     path = cached_features(info, detections, embedder, progress=progress)
     return PrecomputedFeatures(path, info.seq_length), path
+
+
+def served_detections(embedder: Embedder) -> Detections:
+    """The detections, features included, of an embedder :func:`cached_embedder` returned."""
+    if isinstance(embedder, FusedEmbedder):
+        parts = [served_detections(part) for part, _, _ in embedder.parts]
+        return dataclasses.replace(parts[0], features=embedder.combine([part.features for part in parts]))
+    return embedder.detections
 
 
 def has_frames(info: SequenceInfo) -> bool:
