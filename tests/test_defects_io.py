@@ -234,6 +234,22 @@ def test_camera_motion_nan_cache_and_nan_estimates_become_usable(tmp_path, monke
     np.testing.assert_array_equal(estimated, np.repeat(np.eye(2, 3)[None], info.seq_length, axis=0))
 
 
+def test_descriptor_quality_takes_scores_from_the_detections_not_from_whoever_filled_the_cache(
+        data_root, tmp_path, monkeypatch):
+    # Old: calibrate fills the feature cache with mapped scores (the key holds no scores), and
+    # eval-descriptor then filtered on those: TUD-Campus kept 190 matched detections, not 229.
+    from fmtrack.benchmarks.descriptor_quality import descriptor_quality
+    from fmtrack.benchmarks.methods import calibrate_descriptor
+
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "fresh"))
+    before = descriptor_quality("hsv", "TUD-Campus", data_root, progress=False)
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "filled-by-calibrate"))
+    with pytest.raises(ValueError, match="too few label-free pairs"):  # 71 frames: but the cache is filled
+        calibrate_descriptor("hsv", "TUD-Campus", data_root=data_root)
+    after = descriptor_quality("hsv", "TUD-Campus", data_root, progress=False)
+    assert after == before and after.matched_detections == 229
+
+
 # -- 5. a features file must match the sequence --------------------------------------------------------------
 def _features_file(path: Path, xs: list[float]) -> Path:
     rows = np.array([[f, -1, x, 10, 12, 20, 0.9, 1.0, 0.0] for f, x in enumerate(xs, start=1)])

@@ -89,7 +89,8 @@ def described_detections(features: str, info: SequenceInfo, data_root: str | Pat
     """A sequence's detections (raw scores) with ``features`` (deepsort, hsv, FMVAE weights, a fused
     name of those, .npy)."""
     method = make_method(features, "deepsort", {"score_normalisation": "raw"}, features)
-    return served_detections(load_inputs(method, info, data_root, progress=progress).embedder)
+    inputs = load_inputs(method, info, data_root, progress=progress)
+    return served_detections(inputs.embedder, inputs.detections)
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
             raise InputError(sidecar_path(features), f"holds thresholds calibrated on {made_on}; replacing them "
                                                      f"with {info.name}'s needs --force")
     detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
-    described = served_detections(cached_embedder(info, detections, embedder)[0])
+    described = served_detections(cached_embedder(info, detections, embedder)[0], detections)
     calibrations = {metric: calibrate_threshold(described.features, described, metric, gap) for metric in metrics}
     if write:
         from ..model.weights import update_thresholds

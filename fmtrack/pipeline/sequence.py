@@ -202,12 +202,18 @@ def cached_embedder(info: SequenceInfo, detections: Detections, embedder: Embedd
     return PrecomputedFeatures(path, info.seq_length), path
 
 
-def served_detections(embedder: Embedder) -> Detections:
-    """The detections, features included, of an embedder :func:`cached_embedder` returned."""
+def served_detections(embedder: Embedder, detections: Detections) -> Detections:
+    """``detections`` with the features of the embedder :func:`cached_embedder` returned for them.
+
+    Only the features come from the cache (its rows are these detections', checked when it is
+    read): its scores are whoever filled it first's, mapped or not, and are not part of its key."""
+    return dataclasses.replace(detections, features=_served_features(embedder))
+
+
+def _served_features(embedder: Embedder) -> np.ndarray:
     if isinstance(embedder, FusedEmbedder):
-        parts = [served_detections(part) for part, _, _ in embedder.parts]
-        return dataclasses.replace(parts[0], features=embedder.combine([part.features for part in parts]))
-    return embedder.detections
+        return embedder.combine([_served_features(part) for part, _, _ in embedder.parts])
+    return embedder.detections.features
 
 
 def has_frames(info: SequenceInfo) -> bool:
