@@ -6,4 +6,5 @@ from .fused import FusedEmbedder
 from .hsv import HSVEmbedder
 from .precomputed import PrecomputedFeatures
 
-__all__ = ["Embedder", "FusedEmbedder", "HSVEmbedder", "PrecomputedFeatures", "cached_features", "embed_sequence", "export_features"]
+__all__ = ["Embedder", "FusedEmbedder", "HSVEmbedder", "PrecomputedFeatures", "cached_features", "embed_sequence",
+           "export_features"]

@@ -49,7 +49,7 @@ def fused_parts(spec: str) -> list[tuple[str, float]] | None:
         return None
     parts = []
     for text in spec.split("+"):
-        name, star, weight_text = text.rpartition("*") if "*" in text else (text, "", "1")
+        name, _, weight_text = text.rpartition("*") if "*" in text else (text, "", "1")
         try:
             weight = float(weight_text)
         except ValueError:
