@@ -741,8 +741,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("calibrate", help="label-free appearance threshold on a (training) sequence")
     ca.add_argument("--seq", default="MOT16-11", help="a training sequence (never an evaluation one)")
-    ca.add_argument("--features", required=True, help="hsv, model (the shipped model), default (model+hsv*3), an FMVAE "
-                                                      ".safetensors, or a fused name A+B*W (--write: .safetensors only)")
+    ca.add_argument("--features", required=True,
+                    help="hsv, model (the shipped model), default (model+hsv*3), an FMVAE .safetensors, or a fused "
+                         "name A+B*W (--write: .safetensors only)")
     ca.add_argument("--metric", nargs="+", choices=["euclidean", "cosine"], default=["euclidean", "cosine"],
                     help="distances to calibrate")
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")

@@ -90,7 +90,8 @@ def test_configure_gives_the_fused_descriptor_euclidean_distance_and_its_thresho
         configure("fmtrack", descriptor_spec("default"), {"metric": "cosine"})
     # HSV's part threshold is its calibrated cosine one as a distance between unit vectors.
     fused = image_embedder(descriptor_spec("hsv+hsv*2"))
-    assert [threshold for _, _, threshold in fused.parts] == [pytest.approx(math.sqrt(2 * COSINE_THRESHOLDS["hsv"]))] * 2
+    hsv_threshold = math.sqrt(2 * COSINE_THRESHOLDS["hsv"])
+    assert [threshold for _, _, threshold in fused.parts] == [pytest.approx(hsv_threshold)] * 2
 
 
 def test_fused_features_from_the_frames_equal_the_parts_scaled(data_root):
