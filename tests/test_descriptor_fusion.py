@@ -130,3 +130,32 @@ def test_calibrating_the_fused_default_lands_near_its_formula_threshold(data_roo
         calibrate_descriptor("default", "MOT16-11", ("euclidean",), data_root, write=True)
     assert main(["calibrate", "--features", "deepsort", "--data-root", str(data_root)]) != 0
     assert "calibrate needs a descriptor computed from frames" in capsys.readouterr().err
+
+
+def test_a_fused_descriptor_is_cached_part_by_part_in_one_pass_over_the_frames(data_root, tmp_path, monkeypatch):
+    """Cold cache: each frame is decoded once for both parts, and each part's file holds exactly what
+    that part cached alone holds (so a later run of the part alone is served from it)."""
+    from fmtrack.embedder import cache
+    from fmtrack.embedder.cache import cached_features
+    from fmtrack.io import ImageSequence, find_sequence, read_detections, read_seqinfo
+    from fmtrack.pipeline.sequence import cached_embedder
+
+    info = read_seqinfo(find_sequence("TUD-Campus", data_root))
+    detections = read_detections(info.det_path, info.seq_length)
+    decoded = []
+
+    class Counting(ImageSequence):
+        def __getitem__(self, frame):
+            decoded.append(frame)
+            return super().__getitem__(frame)
+
+    monkeypatch.setattr(cache, "ImageSequence", Counting)
+    fused = image_embedder(descriptor_spec("default"))
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "together"))
+    served, first = cached_embedder(info, detections, fused, progress=False)
+    assert sorted(decoded) == sorted(set(decoded)) and len(decoded) == len(set(detections.frames.tolist()))
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "apart"))
+    for (part, _, _), (cached_part, _, _) in zip(fused.parts, served.parts):
+        alone = cached_features(info, detections, part, progress=False)
+        np.testing.assert_array_equal(np.load(alone), np.load(cached_part.path))
+    assert first == served.parts[0][0].path

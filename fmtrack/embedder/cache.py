@@ -36,21 +36,33 @@ def embed_rows(info: SequenceInfo, detections: Detections, embedder: Embedder, p
     Raises InputError naming the descriptor (its weights file when it has one) when a descriptor
     value is not finite.
     """
+    return _embed_rows_many(info, detections, [embedder], progress)[0]
+
+
+def _embed_rows_many(info: SequenceInfo, detections: Detections, embedders: list[Embedder],
+                     progress: bool = True) -> list[np.ndarray]:
+    """:func:`embed_rows` of several embedders in one pass over the frames (each decoded once)."""
     images = ImageSequence(info)
-    rows = np.zeros((len(detections), 7 + embedder.dim), dtype=np.float32)
-    rows[:, 0] = detections.frames
-    rows[:, 1] = -1
-    rows[:, 2:6] = detections.boxes
-    rows[:, 6] = detections.scores
+    tables = []
+    for embedder in embedders:
+        rows = np.zeros((len(detections), 7 + embedder.dim), dtype=np.float32)
+        rows[:, 0] = detections.frames
+        rows[:, 1] = -1
+        rows[:, 2:6] = detections.boxes
+        rows[:, 6] = detections.scores
+        tables.append(rows)
     frames = np.unique(detections.frames)
     for frame in tqdm(frames, desc=f"embed {info.name}", disable=not progress, unit="frame"):
         rows_of_frame = detections.frame_slice(int(frame))
-        features = embedder.embed(images[int(frame)], detections.boxes[rows_of_frame], int(frame))
-        if not np.isfinite(features).all():
-            raise InputError(_descriptor_source(embedder), f"descriptor {embedder.identity} gave non-finite values "
-                                                           f"in frame {int(frame)} of {info.name} (nothing was cached)")
-        rows[rows_of_frame, 7:] = features
-    return rows
+        image = images[int(frame)]
+        for embedder, rows in zip(embedders, tables):
+            features = embedder.embed(image, detections.boxes[rows_of_frame], int(frame))
+            if not np.isfinite(features).all():
+                raise InputError(_descriptor_source(embedder), f"descriptor {embedder.identity} gave non-finite "
+                                                               f"values in frame {int(frame)} of {info.name} "
+                                                               "(nothing was cached)")
+            rows[rows_of_frame, 7:] = features
+    return tables
 
 
 def _save(rows: np.ndarray, out_path: Path, inputs: tuple = ()) -> Path:
@@ -95,14 +107,28 @@ def cached_features(info: SequenceInfo, detections: Detections, embedder: Embedd
                     cache_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Path of the cached features for this sequence, detections and embedder; computed if absent
     or unusable (then replaced, with an InputWarning)."""
-    path = feature_cache_path(info, detections, embedder, cache_dir)
-    if path.is_file():
-        problem = _cache_problem(path, detections, embedder.dim)
-        if problem is None:
-            return path
-        warnings.warn(InputWarning(f"{path}: unusable feature cache ({problem}); recomputing"), stacklevel=2)
-        path.unlink(missing_ok=True)
-    return embed_sequence(info, detections, embedder, path, progress)
+    return cached_features_many(info, detections, [embedder], cache_dir, progress)[0]
+
+
+def cached_features_many(info: SequenceInfo, detections: Detections, embedders: list[Embedder],
+                         cache_dir: str | Path | None = None, progress: bool = True) -> list[Path]:
+    """:func:`cached_features` of several embedders (a fused descriptor's parts); those missing from
+    the cache are computed together, in one pass over the frames."""
+    paths = [feature_cache_path(info, detections, embedder, cache_dir) for embedder in embedders]
+    missing = []
+    for index, (path, embedder) in enumerate(zip(paths, embedders)):
+        if path.is_file():
+            problem = _cache_problem(path, detections, embedder.dim)
+            if problem is None:
+                continue
+            warnings.warn(InputWarning(f"{path}: unusable feature cache ({problem}); recomputing"), stacklevel=3)
+            path.unlink(missing_ok=True)
+        missing.append(index)
+    if missing:
+        tables = _embed_rows_many(info, detections, [embedders[i] for i in missing], progress)
+        for index, rows in zip(missing, tables):
+            _save(rows, paths[index])
+    return paths
 
 
 def export_features(info: SequenceInfo, detections: Detections, embedder: Embedder, out_path: str | Path,

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..embedder import Embedder, PrecomputedFeatures, cached_features
+from ..embedder.cache import cached_features_many
 from ..embedder.fused import FusedEmbedder
 from ..io import Detections, ImageSequence, InputError, InputWarning, SequenceInfo, deepsort_features_path, read_detections
 from ..io.motchallenge import check_sequence_length
@@ -194,10 +195,15 @@ def cached_embedder(info: SequenceInfo, detections: Detections, embedder: Embedd
     first when missing), and the cache file (of a fused descriptor: its first part's). A fused
     descriptor's parts are cached one by one, so each part's cache also serves runs of it alone."""
     if isinstance(embedder, FusedEmbedder):
-        cached = [(cached_embedder(info, detections, part, progress), weight, threshold)
-                  for part, weight, threshold in embedder.parts]
-        return (FusedEmbedder([(served, weight, threshold) for (served, _), weight, threshold in cached]),
-                cached[0][0][1])
+        if any(isinstance(part, FusedEmbedder) for part, _, _ in embedder.parts):  # nested: part by part
+            cached = [(cached_embedder(info, detections, part, progress), weight, threshold)
+                      for part, weight, threshold in embedder.parts]
+            return (FusedEmbedder([(served, weight, threshold) for (served, _), weight, threshold in cached]),
+                    cached[0][0][1])
+        # The parts missing from the cache are computed together: each frame decoded once.
+        paths = cached_features_many(info, detections, [part for part, _, _ in embedder.parts], progress=progress)
+        return (FusedEmbedder([(PrecomputedFeatures(path, info.seq_length), weight, threshold)
+                               for path, (_, weight, threshold) in zip(paths, embedder.parts)]), paths[0])
     path = cached_features(info, detections, embedder, progress=progress)
     return PrecomputedFeatures(path, info.seq_length), path
 
