@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "histograms), model (the shipped model alone, "
                                         "fmtrack/weights/fmvae-tracklets-strict.safetensors), a trained .safetensors, "
                                         "hsv (colour histograms), image descriptors fused with + (e.g. "
-                                        "my.safetensors+hsv*3: each in units of its own label-free threshold, times "
+                                        "my.safetensors+hsv: each in units of its own label-free threshold, times "
                                         "its weight), deepsort (DeepSORT's features from the data root), "
                                         "or an N x (7 + D) .npy file whose rows must match the sequence's det.txt (or --det); "
                                         "computed features are cached "

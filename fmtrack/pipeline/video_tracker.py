@@ -38,7 +38,7 @@ class VideoTracker:
     TrackerConfig, or a preset JSON file where the tracker package reads them.
     descriptor: ``"default"`` (the shipped model fused with HSV colour histograms, ``model+hsv*3``),
     ``"model"`` (the shipped model alone), ``"hsv"``, a ``.safetensors`` path, a fused name of those
-    (``"my.safetensors+hsv*3"``), an ``N x (7 + D)`` ``.npy`` of features per detection row (looked
+    (``"my.safetensors+hsv"``), an ``N x (7 + D)`` ``.npy`` of features per detection row (looked
     up by frame and box), an Embedder, ``"deepsort"`` (features passed to update()), or None (motion
     only; an appearance preset then raises ValueError). A model or a fused descriptor brings its
     metric (Euclidean) and label-free threshold.
