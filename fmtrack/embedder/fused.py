@@ -28,8 +28,8 @@ class FusedEmbedder:
     """
 
     def __init__(self, parts: Sequence[tuple[Embedder, float, float]]):
-        if len(parts) < 2:
-            raise ValueError(f"a fused descriptor needs at least two parts, got {len(parts)}")
+        if len(parts) < 1:
+            raise ValueError("a fused descriptor needs at least one part")
         for embedder, weight, threshold in parts:
             for name, value in (("weight", weight), ("threshold", threshold)):
                 if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
@@ -42,6 +42,22 @@ class FusedEmbedder:
         self.thresholds = {"euclidean": fused_threshold([weight for _, weight, _ in self.parts])}
         self.identity = "fused-" + "-".join(f"{embedder.identity}x{weight / threshold:.6g}"
                                             for embedder, weight, threshold in self.parts)
+
+    @property
+    def needs_colour(self) -> bool:
+        """Whether a part is a colour descriptor (HSV), which grey frames leave with nothing to tell."""
+        return any(getattr(embedder, "needs_colour", False) for embedder, _, _ in self.parts)
+
+    def without_colour(self) -> FusedEmbedder:
+        """The same descriptor for grey frames: the colour parts dropped and the others' weights
+        scaled so that sqrt(sum w^2), the threshold, is unchanged (a pair at every remaining part's
+        threshold stays at the fused threshold, so a configured tracker needs no change)."""
+        kept = [part for part in self.parts if not getattr(part[0], "needs_colour", False)]
+        if not kept:
+            raise ValueError("every part of this fused descriptor is a colour descriptor: grey frames leave "
+                             "it nothing to compare")
+        scale = self.thresholds["euclidean"] / fused_threshold([weight for _, weight, _ in kept])
+        return FusedEmbedder([(embedder, weight * scale, threshold) for embedder, weight, threshold in kept])
 
     def embed(self, image: np.ndarray | None, boxes: np.ndarray, frame: int | None = None) -> np.ndarray:
         """Descriptors (N, D) float32 of boxes (N, 4) tlwh pixels: each part's, scaled, side by side."""
@@ -67,3 +83,12 @@ class FusedEmbedder:
 def fused_threshold(weights: Sequence[float]) -> float:
     """The fused descriptor's Euclidean threshold: a pair at every part's own threshold, sqrt(sum w^2)."""
     return math.sqrt(sum(w * w for w in weights))
+
+
+def is_grey(image: np.ndarray, step: int = 8, tolerance: int = 3) -> bool:
+    """Whether a BGR frame (H, W, 3) carries no colour: blue, green and red within ``tolerance`` of
+    each other on a grid of every ``step``-th row and column (a grey or infrared camera; the
+    tolerance absorbs video codecs' rounding of a grey source, which decodes within 1-2 levels)."""
+    grid = image[::step, ::step].astype(np.int16)
+    return bool(np.abs(grid[..., 0] - grid[..., 1]).max(initial=0) <= tolerance
+                and np.abs(grid[..., 1] - grid[..., 2]).max(initial=0) <= tolerance)

@@ -23,6 +23,7 @@ class HSVEmbedder:
     """HSV colour histograms of the upper and lower halves of each box: (N, 128) float32."""
 
     needs_image = True
+    needs_colour = True  # on grey frames every crop's histogram is the same (hue and saturation 0)
     dim = 2 * BINS[0] * BINS[1]
     identity = "hsv-v2"  # names cached features; change it when the recipe changes
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..embedder.fused import FusedEmbedder, is_grey
+from ..io import InputWarning
 from ..tracker import Track, Tracker, TrackerConfig
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
@@ -112,6 +115,7 @@ class VideoTracker:
 
                     torch.set_num_threads(int(threads))
                 self.embedder = image_embedder(spec, device)  # None for "deepsort": features come per frame
+        self._descriptor = self.embedder  # what each new stream starts with (grey frames may drop colour)
         self._motion = None
         if config.camera_motion != "none":
             from ..camera_motion import CameraMotionConfig
@@ -183,6 +187,7 @@ class VideoTracker:
     def reset(self) -> None:
         """Forget every track and the previous frame: the next update() starts a fresh stream."""
         self._tracker = Tracker(self.config)
+        self.embedder, self._colour_checked = self._descriptor, False
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (frame, its valid boxes)
         self._class_ids: dict[int, int] = {}
         self.frame_index = 0
@@ -278,7 +283,15 @@ class VideoTracker:
                              "features from frames: pass features= (N, D)")
         if not self.embedder.needs_image:
             return self.embedder.embed(None, boxes, self.frame_index)
-        return self.embedder.embed(self._frame(frame, "the appearance descriptor"), boxes, self.frame_index)
+        frame = self._frame(frame, "the appearance descriptor")
+        if not self._colour_checked:  # once per stream, on its first frame, before any feature is stored
+            self._colour_checked = True
+            if isinstance(self.embedder, FusedEmbedder) and self.embedder.needs_colour and is_grey(frame):
+                warnings.warn(InputWarning("the first frame carries no colour, so the descriptor's colour part "
+                                           "(HSV) cannot tell people apart: it is dropped for this stream and "
+                                           "its weight moves to the other parts (threshold unchanged)"))
+                self.embedder = self.embedder.without_colour()
+        return self.embedder.embed(frame, boxes, self.frame_index)
 
 
 def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
