@@ -49,8 +49,8 @@ def test_fused_distance_is_each_part_in_its_threshold_units_in_quadrature():
 
 def test_fused_embedder_refuses_bad_parts_naming_them():
     a, b = _Table(5, 0), _Table(3, 1)
-    with pytest.raises(ValueError, match="at least two parts"):
-        FusedEmbedder([(a, 1.0, 1.0)])
+    with pytest.raises(ValueError, match="at least one part"):
+        FusedEmbedder([])
     for bad in (0.0, -1.0, math.nan, math.inf, True):
         with pytest.raises(ValueError, match="'table1' must be a finite number > 0"):
             FusedEmbedder([(a, 1.0, 1.0), (b, bad, 1.0)])
