@@ -239,3 +239,48 @@ def test_on_grey_frames_the_default_tracks_as_the_model_alone_in_the_cli_and_the
     assert tracker.embedder.dim == 128
     write_results(tmp_path / "library.txt", np.array(rows))  # the CLI's own format: both round the same way
     assert (tmp_path / "library.txt").read_text() == (tmp_path / "default.txt").read_text()
+
+
+def test_a_snapshot_carries_the_streams_colour_decision(data_root, tmp_path):
+    """Moved between workers mid-stream, a grey stream keeps running without its colour part (the
+    next frame does not decide again), and a colour stream restored where a grey frame comes next
+    keeps its colour part (its stored features are 256 values: switching would not fit them)."""
+    import warnings
+
+    import cv2
+
+    from fmtrack.io import ImageSequence, InputWarning, find_sequence, read_detections, read_seqinfo
+    from fmtrack.pipeline import VideoTracker
+
+    grey_info = read_seqinfo(_grey_copy(data_root, tmp_path / "grey"))
+    colour_info = read_seqinfo(find_sequence("TUD-Campus", data_root))
+    detections = read_detections(colour_info.det_path, colour_info.seq_length)
+
+    def run(tracker, images, frames):
+        rows = []
+        for frame in frames:
+            boxes, scores, _ = detections.at(frame)
+            rows += [[frame, t.track_id, *t.tlwh] for t in tracker.update(images[frame], boxes, scores)]
+        return rows
+
+    grey = ImageSequence(grey_info)
+    whole = VideoTracker(detector="acf", frame_rate=25)
+    with pytest.warns(InputWarning, match="no colour"):
+        expected = run(whole, grey, range(1, 41))
+    first = VideoTracker(detector="acf", frame_rate=25)
+    with pytest.warns(InputWarning, match="no colour"):
+        head = run(first, grey, range(1, 21))
+    moved = VideoTracker(detector="acf", frame_rate=25)
+    moved.restore(first.snapshot())
+    assert moved.embedder.dim == 128
+    assert head + run(moved, grey, range(21, 41)) == expected
+
+    colour = ImageSequence(colour_info)
+    day = VideoTracker(detector="acf", frame_rate=25)
+    run(day, colour, range(1, 21))
+    night = VideoTracker(detector="acf", frame_rate=25)
+    night.restore(day.snapshot())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)  # no second decision
+        run(night, {21: cv2.cvtColor(cv2.cvtColor(colour[21], cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)}, [21])
+    assert night.embedder.dim == 256

@@ -212,6 +212,8 @@ class VideoTracker:
             state["pipeline.score_range"] = np.array([self._scores.low, self._scores.high])
         if self._class_ids:
             state["pipeline.class_ids"] = np.array(sorted(self._class_ids.items()), dtype=np.int64)
+        # Whether this stream was found grey and runs its descriptor without the colour part.
+        state["pipeline.colour"] = np.array([self._colour_checked, self.embedder is not self._descriptor])
         return state
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -226,6 +228,11 @@ class VideoTracker:
             self._scores.low, self._scores.high = (float(v) for v in state["pipeline.score_range"])
         if "pipeline.class_ids" in state:
             self._class_ids = {int(k): int(v) for k, v in np.asarray(state["pipeline.class_ids"]).reshape(-1, 2)}
+        if "pipeline.colour" in state:  # the stream's decision, not the next frame's (snapshots before: none)
+            checked, without = (bool(v) for v in np.asarray(state["pipeline.colour"]).reshape(-1)[:2])
+            self._colour_checked = checked
+            if without and isinstance(self._descriptor, FusedEmbedder):
+                self.embedder = self._descriptor.without_colour()
 
     # -- steps -------------------------------------------------------------------------------
     def _tlwh(self, boxes: np.ndarray) -> np.ndarray:
