@@ -45,5 +45,6 @@ def descriptor_name(features: str | None, preset_name: str) -> str:
     return DEFAULT_FUSION if features == DEFAULT_DESCRIPTOR else features
 
 
-# Preset files from before session 11 record no descriptor name; the default then was the model alone.
+# What a preset file that names no descriptor was tuned with: such files come from releases whose
+# default was the model alone.
 LEGACY_DEFAULT_DESCRIPTOR = MODEL_DESCRIPTOR

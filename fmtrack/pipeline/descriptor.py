@@ -202,7 +202,7 @@ def _file_thresholds_mismatch(path: str | os.PathLike, base: TrackerConfig, conf
         return f"its thresholds are {base.metric} distances and this descriptor is compared by {config.metric} distance"
     known, features, name = tuned_features(path)
     if known and isinstance(descriptor, str):
-        if name is None:  # a file from before preset files named their descriptor
+        if name is None:  # a file that names no descriptor
             name = features or PRESET_DESCRIPTORS.get(base.name, LEGACY_DEFAULT_DESCRIPTOR)
         tuned = descriptor_spec(name)
         if tuned != descriptor:

@@ -42,7 +42,7 @@ def _read_json(path: Path) -> Any:
 def tuned_features(path: str | Path) -> tuple[bool, str | None, str | None]:
     """(known, features, descriptor): the descriptor a preset file's appearance thresholds were tuned
     with: as ``fmtrack tune --features`` named it (None: the preset's default descriptor), and the
-    descriptor that default was, by name (files written before session 11 do not say: None); known
+    descriptor that default was, by name (None where the file does not say); known
     is False for a file that says neither (a bare TrackerConfig, or no provenance)."""
     data = _read_json(Path(path))
     provenance = data.get("provenance") if isinstance(data, dict) else None

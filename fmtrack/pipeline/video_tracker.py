@@ -228,7 +228,7 @@ class VideoTracker:
             self._scores.low, self._scores.high = (float(v) for v in state["pipeline.score_range"])
         if "pipeline.class_ids" in state:
             self._class_ids = {int(k): int(v) for k, v in np.asarray(state["pipeline.class_ids"]).reshape(-1, 2)}
-        if "pipeline.colour" in state:  # the stream's decision, not the next frame's (snapshots before: none)
+        if "pipeline.colour" in state:  # the stream's decision, not the next frame's (absent: decide anew)
             checked, without = (bool(v) for v in np.asarray(state["pipeline.colour"]).reshape(-1)[:2])
             self._colour_checked = checked
             if without and isinstance(self._descriptor, FusedEmbedder):

@@ -532,7 +532,7 @@ def _snapshot_int(state: dict[str, np.ndarray], key: str) -> int:
 
 
 def _snapshot_departed(state: dict[str, np.ndarray], gallery: FeatureGallery | None) -> dict[str, np.ndarray]:
-    """The departed table of a snapshot (empty in snapshots written before identity_memory)."""
+    """The departed table of a snapshot (empty where the snapshot has none)."""
     if not any(key.startswith("departed/") for key in state):
         return {name: np.zeros(0, dtype=np.int64) for name in _DEPARTED}
     departed = {}
