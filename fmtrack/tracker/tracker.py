@@ -78,7 +78,7 @@ class Tracker:
         self._next_id = 1  # the id the next track reported for the first time gets
         # Deleted tracks whose id a returning person may take back (identity_memory): their ids,
         # gallery slots (kept, not released) and the frame of their last update, (K,) each.
-        self.departed = {name: np.zeros(0, dtype=np.int64) for name in _DEPARTED}
+        self.departed = _no_departed()
         self._predicted_tlwh = np.zeros((0, 4))  # this frame's predicted boxes (T, 4), set by _predict
         self._innovation: np.ndarray | None = None  # their innovation_diagonal (T, 4), set by _predict
 
@@ -531,10 +531,15 @@ def _snapshot_int(state: dict[str, np.ndarray], key: str) -> int:
     return int(value.reshape(()))
 
 
+def _no_departed() -> dict[str, np.ndarray]:
+    """An empty departed table: (0,) int64 per column."""
+    return {name: np.zeros(0, dtype=np.int64) for name in _DEPARTED}
+
+
 def _snapshot_departed(state: dict[str, np.ndarray], gallery: FeatureGallery | None) -> dict[str, np.ndarray]:
     """The departed table of a snapshot (empty where the snapshot has none)."""
     if not any(key.startswith("departed/") for key in state):
-        return {name: np.zeros(0, dtype=np.int64) for name in _DEPARTED}
+        return _no_departed()
     departed = {}
     for name in _DEPARTED:
         value = np.asarray(_snapshot_entry(state, f"departed/{name}"))
