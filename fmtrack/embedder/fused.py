@@ -11,10 +11,12 @@ pair that sits at every part's threshold is at sqrt(sum_i w_i^2), the fused thre
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..io import InputWarning
 from .base import Embedder
 
 
@@ -83,6 +85,18 @@ class FusedEmbedder:
 def fused_threshold(weights: Sequence[float]) -> float:
     """The fused descriptor's Euclidean threshold: a pair at every part's own threshold, sqrt(sum w^2)."""
     return math.sqrt(sum(w * w for w in weights))
+
+
+def without_colour_on_grey(embedder: Embedder, grey: Callable[[], bool], which: str) -> Embedder:
+    """``embedder``, or, when it is a fused descriptor with a colour part and ``grey()`` says the
+    frames carry no colour, the same without that part (:meth:`FusedEmbedder.without_colour`), with
+    an InputWarning saying ``which`` frames ("the frames carry", "the first frame carries"). ``grey``
+    is called only for such a descriptor."""
+    if not (isinstance(embedder, FusedEmbedder) and embedder.needs_colour and grey()):
+        return embedder
+    warnings.warn(InputWarning(f"{which} no colour, so the descriptor's colour part (HSV) cannot tell people "
+                               "apart: it is dropped and its weight moves to the other parts (threshold unchanged)"))
+    return embedder.without_colour()
 
 
 def is_grey(image: np.ndarray, step: int = 8, tolerance: int = 3) -> bool:

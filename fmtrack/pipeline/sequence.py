@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..embedder import Embedder, PrecomputedFeatures, cached_features
 from ..embedder.cache import cached_features_many
-from ..embedder.fused import FusedEmbedder, is_grey
+from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
 from ..io import Detections, ImageSequence, InputError, InputWarning, SequenceInfo, deepsort_features_path, read_detections
 from ..io.motchallenge import check_sequence_length
 from ..tracker import TrackerConfig
@@ -143,11 +143,8 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
         if from_images is None:
             embedder = from_file
         else:
-            if isinstance(from_images, FusedEmbedder) and from_images.needs_colour and _grey_frames(info):
-                warnings.warn(InputWarning(f"{info.image_dir}: the frames carry no colour, so the descriptor's colour "
-                                           "part (HSV) cannot tell people apart: it is dropped and its weight moves "
-                                           "to the other parts (threshold unchanged)"))
-                from_images = from_images.without_colour()
+            from_images = without_colour_on_grey(from_images, lambda: _grey_frames(info),
+                                                 f"{info.image_dir}: the frames carry")
             start, before = time.perf_counter(), time.time()
             embedder, features_path = cached_embedder(info, raw, from_images, progress)
             seconds["embedding"] = time.perf_counter() - start

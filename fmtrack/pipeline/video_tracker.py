@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..embedder.fused import FusedEmbedder, is_grey
-from ..io import InputWarning
+from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
 from ..tracker import Track, Tracker, TrackerConfig
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
@@ -293,11 +291,7 @@ class VideoTracker:
         frame = self._frame(frame, "the appearance descriptor")
         if not self._colour_checked:  # once per stream, on its first frame, before any feature is stored
             self._colour_checked = True
-            if isinstance(self.embedder, FusedEmbedder) and self.embedder.needs_colour and is_grey(frame):
-                warnings.warn(InputWarning("the first frame carries no colour, so the descriptor's colour part "
-                                           "(HSV) cannot tell people apart: it is dropped for this stream and "
-                                           "its weight moves to the other parts (threshold unchanged)"))
-                self.embedder = self.embedder.without_colour()
+            self.embedder = without_colour_on_grey(self.embedder, lambda: is_grey(frame), "the first frame carries")
         return self.embedder.embed(frame, boxes, self.frame_index)
 
 
