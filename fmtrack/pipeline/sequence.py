@@ -196,18 +196,13 @@ def cached_embedder(info: SequenceInfo, detections: Detections, embedder: Embedd
     """``embedder``'s features of every detection, served from the feature cache (computed into it
     first when missing), and the cache file (of a fused descriptor: its first part's). A fused
     descriptor's parts are cached one by one, so each part's cache also serves runs of it alone."""
-    if isinstance(embedder, FusedEmbedder):
-        if any(isinstance(part, FusedEmbedder) for part, _, _ in embedder.parts):  # nested: part by part
-            cached = [(cached_embedder(info, detections, part, progress), weight, threshold)
-                      for part, weight, threshold in embedder.parts]
-            return (FusedEmbedder([(served, weight, threshold) for (served, _), weight, threshold in cached]),
-                    cached[0][0][1])
-        # The parts missing from the cache are computed together: each frame decoded once.
-        paths = cached_features_many(info, detections, [part for part, _, _ in embedder.parts], progress=progress)
-        return (FusedEmbedder([(PrecomputedFeatures(path, info.seq_length), weight, threshold)
-                               for path, (_, weight, threshold) in zip(paths, embedder.parts)]), paths[0])
-    path = cached_features(info, detections, embedder, progress=progress)
-    return PrecomputedFeatures(path, info.seq_length), path
+    if not isinstance(embedder, FusedEmbedder):
+        path = cached_features(info, detections, embedder, progress=progress)
+        return PrecomputedFeatures(path, info.seq_length), path
+    # The parts missing from the cache are computed together: each frame decoded once.
+    paths = cached_features_many(info, detections, [part for part, _, _ in embedder.parts], progress=progress)
+    return (FusedEmbedder([(PrecomputedFeatures(path, info.seq_length), weight, threshold)
+                           for path, (_, weight, threshold) in zip(paths, embedder.parts)]), paths[0])
 
 
 def served_detections(embedder: Embedder, detections: Detections) -> Detections:
