@@ -47,6 +47,10 @@ class Stage:
     iou_buffer: with an ``iou`` cost, the IoU of both boxes grown by this fraction of their width and
         height on every side (C-BIoU, Yang et al., WACV 2023): a person who moved further than their
         own width between frames (low frame rate, fast motion) still overlaps their track. 0: plain IoU.
+    height_modulated: with an ``iou`` cost, the IoU times the two boxes' height IoU (the overlap of
+        their vertical extents over the extent they span together, of the unbuffered boxes):
+        Hybrid-SORT's HMIoU (Yang et al., AAAI 2024). A person's height and the row of their feet
+        change slowly, so a pair that overlaps sideways but disagrees on them is penalised.
     appearance_max: with an ``iou`` cost, fuse appearance as BoT-SORT does: a pair whose appearance
         distance d is at most ``appearance_max`` (descriptor units) and whose unfused IoU distance is
         at most ``proximity`` costs min(iou cost, d * appearance_scale / appearance_max). The scale
@@ -79,6 +83,7 @@ class Stage:
     detections: Literal["high", "low"] = "high"
     fuse_score: bool = False
     iou_buffer: float = 0.0
+    height_modulated: bool = False
     appearance_max: float | None = None
     appearance_veto: float | None = None
     proximity: float = 0.5
@@ -279,6 +284,8 @@ class TrackerConfig:
             if s.appearance_veto is not None and not (s.appearance_max is not None and s.appearance_veto >= 1.0):
                 raise ValueError(f"appearance_veto must be >= 1 (a multiple of appearance_max) on a stage with "
                                  f"appearance_max, got {s.appearance_veto} with appearance_max {s.appearance_max}")
+            if s.height_modulated and s.cost != "iou":
+                raise ValueError(f"height_modulated needs an iou cost, got a {s.cost} stage")
         if not all(s.threshold_factor > 0.0 for s in self.stages):  # False for NaN too
             raise ValueError(f"threshold_factor must be > 0, got {[s.threshold_factor for s in self.stages]}")
         if not 0.0 <= self.motion_iou_buffer <= MAX_MOTION_BUFFER:  # False for NaN too
@@ -385,9 +392,11 @@ PRESETS["bytetrack"] = _BYTETRACK
 # chosen on MOT16-11, the training sequence, with HSV features: docs/design-decisions.md.
 # Where the descriptor is sure two boxes are different people (1.5x its threshold), IoU cannot pair
 # them: chosen on MOT17-05 and MOT16-11 (docs/tuning.md).
+# Every IoU stage weighs the boxes' height agreement (HMIoU): chosen on the design sequences, MOT16-11
+# and TUD-Campus at 1/1-1/4 of their frame rates (docs/tuning.md).
 _FUSED = Stage("iou", max_cost=0.8, tracks="confirmed", fuse_score=True, appearance_max=0.2, appearance_veto=1.5,
-               proximity=0.5)
-_LOW, _UNCONFIRMED = _bytetrack_stages(_FUSED)[1:]
+               proximity=0.5, height_modulated=True)
+_LOW, _UNCONFIRMED = (dataclasses.replace(s, height_modulated=True) for s in _bytetrack_stages(_FUSED)[1:])
 # As in BoT-SORT's code, a low-confidence match (mostly a partly occluded person, whose crop shows
 # the occluder) does not feed the moving average (docs/design-decisions.md).
 _LOW = dataclasses.replace(_LOW, updates_appearance=False)

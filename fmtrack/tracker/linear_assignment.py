@@ -27,6 +27,20 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=inter)
 
 
+def height_iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Height IoU (A, B) between tlwh boxes (A, 4) and (B, 4): the overlap of their vertical extents over
+    the extent the two span together, in [0, 1] (Hybrid-SORT's HIoU, Yang et al., AAAI 2024)."""
+    top_a, bottom_a = boxes_a[:, 1:2], boxes_a[:, 1:2] + boxes_a[:, 3:4]
+    top_b, bottom_b = boxes_b[:, 1], boxes_b[:, 1] + boxes_b[:, 3]
+    overlap = np.minimum(bottom_a, bottom_b)
+    overlap -= np.maximum(top_a, top_b)
+    span = np.maximum(bottom_a, bottom_b)
+    span -= np.minimum(top_a, top_b)
+    np.maximum(overlap, 0.0, out=overlap)
+    np.maximum(span, 1e-12, out=span)  # zero only for two zero-height boxes at one row: overlap 0
+    return np.divide(overlap, span, out=overlap)
+
+
 def grow_tlwh(boxes: np.ndarray, buffer: float) -> np.ndarray:
     """(N, 4) tlwh boxes grown by ``buffer`` times their width and height on every side, centres kept."""
     grown = boxes.copy()

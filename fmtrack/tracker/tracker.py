@@ -23,7 +23,7 @@ from .boxes import MAX_PIXELS, MIN_SIZE
 from .config import Stage, TrackerConfig, preset
 from .detections import count_duplicates, select_detections, validate_frame_input
 from .kalman_filter import MOTION_MODELS
-from .linear_assignment import INFEASIBLE, grow_tlwh, iou_matrix, min_cost_matching
+from .linear_assignment import INFEASIBLE, grow_tlwh, height_iou_matrix, iou_matrix, min_cost_matching
 from .nn_matching import FeatureGallery, prepare_features
 from .track import Track, TrackTable
 
@@ -244,6 +244,8 @@ class Tracker:
 
         if stage.cost == "iou":
             iou = pick(costs.iou(stage.iou_buffer))
+            if stage.height_modulated:
+                iou = iou * pick(costs.height_iou())
             cost = 1.0 - iou * scores[di] if stage.fuse_score else 1.0 - iou
             if stage.appearance_max is not None:
                 distance = pick(costs.appearance())
@@ -605,7 +607,7 @@ class _FrameCosts:
 
     def __init__(self, tracker: Tracker, boxes: np.ndarray, measurements: np.ndarray, features: np.ndarray | None):
         self.tracker, self.boxes, self.measurements, self.features = tracker, boxes, measurements, features
-        self._gate = self._appearance = None
+        self._gate = self._appearance = self._height_iou = None
         self._iou: dict[float, np.ndarray] = {}
 
     def iou(self, buffer: float = 0.0) -> np.ndarray:
@@ -616,6 +618,12 @@ class _FrameCosts:
                 tracks, boxes = grow_tlwh(tracks, buffer), grow_tlwh(boxes, buffer)
             self._iou[buffer] = iou_matrix(tracks, boxes)
         return self._iou[buffer]
+
+    def height_iou(self) -> np.ndarray:
+        """Height IoU (T, N) of the predicted track boxes and the detections (unbuffered)."""
+        if self._height_iou is None:
+            self._height_iou = height_iou_matrix(self.tracker._predicted_tlwh, self.boxes)
+        return self._height_iou
 
     def gate(self) -> np.ndarray:
         """Squared Mahalanobis distances (T, N)."""
