@@ -32,16 +32,21 @@ def test_without_appearance_drops_appearance_and_keeps_the_rest():
 
 
 def test_default_preset_on_a_sequence_without_frames_is_bytetrack_motion(data_root, tmp_path, capsys):
-    """... with the preset's frame-rate-scaled buffers where motion alone decides and velocity noise,
-    and its motion-only high threshold and Kalman filter (a preset file gives `bytetrack` the same four)."""
+    """... with the preset's frame-rate-scaled buffers where motion alone decides, velocity noise and
+    height-modulated IoU, and its motion-only high threshold and Kalman filter (a preset file gives
+    `bytetrack` the same five)."""
+    import dataclasses
     import json
 
     from fmtrack.pipeline.preset_file import preset_document
 
+    bytetrack = preset("bytetrack")
     buffered = tmp_path / "bytetrack-buffered.json"
     buffered.write_text(json.dumps(preset_document(
-        preset("bytetrack", motion_iou_buffer=preset("fmtrack").motion_iou_buffer, high_confidence=0.6,
-               motion_model="xywh", velocity_noise_scales_with_frame_rate=True), {"test": "motion only"})))
+        bytetrack.replace(motion_iou_buffer=preset("fmtrack").motion_iou_buffer, high_confidence=0.6,
+                          motion_model="xywh", velocity_noise_scales_with_frame_rate=True,
+                          stages=tuple(dataclasses.replace(s, height_modulated=True) for s in bytetrack.stages)),
+        {"test": "motion only"})))
     info = read_seqinfo(find_sequence("KITTI-13", data_root))
     assert not info.image_dir.is_dir(), "the design set ships no frames"
     assert main(["run", "--seq", "KITTI-13", "--data-root", str(data_root), "--quiet", "--no-score",
