@@ -324,3 +324,19 @@ def test_frame_rate_steps_score_each_sequence_at_lower_rates_as_their_copies_sco
 def test_bad_frame_rate_steps_are_refused(steps):
     with pytest.raises(ValueError, match="frame_rate_steps must be distinct integers >= 1"):
         tuning.TuneSettings("bytetrack", ("TUD-Campus",), frame_rate_steps=steps)
+
+
+def test_bool_parameters_are_drawn_as_switches_and_checked():
+    from fmtrack.benchmarks.tuning import trial_parameters
+
+    base = preset("fmtrack")
+    space = {"stages.1.height_modulated": ("bool", 0, 1), "max_age": ("int", 5, 40)}
+    check_space(base, space)
+    values = trial_parameters(optuna.trial.FixedTrial({"stages.1.height_modulated": False, "max_age": 9}), base, space)
+    assert values == {"stages.1.height_modulated": False, "max_age": 9}
+    changed = apply_parameters(base, values)
+    assert changed.stages[1].height_modulated is False and base.stages[1].height_modulated is True
+    with pytest.raises(ValueError, match="a bool is"):
+        check_space(base, {"stages.1.height_modulated": ("bool", 0, 2)})
+    with pytest.raises(ValueError, match="a bool is"):
+        check_space(base, {"max_age": ("bool", 0, 1)})

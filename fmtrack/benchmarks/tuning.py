@@ -181,6 +181,8 @@ def trial_parameters(trial, config: TrackerConfig, space: Space) -> dict[str, An
             values[name] = trial.suggest_int(name, int(low), int(high))
         elif kind == "float":
             values[name] = trial.suggest_float(name, low, high)
+        elif kind == "bool":
+            values[name] = trial.suggest_categorical(name, [False, True])
         else:
             values[name] = get_parameter(config, name) * trial.suggest_float(name, low, high, log=True)
     return values

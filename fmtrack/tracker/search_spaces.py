@@ -9,7 +9,8 @@ to ``(kind, low, high)``:
 - ``("int", low, high)``: an integer in [low, high];
 - ``("scale", low, high)``: the preset's own value times a factor drawn log-uniformly from
   [low, high]. For appearance thresholds, whose units depend on the descriptor (cosine for
-  DeepSORT's features, calibrated Euclidean for the FMVAE model), so one range serves every descriptor.
+  DeepSORT's features, calibrated Euclidean for the FMVAE model), so one range serves every descriptor;
+- ``("bool", 0, 1)``: off or on (a switch such as a stage's ``height_modulated``).
 
 Score-scale settings (``min_confidence`` of the raw-score presets) are left out: their range depends
 on the detector. Settings the pipeline applies before tracking (score normalisation, camera motion)
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from .config import MOTION_ONLY_FIELDS, TrackerConfig
 
-Kind = Literal["float", "int", "scale"]
+Kind = Literal["float", "int", "scale", "bool"]
 Space = dict[str, tuple[Kind, float, float]]
 
 
@@ -39,6 +40,8 @@ def _bytetrack_family(high: int, low: int) -> Space:
         f"stages.{low}.max_cost": ("float", 0.3, 0.7),  # low detections (1 - IoU)
         f"stages.{high}.iou_buffer": ("float", 0.0, 0.5),  # C-BIoU buffers (fraction of the box per side)
         f"stages.{low}.iou_buffer": ("float", 0.0, 0.5),
+        f"stages.{high}.height_modulated": ("bool", 0, 1),  # IoU times the boxes' height IoU
+        f"stages.{low}.height_modulated": ("bool", 0, 1),
     }
 
 
@@ -64,6 +67,7 @@ SEARCH_SPACES: dict[str, Space] = {
         **_bytetrack_family(0, 1),
         "stages.2.max_cost": ("float", 0.5, 0.9),  # high detections left, unconfirmed tracks
         "stages.2.iou_buffer": ("float", 0.0, 0.5),
+        "stages.2.height_modulated": ("bool", 0, 1),
     },
     "fmtrack": {
         **_bytetrack_family(1, 2),
@@ -79,6 +83,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "stages.3.max_cost": ("scale", 0.5, 2.0),  # re-identification threshold
         "stages.4.max_cost": ("float", 0.5, 0.9),  # unconfirmed tracks
         "stages.4.iou_buffer": ("float", 0.0, 0.5),
+        "stages.4.height_modulated": ("bool", 0, 1),
         "motion_iou_buffer": ("float", 0.0, 0.5),  # at 30 fps, where motion alone decides
         "ema_alpha": ("float", 0.7, 0.98),
         "velocity_noise": ("float", 0.5, 2.0),  # Kalman velocity noise factor at 30 fps
@@ -148,8 +153,10 @@ def check_space(config: TrackerConfig, space: Space) -> None:
     """ValueError unless every entry names a parameter of ``config`` and has a valid (kind, low, high)."""
     for name, entry in space.items():
         _split(name, config)
-        if len(entry) != 3 or entry[0] not in ("float", "int", "scale") or not entry[1] < entry[2]:
-            raise ValueError(f"parameter {name!r}: expected (float|int|scale, low, high) with low < high, "
+        if len(entry) != 3 or entry[0] not in ("float", "int", "scale", "bool") or not entry[1] < entry[2]:
+            raise ValueError(f"parameter {name!r}: expected (float|int|scale|bool, low, high) with low < high, "
                              f"got {entry!r}")
+        if entry[0] == "bool" and (entry[1:] != (0, 1) or not isinstance(get_parameter(config, name), bool)):
+            raise ValueError(f"parameter {name!r}: a bool is (bool, 0, 1) on a field that is True or False")
         if entry[0] == "scale" and (entry[1] <= 0 or get_parameter(config, name) is None):
             raise ValueError(f"parameter {name!r}: a scale needs a positive range and a preset value to scale")
