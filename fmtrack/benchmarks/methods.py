@@ -49,6 +49,8 @@ class Method:
 
 
 def _parse_value(text: str):
+    if text.lower() in ("true", "false"):  # a switch: the string "false" would count as on
+        return text.lower() == "true"
     for cast in (int, float):
         try:
             return cast(text)

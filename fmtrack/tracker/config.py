@@ -91,6 +91,9 @@ class Stage:
     updates_appearance: bool = True
     threshold_factor: float = 1.0
 
+    def __post_init__(self) -> None:
+        _check_switches(self)
+
     @property
     def uses_appearance(self) -> bool:
         return self.cost == "appearance" or self.appearance_max is not None
@@ -255,6 +258,7 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("TrackerConfig needs at least one association stage")
+        _check_switches(self)
         if self.metric not in ("cosine", "euclidean"):
             raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
         if self.motion_model not in MOTION_MODEL_NAMES:
@@ -313,6 +317,15 @@ class TrackerConfig:
                 dataclasses.replace(self, motion_only=(), **dict(pairs))
             except (TypeError, ValueError) as err:
                 raise ValueError(f"motion_only: {err}") from None
+
+
+def _check_switches(instance: Stage | TrackerConfig) -> None:
+    """ValueError naming the field when a switch (a bool field) holds anything but True or False: in a
+    preset file "false" (a string) or 0 would otherwise be read as on or off by Python's truth rules."""
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if field.type == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{field.name} must be true or false, got {value!r}")
 
 
 # What a config's motion_only may replace: not what the config is (name, stages, the form itself),
