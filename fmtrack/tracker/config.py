@@ -93,6 +93,8 @@ class Stage:
 
     def __post_init__(self) -> None:
         _check_switches(self)
+        if self.height_modulated and self.cost != "iou":
+            raise ValueError(f"height_modulated needs an iou cost, got a {self.cost} stage")
 
     @property
     def uses_appearance(self) -> bool:
@@ -288,8 +290,6 @@ class TrackerConfig:
             if s.appearance_veto is not None and not (s.appearance_max is not None and s.appearance_veto >= 1.0):
                 raise ValueError(f"appearance_veto must be >= 1 (a multiple of appearance_max) on a stage with "
                                  f"appearance_max, got {s.appearance_veto} with appearance_max {s.appearance_max}")
-            if s.height_modulated and s.cost != "iou":
-                raise ValueError(f"height_modulated needs an iou cost, got a {s.cost} stage")
         if not all(s.threshold_factor > 0.0 for s in self.stages):  # False for NaN too
             raise ValueError(f"threshold_factor must be > 0, got {[s.threshold_factor for s in self.stages]}")
         if not 0.0 <= self.motion_iou_buffer <= MAX_MOTION_BUFFER:  # False for NaN too
