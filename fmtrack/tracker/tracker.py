@@ -243,9 +243,7 @@ class Tracker:
             return matrix.take(ti, axis=0).take(di, axis=1)
 
         if stage.cost == "iou":
-            iou = pick(costs.iou(stage.iou_buffer))
-            if stage.height_modulated:
-                iou = iou * pick(costs.height_iou())
+            iou = pick(costs.iou(stage.iou_buffer, stage.height_modulated))
             cost = 1.0 - iou * scores[di] if stage.fuse_score else 1.0 - iou
             if stage.appearance_max is not None:
                 distance = pick(costs.appearance())
@@ -608,22 +606,23 @@ class _FrameCosts:
     def __init__(self, tracker: Tracker, boxes: np.ndarray, measurements: np.ndarray, features: np.ndarray | None):
         self.tracker, self.boxes, self.measurements, self.features = tracker, boxes, measurements, features
         self._gate = self._appearance = self._height_iou = None
-        self._iou: dict[float, np.ndarray] = {}
+        self._iou: dict[tuple[float, bool], np.ndarray] = {}
 
-    def iou(self, buffer: float = 0.0) -> np.ndarray:
-        """IoU (T, N) of the predicted track boxes and the detections, both grown by ``buffer``."""
-        if buffer not in self._iou:
+    def iou(self, buffer: float = 0.0, height_modulated: bool = False) -> np.ndarray:
+        """IoU (T, N) of the predicted track boxes and the detections, both grown by ``buffer``;
+        ``height_modulated``: times the height IoU of the boxes as they are (unbuffered)."""
+        key = (buffer, height_modulated)
+        if key not in self._iou:
             tracks, boxes = self.tracker._predicted_tlwh, self.boxes
-            if buffer:
-                tracks, boxes = grow_tlwh(tracks, buffer), grow_tlwh(boxes, buffer)
-            self._iou[buffer] = iou_matrix(tracks, boxes)
-        return self._iou[buffer]
-
-    def height_iou(self) -> np.ndarray:
-        """Height IoU (T, N) of the predicted track boxes and the detections (unbuffered)."""
-        if self._height_iou is None:
-            self._height_iou = height_iou_matrix(self.tracker._predicted_tlwh, self.boxes)
-        return self._height_iou
+            if height_modulated:  # one product per frame and buffer, shared by the stages with it
+                if self._height_iou is None:
+                    self._height_iou = height_iou_matrix(tracks, boxes)
+                self._iou[key] = self.iou(buffer) * self._height_iou
+            else:
+                if buffer:
+                    tracks, boxes = grow_tlwh(tracks, buffer), grow_tlwh(boxes, buffer)
+                self._iou[key] = iou_matrix(tracks, boxes)
+        return self._iou[key]
 
     def gate(self) -> np.ndarray:
         """Squared Mahalanobis distances (T, N)."""
