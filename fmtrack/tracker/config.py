@@ -9,11 +9,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .kalman_filter import check_velocity_noise
+from .linear_assignment import INFEASIBLE
 
 # 95% quantiles of the chi-square distribution by degrees of freedom (scipy.stats.chi2.ppf(0.95, df)),
 # written out so that importing the tracker does not load scipy.stats. DeepSORT gates the squared
@@ -25,7 +29,8 @@ CHI2_95: dict[int, float] = {
 }
 CHI2_95_4DOF = CHI2_95[4]
 # The Kalman models (fmtrack.tracker.kalman_filter.MOTION_MODELS) a config may name.
-MOTION_MODEL_NAMES = ("xyah", "xysr", "xywh")
+MotionModelName = Literal["xyah", "xysr", "xywh"]
+MOTION_MODEL_NAMES: tuple[str, ...] = typing.get_args(MotionModelName)
 # Largest frame-rate-scaled buffer: boxes grown by half their size on each side are twice as large,
 # enough to hold a walker at 7 fps; beyond that neighbours' boxes overlap everywhere.
 MAX_MOTION_BUFFER = 0.5
@@ -92,9 +97,27 @@ class Stage:
     threshold_factor: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_switches(self)
+        _check_fields(self)
         if self.height_modulated and self.cost != "iou":
             raise ValueError(f"height_modulated needs an iou cost, got a {self.cost} stage")
+        if not 0.0 <= self.max_cost < INFEASIBLE:  # False for NaN too
+            # INFEASIBLE marks the pairs a gate or veto excludes: a max_cost above it would match them.
+            raise ValueError(f"max_cost must be >= 0 and below {INFEASIBLE:g} (in the units of its cost), "
+                             f"got {self.max_cost!r}")
+        if self.max_time_since_update is not None:
+            _check_range("max_time_since_update", self.max_time_since_update, 1,
+                         what=" (frames missed, counted after predict: 1 is the previous frame) or None")
+        if not 0.0 <= self.iou_buffer < 10.0:  # False for NaN too
+            raise ValueError(f"iou_buffer must be in [0, 10) (a fraction of the box size), got {self.iou_buffer!r}")
+        _check_range("proximity", self.proximity, 0.0, what=" (an IoU distance)")
+        _check_range("appearance_scale", self.appearance_scale, 0.0, above=True)
+        _check_range("threshold_factor", self.threshold_factor, 0.0, above=True,
+                     what=" (a multiple of the descriptor's threshold)")
+        if self.appearance_max is not None:
+            _check_range("appearance_max", self.appearance_max, 0.0, what=" (descriptor units) or None")
+        if self.appearance_veto is not None and not (self.appearance_max is not None and self.appearance_veto >= 1.0):
+            raise ValueError(f"appearance_veto must be >= 1 (a multiple of appearance_max) on a stage with "
+                             f"appearance_max, got {self.appearance_veto} with appearance_max {self.appearance_max}")
 
     @property
     def uses_appearance(self) -> bool:
@@ -118,7 +141,7 @@ class TrackerConfig:
     """
 
     name: str = "custom"
-    motion_model: Literal["xyah", "xysr", "xywh"] = "xyah"
+    motion_model: MotionModelName = "xyah"
     stages: tuple[Stage, ...] = ()
     metric: Literal["cosine", "euclidean"] = "cosine"
     budget: int = 100  # gallery size per track (last `budget` features)
@@ -258,48 +281,42 @@ class TrackerConfig:
         return cls(**data)
 
     def __post_init__(self) -> None:
+        if isinstance(self.stages, list):  # a list from a caller: stored as the tuple a frozen config hashes
+            object.__setattr__(self, "stages", tuple(self.stages))
+        if not isinstance(self.stages, tuple) or not all(isinstance(s, Stage) for s in self.stages):
+            raise ValueError(f"stages must be a tuple of Stage, got {self.stages!r}")
         if not self.stages:
             raise ValueError("TrackerConfig needs at least one association stage")
-        _check_switches(self)
-        if self.metric not in ("cosine", "euclidean"):
-            raise ValueError(f"unknown appearance metric {self.metric!r} (cosine or euclidean)")
-        if self.motion_model not in MOTION_MODEL_NAMES:
-            raise ValueError(f"unknown motion_model {self.motion_model!r} (one of {', '.join(MOTION_MODEL_NAMES)})")
+        _check_fields(self)
         check_velocity_noise(self.velocity_noise)
         if self.high_confidence is not None and not math.isfinite(self.high_confidence):
             raise ValueError(f"high_confidence must be a finite score or None, got {self.high_confidence}")
-        self._check_motion_only()
         if not 0.0 <= self.nms_max_overlap:  # False for NaN too
             raise ValueError(f"nms_max_overlap must be >= 0 (1.0: off), got {self.nms_max_overlap}")
         if self.max_detections is not None and self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
-        memory, factor = self.identity_memory, self.identity_factor
-        if isinstance(memory, bool) or not (isinstance(memory, int) and memory >= 0):
-            raise ValueError(f"identity_memory must be a whole number of frames >= 0 (0: off), got {memory!r}")
-        if isinstance(factor, bool) or not (isinstance(factor, (int, float)) and 0.0 < factor < math.inf):
-            raise ValueError(f"identity_factor must be a finite number > 0 (a multiple of the descriptor's "
-                             f"threshold), got {factor!r}")
+        _check_range("identity_memory", self.identity_memory, 0, what=" (frames; 0: off)")
+        _check_range("identity_factor", self.identity_factor, 0.0, above=True,
+                     what=" (a multiple of the descriptor's threshold)")
         if self.n_init < 1 or self.budget < 1 or self.max_age < 0:
             raise ValueError(f"n_init and budget must be >= 1 and max_age >= 0, got {self.n_init}, {self.budget}, "
                              f"{self.max_age}")
-        if self.camera_motion not in ("none", "sof", "ecc"):
-            raise ValueError(f"unknown camera motion {self.camera_motion!r} (none, sof or ecc)")
-        if self.appearance_memory not in ("gallery", "ema"):
-            raise ValueError(f"unknown appearance memory {self.appearance_memory!r} (gallery or ema)")
-        for s in self.stages:
-            if s.appearance_veto is not None and not (s.appearance_max is not None and s.appearance_veto >= 1.0):
-                raise ValueError(f"appearance_veto must be >= 1 (a multiple of appearance_max) on a stage with "
-                                 f"appearance_max, got {s.appearance_veto} with appearance_max {s.appearance_max}")
-        if not all(s.threshold_factor > 0.0 for s in self.stages):  # False for NaN too
-            raise ValueError(f"threshold_factor must be > 0, got {[s.threshold_factor for s in self.stages]}")
+        for field, low, high in (("min_height", 0.0, math.inf), ("ema_alpha", 0.0, 1.0),
+                                 ("tentative_max_age", 0, math.inf), ("report_max_time_since_update", 0, math.inf),
+                                 ("report_min_hit_streak", 0, math.inf), ("report_warmup_frames", 0, math.inf)):
+            _check_range(field, getattr(self, field), low, high)
+        _check_range("gating_threshold", self.gating_threshold, 0.0, above=True, what=" (a squared Mahalanobis distance)")
+        for field in ("min_confidence", "birth_confidence"):
+            if math.isnan(getattr(self, field)):
+                raise ValueError(f"{field} must be a score (-inf: none refused), got nan")
+        if self.duplicate_iou is not None:
+            _check_range("duplicate_iou", self.duplicate_iou, 0.0, 1.0, what=" (an IoU) or None (off)")
         if not 0.0 <= self.motion_iou_buffer <= MAX_MOTION_BUFFER:  # False for NaN too
             raise ValueError(f"motion_iou_buffer must be in [0, {MAX_MOTION_BUFFER}] (a fraction of the box "
                              f"size at 30 fps), got {self.motion_iou_buffer}")
-        if not all(0.0 <= s.iou_buffer < 10.0 for s in self.stages):  # False for NaN too
-            raise ValueError(f"iou_buffer must be in [0, 10) (a fraction of the box size), got "
-                             f"{[s.iou_buffer for s in self.stages]}")
         if any(s.detections == "low" for s in self.stages) and self.high_confidence is None:
             raise ValueError("a stage on low-confidence detections needs high_confidence set")
+        self._check_motion_only()  # last: the motion-only form is built from this one, checked
 
     def _check_motion_only(self) -> None:
         """Store ``motion_only`` as sorted pairs and refuse what the motion-only form could not be."""
@@ -319,13 +336,53 @@ class TrackerConfig:
                 raise ValueError(f"motion_only: {err}") from None
 
 
-def _check_switches(instance: Stage | TrackerConfig) -> None:
-    """ValueError naming the field when a switch (a bool field) holds anything but True or False: in a
-    preset file "false" (a string) or 0 would otherwise be read as on or off by Python's truth rules."""
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        if field.type == "bool" and not isinstance(value, bool):
-            raise ValueError(f"{field.name} must be true or false, got {value!r}")
+@functools.cache
+def _field_kinds(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """(field, the types its annotation allows) of a dataclass, annotations resolved once."""
+    kinds = []
+    for field, kind in typing.get_type_hints(cls).items():
+        union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+        kinds.append((field, typing.get_args(kind) if union else (kind,)))
+    return tuple(kinds)
+
+
+def _check_fields(instance: Stage | TrackerConfig) -> None:
+    """ValueError naming the field whose value is not of its declared type: a switch anything but true
+    or false (in a preset file "false", a string, would be on by Python's truth rules), a count not a
+    whole number, a threshold not a number, a name outside its choices. Whole numbers given as floats
+    (60.0 from JSON) are stored as ints. Ranges are checked by each class after this."""
+    for field, options in _field_kinds(type(instance)):
+        value = getattr(instance, field)
+        if value is None and type(None) in options:
+            continue
+        kind = options[0]
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{field} must be true or false, got {value!r}")
+        elif kind is int:
+            if isinstance(value, float) and value.is_integer():
+                object.__setattr__(instance, field, int(value))  # frozen: normalised once, here
+            elif isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{field} must be a whole number, got {value!r}")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{field} must be a number, got {value!r}")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ValueError(f"{field} must be a string, got {value!r}")
+        elif typing.get_origin(kind) is Literal and value not in typing.get_args(kind):
+            raise ValueError(f"unknown {field} {value!r} (one of {', '.join(map(str, typing.get_args(kind)))})")
+
+
+def _check_range(field: str, value: float, low: float, high: float = math.inf, *, above: bool = False,
+                 what: str = "") -> None:
+    """ValueError unless ``value`` lies in [low, high] ((low, high] when ``above``) and is finite (NaN fails)."""
+    if not ((low < value if above else low <= value) and value <= high and math.isfinite(value)):
+        if high < math.inf:
+            bounds = f"in {'(' if above else '['}{low:g}, {high:g}]"
+        else:
+            bounds = f"a finite number {'>' if above else '>='} {low:g}"
+        raise ValueError(f"{field} must be {bounds}{what}, got {value!r}")
 
 
 # What a config's motion_only may replace: not what the config is (name, stages, the form itself),
