@@ -138,7 +138,9 @@ def test_frames_are_checked_when_the_descriptor_needs_them(frame, words):
 
 
 @pytest.mark.parametrize("boxes, scores, kwargs, words", [
-    ([[10, 10, 5, 50]], [0.9], dict(box_format="xyxy"), "row 0 is not xyxy"),
+    ([[10, 10, 5, 50]], [0.9], dict(box_format="xyxy"), r"row 0 has x2 < x1 \(5.0 < 10.0\): tlwh given as xyxy"),
+    ([[1, 2, -3, 4]], [0.5], {}, r"boxes row 0 has negative width -3.0"),  # was skipped without a word
+    ([[1, 2, 3, 4]], [True], {}, "scores must be real numbers, got an array of dtype bool"),
     ([[10, np.nan, 5, 5]], [0.9], {}, "boxes row 0 is not finite"),
     ([[10, 10, 5, 5, 1]], [0.9], {}, r"shape \(N, 4\)"),
     ([[10, 10, 5, 5]], [0.9, 0.8], {}, r"scores must have shape \(N=1,\)"),
@@ -148,6 +150,17 @@ def test_bad_frame_input_is_one_clear_error(boxes, scores, kwargs, words):
     video = fmtrack.VideoTracker("bytetrack", descriptor=None, **kwargs)
     with pytest.raises(ValueError, match=words):
         video.update(None, np.array(boxes, dtype=float), np.array(scores))
+
+
+def test_a_negative_box_is_an_error_on_the_appearance_path_too():
+    """With a descriptor (or camera motion) the boxes are filtered before the tracker sees them; a
+    negative width was dropped there and counted as skipped, with no word, unlike in Tracker."""
+    video = fmtrack.VideoTracker("fmtrack", descriptor="hsv", camera_motion="ecc")
+    frame = np.full((48, 64, 3), 128, np.uint8)
+    with pytest.raises(ValueError, match="boxes row 1 has negative width -3.0"):
+        video.update(frame, np.array([[1.0, 1, 10, 20], [1, 2, -3, 4]]), np.array([0.9, 0.5]))
+    video.update(frame, np.array([[1.0, 1, 10, 20], [1, 2, 0, 4]]), np.array([0.9, 0.5]))  # zero: skipped
+    assert video.skipped_detections == 1
 
 
 def test_deepsort_descriptor_takes_features_per_frame():

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
-from ..tracker import Track, Tracker, TrackerConfig
+from ..tracker import Track, Tracker, TrackerConfig, to_tlwh
+from ..tracker.boxes import as_real
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
 from .descriptor import configure, descriptor_spec, image_embedder, uses_model
@@ -234,21 +235,8 @@ class VideoTracker:
 
     # -- steps -------------------------------------------------------------------------------
     def _tlwh(self, boxes: np.ndarray) -> np.ndarray:
-        boxes = np.asarray(boxes, dtype=np.float64)
-        if boxes.size == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"boxes must have shape (N, 4) ({self.box_format}), got {boxes.shape}")
-        if not np.isfinite(boxes).all():
-            row = int(np.argmax(~np.isfinite(boxes).all(axis=1)))
-            raise ValueError(f"boxes row {row} is not finite: {boxes[row].tolist()}")
-        if self.box_format == "xyxy":
-            inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-            if inverted.any():
-                row = int(np.argmax(inverted))
-                raise ValueError(f"boxes row {row} is not xyxy (right < left or bottom < top): {boxes[row].tolist()}")
-            boxes = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-        return boxes
+        # The Tracker's own checks: a negative size or non-finite value is an error here too, not a skip.
+        return to_tlwh(boxes, self.box_format)
 
     def _frame(self, frame: np.ndarray | None, why: str) -> np.ndarray:
         if frame is None:
@@ -296,7 +284,11 @@ class VideoTracker:
 
 
 def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
-    values = np.asarray(values, dtype=dtype)
+    raw = np.asarray(values)
+    if raw.dtype.kind not in ("fiu" if dtype is np.float64 else "iu"):  # no silent casts of bools, text, objects
+        raise ValueError(f"{name} must be {'real' if dtype is np.float64 else 'whole'} numbers, "
+                         f"got an array of dtype {raw.dtype}")
+    values = raw.astype(dtype, copy=False)
     if values.shape != (n,):
         raise ValueError(f"{name} must have shape (N={n},), got {values.shape}")
     if dtype is np.float64 and not np.isfinite(values).all():

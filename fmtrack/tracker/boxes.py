@@ -62,12 +62,21 @@ def check_tlwh(boxes: np.ndarray, name: str = "boxes") -> bool:
 
 
 def _as_box_array(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = as_real(boxes, "boxes")
     if boxes.size == 0:
         boxes = boxes.reshape(0, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
     return boxes
+
+
+def as_real(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` as a float64 array; ValueError naming ``name`` unless they are real numbers (bool,
+    complex, text and objects would otherwise be cast: True as 1, 3+4j as 3 with a warning)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be real numbers, got an array of dtype {values.dtype}")
+    return values.astype(np.float64, copy=False)
 
 
 def check_finite(values: np.ndarray, name: str) -> None:

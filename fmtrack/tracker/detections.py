@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .boxes import MAX_SCORE, MIN_SIZE, check_finite, check_tlwh
+from .boxes import MAX_SCORE, MIN_SIZE, as_real, check_finite, check_tlwh
 from .config import TrackerConfig
 
 # Largest |feature value| accepted: squared norms of float32 features up to a few thousand
@@ -27,13 +27,13 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
     dropped)``: ``rows`` (M,) are the indices of the kept rows in the input, or None when all N are
     kept; ``dropped`` = N - M.
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = as_real(boxes, "boxes")
     if boxes.size == 0:
         boxes = boxes.reshape(0, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4) tlwh, got {boxes.shape}")
     n = len(boxes)
-    scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    scores = np.ones(n) if scores is None else as_real(scores, "scores").reshape(-1)
     if len(scores) != n:
         raise ValueError(f"got {n} boxes but {len(scores)} scores")
     if features is None:
