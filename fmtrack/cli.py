@@ -517,9 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detector", choices=_detector_choices(),
                      help="the detector that made the scores, choosing its fixed map to [0, 1] "
                           "(default: from the sequence name, else from the scores' range)")
-    run.add_argument("--threads", type=int, default=1,
+    run.add_argument("--threads", type=_threads, default=1,
                      help="torch CPU threads for a model's embedding (default 1: on a busy CPU more threads "
-                          "wait on each other)")
+                          "wait on each other; 0: torch's default)")
     run.add_argument("--score-norm", dest="score_normalisation", choices=["raw", "auto", "minmax", "logistic", "rank"],
                      help="map detector scores to [0, 1]: auto = the --detector map, score by score; "
                           "minmax / logistic / rank over the whole file (default: the preset's)")

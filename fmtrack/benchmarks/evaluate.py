@@ -63,6 +63,24 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
 
 
+def _folders(labels: list[str], out_dir: Path) -> list[Path]:
+    """One folder per method under ``out_dir``: its label made safe for a file name, numbered (-2, -3,
+    ...) where two labels make the same name (``pre/ok.json`` and ``pre_ok.json``), so neither
+    overwrites the other's results. The same method twice is an error."""
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"method {repeated[0]!r} is given twice")
+    folders: list[Path] = []
+    for label in labels:
+        slug = _slug(label)
+        name, k = slug, 1
+        while out_dir / name in folders:
+            k += 1
+            name = f"{slug}-{k}"
+        folders.append(out_dir / name)
+    return folders
+
+
 def _score(named: list[tuple[str, "object"]], hota: list[dict] | None = None) -> pd.DataFrame:
     table = summarise([acc for _, acc in named], [name for name, _ in named])
     return table if hota is None else with_hota(table, hota)
@@ -77,8 +95,7 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
     infos = [read_seqinfo(find_sequence(s, data_root)) for s in sequences]
     gts = {info.name: read_ground_truth(info.gt_path, info.seq_length) for info in infos}
     tables, skipped, speeds = [], [], {}
-    for method in parsed:
-        folder = out_dir / _slug(method.label)
+    for method, folder in zip(parsed, _folders([m.label for m in parsed], out_dir)):
         named, hota_results = [], []
         for info in infos:
             try:
@@ -111,7 +128,8 @@ def score_results_dir(results_dir: str | Path, sequences: list[str] | None = Non
     """Score the ``SEQUENCE.txt`` files of a folder (all of them, or the named sequences)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
-        raise InputError(results_dir, "results folder not found")
+        raise InputError(results_dir, "is a file, not a results folder (give the folder of SEQUENCE.txt files)"
+                         if results_dir.exists() else "results folder not found")
     files = ([results_dir / f"{s}.txt" for s in sequences] if sequences
              else sorted(results_dir.glob("*.txt")))
     if not files:

@@ -76,6 +76,8 @@ def parse_method(spec: str) -> Method:
         key, eq, value = item.partition("=")
         if not eq:
             raise ValueError(f"method {spec!r}: expected key=value, got {item!r}")
+        if key.strip() in overrides:  # which one was meant cannot be told
+            raise ValueError(f"method {spec!r}: {key.strip()!r} is set twice")
         overrides[key.strip()] = _parse_value(value.strip())
     features = overrides.pop("features", None)
     detector = overrides.pop("detector", None)

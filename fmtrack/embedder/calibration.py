@@ -45,6 +45,8 @@ class Calibration:
 def label_free_pairs(detections: Detections, gap: int = 15, min_iou: float = 0.7, max_competitor: float | None = None,
                      max_different_per_frame: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Row-index pairs ``(same (P, 2), different (Q, 2))`` into ``detections``; no labels used."""
+    if isinstance(gap, bool) or not isinstance(gap, int) or gap < 1:  # 0 would pair each detection with itself
+        raise ValueError(f"gap must be a whole number of frames >= 1, got {gap!r}")
     successor = unambiguous_links(detections, min_iou, max_competitor)
     end = np.arange(len(detections))
     for _ in range(gap):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..model.crops import cut_crops
-from ..model.device import autocast_context, resolve_device, resolve_precision
+from ..model.device import autocast_context, check_threads, resolve_device, resolve_precision, set_threads
 from ..model.normalise import normalise_crops
 from ..model.weights import WeightsInfo, existing_weights, load_weights, read_weights_info
 
@@ -38,8 +38,7 @@ class FMVAEEmbedder:
 
     def __init__(self, weights_path: str | Path, device: str = "auto", batch_size: int = 256,
                  precision: str = "fp32", threads: int | None = 1):
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        threads = check_threads(threads)
         self.weights_path = existing_weights(weights_path)
         self.device = resolve_device(device)
         self.info = read_weights_info(self.weights_path)
@@ -55,8 +54,7 @@ class FMVAEEmbedder:
     def encoder(self) -> torch.nn.Module:
         """The model's encoder, loaded (and checked against the sidecar) on first use."""
         if self._encoder is None:
-            if self.threads is not None:
-                torch.set_num_threads(self.threads)
+            set_threads(self.threads)
             self._encoder = load_weights(self.weights_path, self.device)[0].encoder
         return self._encoder
 

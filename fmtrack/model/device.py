@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 from pathlib import Path
 
 import torch
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CPUINFO = Path("/proc/cpuinfo")
+# More intra-op threads than any CPU holds: OpenBLAS fails to allocate their buffers, killing the process.
+MAX_THREADS = 512
+
+
+def check_threads(threads: int | None) -> int | None:
+    """``threads`` for :func:`set_threads`: None (torch's own choice) or a whole number from 1 to
+    MAX_THREADS; ValueError naming the argument otherwise."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS} (None: torch's default), "
+                         f"got {threads!r}")
+    return None if threads is None else int(threads)
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op CPU threads for this process (None: leave torch's choice); checked first."""
+    threads = check_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as torch spells it."""
+    """``"auto"`` -> CUDA when available, else CPU; anything else as torch spells it (ValueError naming
+    the argument for a device torch does not know, or CUDA where torch finds none)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r} ({err})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch finds no CUDA device here (use 'cpu' or 'auto')")
+    return resolved
 
 
 def cpu_has_amx() -> bool:

@@ -136,10 +136,10 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
         if from_images is None and needs_images(features):
             warnings.warn(InputWarning(f"{info.image_dir}: {info.name} has no frames: the {label or config.name} "
                                        "preset runs on motion alone (no appearance, no camera motion)"))
-        if threads is not None and uses_model(features):
-            import torch
+        if uses_model(features):
+            from ..model.device import set_threads
 
-            torch.set_num_threads(threads)
+            set_threads(threads)
         if from_images is None:
             embedder = from_file
         else:

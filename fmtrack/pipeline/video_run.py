@@ -129,10 +129,10 @@ def _video_embedder(features: str | None, config: TrackerConfig, detections: Det
         raise ValueError(f"--features {features}: not a descriptor that computes features from frames "
                          "(default, model, hsv, a .safetensors model, a fused name such as model+hsv*3) "
                          "nor an N x (7 + D) .npy")
-    if threads is not None and uses_model(features):
-        import torch
+    if uses_model(features):
+        from ..model.device import set_threads
 
-        torch.set_num_threads(threads)
+        set_threads(threads)
     return embedder, detections
 
 

@@ -62,7 +62,7 @@ class VideoTracker:
                  descriptor: str | os.PathLike | Embedder | None = DEFAULT_DESCRIPTOR, *,
                  box_format: Literal["tlwh", "xyxy"] = "tlwh", detector: str | None = None,
                  frame_rate: float = 30.0, camera_motion: str | None = None, device: str = "cpu",
-                 threads: int = 1, **overrides: Any):
+                 threads: int | None = 1, **overrides: Any):
         if box_format not in BOX_FORMATS:
             raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}")
         if not (isinstance(frame_rate, (int, float)) and np.isfinite(frame_rate) and frame_rate > 0):
@@ -87,7 +87,7 @@ class VideoTracker:
         return self
 
     def _setup(self, config: TrackerConfig, spec: Any, box_format: str, detector: str | None,
-               device: str, threads: int) -> None:
+               device: str, threads: int | None) -> None:
         from ..scores import ScoreStream, score_map
 
         self.config = config
@@ -110,9 +110,9 @@ class VideoTracker:
                 self.embedder = PrecomputedFeatures(spec)
             else:
                 if uses_model(spec):
-                    import torch
+                    from ..model.device import set_threads
 
-                    torch.set_num_threads(int(threads))
+                    set_threads(threads)
                 self.embedder = image_embedder(spec, device)  # None for "deepsort": features come per frame
         self._descriptor = self.embedder  # what each new stream starts with (grey frames may drop colour)
         self._motion = None

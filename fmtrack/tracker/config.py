@@ -114,7 +114,8 @@ class Stage:
         _check_range("threshold_factor", self.threshold_factor, 0.0, above=True,
                      what=" (a multiple of the descriptor's threshold)")
         if self.appearance_max is not None:
-            _check_range("appearance_max", self.appearance_max, 0.0, what=" (descriptor units) or None")
+            # > 0: the fused cost is the distance over appearance_max.
+            _check_range("appearance_max", self.appearance_max, 0.0, above=True, what=" (descriptor units) or None")
         if self.appearance_veto is not None and not (self.appearance_max is not None and self.appearance_veto >= 1.0):
             raise ValueError(f"appearance_veto must be >= 1 (a multiple of appearance_max) on a stage with "
                              f"appearance_max, got {self.appearance_veto} with appearance_max {self.appearance_max}")
@@ -244,6 +245,8 @@ class TrackerConfig:
         appearance stage's threshold becomes ``max_distance`` times its ``threshold_factor``."""
         if not self.uses_appearance:
             raise ValueError(f"preset {self.name!r} has no appearance stage to take a distance threshold")
+        if not 0.0 < max_distance < math.inf:  # False for NaN too; the fused cost divides by it
+            raise ValueError(f"max_dist (the descriptor's threshold) must be a finite distance > 0, got {max_distance!r}")
         stages = tuple(s if s.threshold_field is None
                        else dataclasses.replace(s, **{s.threshold_field: max_distance * s.threshold_factor})
                        for s in self.stages)

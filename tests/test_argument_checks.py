@@ -1,0 +1,89 @@
+"""Arguments that used to fail deep inside (a ZeroDivisionError, torch's RuntimeError), to do something
+else than asked (a calibration of each detection against itself, a method's results overwritten by
+another's), or to pass unnoticed: each is now one error naming the argument. Every test here fails on
+the code before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fmtrack.benchmarks.evaluate import run_methods, score_results_dir
+from fmtrack.benchmarks.methods import parse_method
+from fmtrack.cli import main
+from fmtrack.embedder.calibration import label_free_pairs
+from fmtrack.io import InputError, find_sequence, read_detections, read_seqinfo
+from fmtrack.tracker import preset
+
+
+def test_a_zero_appearance_threshold_is_refused_not_divided_by():
+    with pytest.raises(ValueError, match="max_dist .* must be a finite distance > 0, got 0.0"):
+        preset("fmtrack").with_max_distance(0.0)
+    with pytest.raises(ValueError, match="max_dist .* must be a finite distance > 0, got nan"):
+        preset("fmtrack").with_max_distance(float("nan"))
+
+
+def test_a_calibration_gap_below_one_frame_is_refused(data_root):
+    info = read_seqinfo(find_sequence("TUD-Campus", data_root))
+    detections = read_detections(info.det_path)
+    for gap in (0, -3, 1.5):
+        with pytest.raises(ValueError, match=f"gap must be a whole number of frames >= 1, got {gap!r}"):
+            label_free_pairs(detections, gap)
+    same, _ = label_free_pairs(detections, 1)
+    assert len(same) and (same[:, 0] != same[:, 1]).all()  # a pair joins two detections, never one twice
+
+
+@pytest.mark.parametrize("threads, words", [(0, "threads must be a whole number from 1 to 512"),
+                                            (100000, "threads must be a whole number from 1 to 512"),
+                                            (True, "threads must be a whole number")])
+def test_torch_thread_counts_are_checked_before_torch_sees_them(threads, words):
+    from fmtrack.model.device import set_threads
+
+    with pytest.raises(ValueError, match=words):
+        set_threads(threads)
+
+
+def test_run_threads_zero_means_torchs_default_and_negative_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--seq", "TUD-Campus", "--threads", "-2"])
+    assert "argument --threads: must be 0 or more, got -2" in capsys.readouterr().err
+
+
+def test_an_unknown_device_names_the_argument():
+    from fmtrack.model.device import resolve_device
+
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_a_method_spec_setting_one_key_twice_is_refused():
+    with pytest.raises(ValueError, match="'high_confidence' is set twice"):
+        parse_method("bytetrack@high_confidence=0.5,high_confidence=0.6")
+
+
+def test_two_methods_with_one_folder_name_keep_both_results(tmp_path, data_root, monkeypatch):
+    """``pre/ok.json`` and ``pre_ok.json`` both make the folder name ``pre_ok.json``: the second used to
+    overwrite the first's results and config while the table showed two rows."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pre").mkdir()
+    for path, max_age in (("pre/ok.json", 30), ("pre_ok.json", 3)):
+        (tmp_path / path).write_text(json.dumps(preset("bytetrack", max_age=max_age).to_dict()))
+    evaluation = run_methods(["pre/ok.json", "pre_ok.json"], ["TUD-Campus"], data_root, tmp_path / "ev",
+                             progress=False, hota=False)
+    assert len(evaluation.table) == 2
+    configs = {json.loads((tmp_path / "ev" / name / "config.json").read_text())["tracker"]["max_age"]
+               for name in ("pre_ok.json", "pre_ok.json-2")}
+    assert configs == {30, 3}
+    with pytest.raises(ValueError, match="method 'bytetrack' is given twice"):
+        run_methods(["bytetrack", "bytetrack"], ["TUD-Campus"], data_root, tmp_path / "ev2", progress=False)
+
+
+def test_a_results_file_given_for_a_results_folder_says_so(tmp_path):
+    path = tmp_path / "TUD-Campus.txt"
+    path.write_text("1,1,10,10,5,20,1,-1,-1,-1\n")
+    with pytest.raises(InputError, match="is a file, not a results folder"):
+        score_results_dir(path)
+    with pytest.raises(InputError, match="results folder not found"):
+        score_results_dir(tmp_path / "missing")
