@@ -433,7 +433,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     from .embedder import export_features
     from .io import find_sequence, read_detections, read_seqinfo
-    from .pipeline import DEFAULT_DESCRIPTOR, descriptor_spec, image_embedder
+    from .pipeline import DEFAULT_DESCRIPTOR, descriptor_label, descriptor_spec, image_embedder
+    from .pipeline.descriptor import export_thresholds
+    from .pipeline.features_sidecar import check_writable, write_sidecar
 
     info = read_seqinfo(find_sequence(args.seq, args.data_root))
     inputs = [args.det, info.det_path, args.weights]
@@ -444,8 +446,12 @@ def cmd_embed(args: argparse.Namespace) -> None:
     if embedder is None:
         raise InputError(None, f"--weights {args.weights}: not a descriptor computed from frames (FMVAE .safetensors, "
                                "model, hsv, or a fused name such as model+hsv*3)")
+    check_writable(args.out)  # before the features: the sidecar they need must be writable too
     out = export_features(info, detections, embedder, args.out, inputs, progress=not args.quiet)
-    print(f"wrote {out} ({len(detections)} detections x {embedder.dim}, {weights}; features cached as for fmtrack run)")
+    metric, thresholds = export_thresholds(weights)
+    sidecar = write_sidecar(out, descriptor_label(weights), metric, thresholds)
+    print(f"wrote {out} ({len(detections)} detections x {embedder.dim}, {weights}; features cached as for fmtrack run) "
+          f"and {sidecar} (its {metric} metric and thresholds, which run --features reads)")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:

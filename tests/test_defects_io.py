@@ -154,7 +154,7 @@ def test_embed_out_without_npy_suffix_writes_that_file(tmp_path, capsys):
     assert main(["embed", "--seq", "SYN-01", "--data-root", str(root), "--out", str(out), "--quiet"]) == 0
     described = read_feature_array(out)
     assert described.features.shape == (4, image_embedder(descriptor_spec("default")).dim)  # the default descriptor
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats", "root"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats", "feats.json", "root"]  # and its sidecar
 
 
 # -- 4. the feature and camera-motion caches -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..io import InputWarning
 from ..tracker import PRESETS, TrackerConfig
 from .defaults import (COSINE_THRESHOLDS, DEFAULT_DESCRIPTOR, DEFAULT_FUSION, LEGACY_DEFAULT_DESCRIPTOR,
                        MODEL_DESCRIPTOR, PRESET_DESCRIPTORS, default_model_path, preset_descriptor)
+from .features_sidecar import read_sidecar, sidecar_path
 from .preset_file import resolve_preset as resolve_preset_file
 from .preset_file import tuned_features
 
@@ -130,6 +131,25 @@ def _model_thresholds(spec: object) -> dict[str, float] | None:
     return dict(thresholds) if isinstance(thresholds, dict) else None
 
 
+def descriptor_thresholds(spec: object) -> tuple[dict[str, float] | None, str | None]:
+    """(label-free thresholds by metric, the metric to compare by) a descriptor brings: a model's or a
+    fused descriptor's (Euclidean), an exported ``.npy``'s sidecar's (``fmtrack embed``); (None, None)
+    where the preset's own thresholds apply (``hsv`` and ``deepsort`` by name, a bare ``.npy``)."""
+    if isinstance(spec, str) and spec.endswith(".npy"):
+        found = read_sidecar(spec)
+        return (None, None) if found is None else (found[1], found[0])
+    thresholds = _model_thresholds(spec)
+    return (None, None) if thresholds is None else (thresholds, "euclidean")
+
+
+def export_thresholds(spec: str) -> tuple[str, dict[str, float]]:
+    """(metric, thresholds) to store beside features exported from the image descriptor ``spec``."""
+    thresholds = _model_thresholds(spec)
+    if thresholds is not None:
+        return "euclidean", thresholds
+    return "cosine", {"cosine": COSINE_THRESHOLDS[spec]} if spec in COSINE_THRESHOLDS else {}
+
+
 def resolve_preset(preset_spec: str | os.PathLike | TrackerConfig) -> TrackerConfig:
     """A TrackerConfig from a preset name, a TrackerConfig, or a preset JSON file (``fmtrack tune``'s)."""
     if isinstance(preset_spec, TrackerConfig):
@@ -160,9 +180,9 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
     overrides = dict(overrides or {})
     max_dist = overrides.pop("max_dist", None)
     base = resolve_preset(preset_spec)
-    thresholds = _model_thresholds(descriptor) if base.uses_appearance else None
+    thresholds, metric = descriptor_thresholds(descriptor) if base.uses_appearance else (None, None)
     if thresholds is not None and "metric" not in overrides:
-        overrides["metric"] = "euclidean"
+        overrides["metric"] = metric
     try:
         config = base.replace(**overrides)
     except TypeError as err:
@@ -184,6 +204,9 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
         if config.metric not in thresholds:
             if (isinstance(descriptor, str) and fused_parts(descriptor) is not None) or hasattr(descriptor, "parts"):
                 raise ValueError(f"a fused descriptor is compared by Euclidean distance only, not {config.metric}")
+            if isinstance(descriptor, str) and descriptor.endswith(".npy"):
+                raise ValueError(f"{sidecar_path(descriptor)}: holds no {config.metric} threshold for these features "
+                                 f"(give max_dist, or the metric it holds)")
             where = descriptor if is_model(descriptor) else getattr(descriptor, "weights_path", "the model")
             raise ValueError(f"{where}: its sidecar holds no calibrated {config.metric} threshold, so appearance "
                              f"would never match; run `fmtrack calibrate --features {where} --write` "
