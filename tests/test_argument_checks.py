@@ -87,3 +87,22 @@ def test_a_results_file_given_for_a_results_folder_says_so(tmp_path):
         score_results_dir(path)
     with pytest.raises(InputError, match="results folder not found"):
         score_results_dir(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("row, words", [
+    ((1, 1, np.nan, 2, 3, 4), "result row 0 is not finite"),
+    ((1, 1, 1, 2, -3, 4), "result row 0 has a width or height not above 0"),
+    ((-1, 1, 1, 2, 3, 4), "result row 0 has a frame that is not a whole number >= 1"),
+    ((1.5, 1, 1, 2, 3, 4), "result row 0 has a frame that is not a whole number >= 1"),  # was written as frame 1
+    ((1, 0, 1, 2, 3, 4), "result row 0 has a track id that is not a whole number >= 1"),
+    ((1, 7, 1, 2, 3, 4), r"result row 1 repeats the \(frame, track id\) of an earlier row"),
+])
+def test_write_results_refuses_what_read_results_would_refuse(tmp_path, row, words):
+    from fmtrack.io import read_results, write_results
+
+    path = tmp_path / "r.txt"
+    with pytest.raises(ValueError, match=words):
+        write_results(path, [(1, 7, 5, 5, 10, 20), row] if "row 1" in words else [row])
+    assert not path.exists()
+    written = write_results(path, [(1, 7, 5, 5, 10, 20), (2, 7, 6, 5, 10, 20)])
+    assert len(read_results(written)) == 2  # what it writes, the reader takes

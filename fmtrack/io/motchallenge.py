@@ -468,6 +468,32 @@ def read_ground_truth(path: str | Path, seq_length: int | None = None) -> pd.Dat
     return _indexed_by_frame_and_id(path, table, line_numbers, table[:, 2:], GT_COLUMNS, "id")
 
 
+def _checked_result_rows(rows: np.ndarray) -> np.ndarray:
+    """``rows`` as a float64 (N, 6) array of result rows; ValueError naming the first bad row."""
+    values = np.asarray(rows)
+    if values.size == 0:
+        return np.zeros((0, 6))
+    if values.dtype.kind not in "fiu" or values.ndim != 2 or values.shape[1] != 6:
+        raise ValueError(f"result rows must be an (N, 6) array of numbers (frame, id, left, top, width, height), "
+                         f"got shape {values.shape} of dtype {values.dtype}")
+    values = values.astype(np.float64, copy=False)
+    frames, ids, boxes = values[:, 0], values[:, 1], values[:, 2:]
+    # In order, each on rows the earlier ones passed (lambdas: a NaN frame never reaches the int cast).
+    checks = (("is not finite", lambda: ~np.isfinite(values).all(axis=1)),
+              ("has a frame that is not a whole number >= 1", lambda: (frames < 1) | (frames != np.round(frames))),
+              ("has a track id that is not a whole number >= 1", lambda: (ids < 1) | (ids != np.round(ids))),
+              (f"has a value beyond {MAX_PIXELS:g} px", lambda: (np.abs(boxes) > MAX_PIXELS).any(axis=1)),
+              ("has a width or height not above 0", lambda: (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)),
+              ("repeats the (frame, track id) of an earlier row",
+               lambda: pd.MultiIndex.from_arrays(values[:, :2].astype(np.int64).T).duplicated()))
+    for problem, test in checks:
+        bad = test()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"result row {i} {problem}: {values[i].tolist()}")
+    return values
+
+
 def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFrame:
     """Read a tracker result file (``frame,id,left,top,width,height,conf,-1,-1,-1``; 6+ columns).
 
@@ -497,10 +523,12 @@ def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFram
 def write_results(path: str | Path, rows: np.ndarray) -> Path:
     """Write tracker output atomically as ``frame,id,left,top,width,height,1,-1,-1,-1``.
 
-    rows: (N, 6) array of frame, track id, left, top, width, height (pixels).
+    rows: (N, 6) array of frame, track id, left, top, width, height (pixels). ValueError naming the
+    row for what :func:`read_results` would refuse: frames and ids not whole numbers >= 1, a value
+    not finite or beyond 1e6 px, a width or height not above 0, an id twice in one frame.
     """
     path = Path(path)
-    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+    rows = _checked_result_rows(rows)
     with atomic_write(path, "w") as fh:
         for frame, track_id, left, top, width, height in rows:
             fh.write(f"{int(frame)},{int(track_id)},{left:.2f},{top:.2f},{width:.2f},{height:.2f},1,-1,-1,-1\n")
