@@ -100,6 +100,8 @@ class VideoFile(FrameSource):
         self.frame_count = int(count) if np.isfinite(count) and count > 0 else None
 
     def _open(self) -> cv2.VideoCapture:
+        if _is_text(self.path):  # FFmpeg's tty demuxer "plays" a text file as a picture of its text
+            raise InputError(self.path, "is a text file, not a video (a detection file given as --video?)")
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise InputError(self.path, "not a video OpenCV can open")
@@ -117,6 +119,18 @@ class VideoFile(FrameSource):
                 yield index, self._check_size(image, self.path, index)
         finally:
             capture.release()
+
+
+def _is_text(path: Path) -> bool:
+    """Whether the file starts with 4 KiB of printable ASCII: no video container does (they start with
+    binary sizes and tags), except Y4M's text header, which is followed by raw pixels."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False  # OpenCV then says it cannot open it
+    printable = set(range(32, 127)) | {9, 10, 12, 13}
+    return bool(head) and not head.startswith(b"YUV4MPEG2") and all(byte in printable for byte in head)
 
 
 def open_frames(source: str | os.PathLike) -> FrameSource:

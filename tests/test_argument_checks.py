@@ -106,3 +106,30 @@ def test_write_results_refuses_what_read_results_would_refuse(tmp_path, row, wor
     assert not path.exists()
     written = write_results(path, [(1, 7, 5, 5, 10, 20), (2, 7, 6, 5, 10, 20)])
     assert len(read_results(written)) == 2  # what it writes, the reader takes
+
+
+def test_frame_rates_are_checked_alike_everywhere(tmp_path):
+    """seqinfo.ini's frameRate is refused beyond 10,000; --fps and the library took 1e9, and the
+    config's own scaling divided by zero."""
+    import fmtrack
+    from fmtrack.pipeline.video_run import frame_rate
+
+    for bad in (0, -1, float("nan"), 1e9, True):
+        with pytest.raises(ValueError, match="frame_rate must be a number of frames per second in"):
+            fmtrack.VideoTracker("bytetrack", None, frame_rate=bad)
+        if not isinstance(bad, bool) and bad < 1e9:
+            with pytest.raises(ValueError, match="frame_rate must be a finite number of frames per second > 0"):
+                preset("fmtrack").at_frame_rate(bad)
+        if not isinstance(bad, bool):  # --fps is parsed as a float
+            with pytest.raises(ValueError, match=r"--fps must be a frame rate in \(0, 10000\]"):
+                frame_rate(None, bad)
+    assert fmtrack.VideoTracker("bytetrack", None, frame_rate=np.float32(14)).config.max_age == 12
+
+
+def test_a_text_file_given_as_a_video_is_refused(tmp_path):
+    from fmtrack.video import open_frames
+
+    path = tmp_path / "det.txt"
+    path.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n" * 50)
+    with pytest.raises(InputError, match="is a text file, not a video"):
+        open_frames(path)

@@ -8,6 +8,7 @@ previous frame and the tracks, and is not to be shared between threads.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
+from ..io.motchallenge import MAX_FRAME_RATE
 from ..tracker import Track, Tracker, TrackerConfig, to_tlwh
 from ..tracker.boxes import as_real
 from ..tracker.detections import select_detections
@@ -65,8 +67,9 @@ class VideoTracker:
                  threads: int | None = 1, **overrides: Any):
         if box_format not in BOX_FORMATS:
             raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}")
-        if not (isinstance(frame_rate, (int, float)) and np.isfinite(frame_rate) and frame_rate > 0):
-            raise ValueError(f"frame_rate must be a positive number of frames per second, got {frame_rate!r}")
+        if isinstance(frame_rate, bool) or not (isinstance(frame_rate, numbers.Real) and 0 < frame_rate <= MAX_FRAME_RATE):
+            raise ValueError(f"frame_rate must be a number of frames per second in (0, {MAX_FRAME_RATE:g}], "
+                             f"got {frame_rate!r}")
         if camera_motion is not None:
             overrides["camera_motion"] = camera_motion
         spec = descriptor if hasattr(descriptor, "embed") else descriptor_spec(descriptor)

@@ -209,6 +209,8 @@ class TrackerConfig:
         scale when set, and ``motion_iou_buffer`` becomes the buffer of the IoU stages without
         appearance credit (a person moves further between frames at a lower rate). Idempotent: the
         result scales no more."""
+        if isinstance(frame_rate, bool) or not (isinstance(frame_rate, numbers.Real) and 0 < frame_rate < math.inf):
+            raise ValueError(f"frame_rate must be a finite number of frames per second > 0, got {frame_rate!r}")
         config = self
         # (flag, fields given for 30 fps, their value at this rate): each field and its motion_only
         # twin scale together, and the flag is cleared.
