@@ -133,3 +133,32 @@ def test_a_text_file_given_as_a_video_is_refused(tmp_path):
     path.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n" * 50)
     with pytest.raises(InputError, match="is a text file, not a video"):
         open_frames(path)
+
+
+def test_library_arguments_of_the_wrong_kind_name_the_argument(tmp_path, data_root):
+    import fmtrack
+
+    with pytest.raises(ValueError, match="descriptor must be a name .* got int 5"):
+        fmtrack.VideoTracker("fmtrack", descriptor=5)
+    with pytest.raises(ValueError, match=r"camera_motion must be 'none', 'sof' or 'ecc' \(a per-frame affine"):
+        fmtrack.VideoTracker("bytetrack", None, camera_motion=np.eye(3))
+    video = fmtrack.VideoTracker("fmtrack", descriptor="hsv", camera_motion="none")
+    with pytest.raises(ValueError, match=r"frame is empty: shape \(0, 0, 3\)"):
+        video.update(np.zeros((0, 0, 3), np.uint8), np.array([[1.0, 1, 10, 20]]), np.array([0.9]))
+    with pytest.raises(ValueError, match="path must be a file path, got NoneType None"):
+        read_detections(None)
+    detections = read_detections(read_seqinfo(find_sequence("TUD-Campus", data_root)).det_path)
+    for frame in (1.5, "1"):
+        with pytest.raises(ValueError, match="frame must be a whole frame number"):
+            detections.at(frame)
+    assert len(detections.at(np.int64(1))[0]) == len(detections.at(1)[0]) > 0
+    assert len(detections.at(0)[0]) == 0  # frames are 1-based: frame 0 holds nothing
+
+
+@pytest.mark.parametrize("text, words", [("[Other]\nx=1\n", r"no \[Sequence\] section"),
+                                         ("[Sequence]\nname=S\nseqLength=5\nimWidth=9\nimHeight=9\n",
+                                          r"no frameRate= in its \[Sequence\] section")])
+def test_a_seqinfo_missing_a_section_or_key_says_which(tmp_path, text, words):
+    (tmp_path / "seqinfo.ini").write_text(text)
+    with pytest.raises(InputError, match=words):
+        read_seqinfo(tmp_path)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import configparser
 import csv
 import math
+import numbers
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +126,11 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
         values = {"name": sec.get("name", sequence_dir.name), "frameRate": sec["frameRate"],
                   "seqLength": sec["seqLength"], "imWidth": sec["imWidth"], "imHeight": sec["imHeight"],
                   "imDir": sec.get("imDir", "img1"), "imExt": sec.get("imExt", ".jpg")}
-    except (configparser.Error, KeyError, UnicodeError) as err:
+    except KeyError as err:
+        missing = err.args[0]
+        raise InputError(ini, "malformed seqinfo.ini (no [Sequence] section)" if missing == "Sequence"
+                         else f"malformed seqinfo.ini (no {missing}= in its [Sequence] section)") from None
+    except (configparser.Error, UnicodeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(ini, f"malformed seqinfo.ini ({type(err).__name__}: {first_line})") from None
     except OSError as err:
@@ -136,7 +142,7 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
                              _ini_line(ini, key))
     if name_problem(values["imExt"]) is not None and values["imExt"]:
         raise InputError(ini, f"imExt={values['imExt']!r} {name_problem(values['imExt'])}", _ini_line(ini, "imExt"))
-    numbers: dict[str, float | int] = {}
+    parsed: dict[str, float | int] = {}
     for key, cast, low, high in (("frameRate", float, 0.0, MAX_FRAME_RATE), ("seqLength", int, 0, MAX_SEQ_LENGTH),
                                  ("imWidth", int, 0, MAX_PIXELS), ("imHeight", int, 0, MAX_PIXELS)):
         text = values[key]
@@ -150,10 +156,10 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
                                   "must be positive and finite)", _ini_line(ini, key))
         if number > high:
             raise InputError(ini, f"{key}={text} is beyond the plausible maximum {high:g}", _ini_line(ini, key))
-        numbers[key] = number
-    info = SequenceInfo(name=values["name"], path=sequence_dir, frame_rate=float(numbers["frameRate"]),
-                        seq_length=int(numbers["seqLength"]), im_width=int(numbers["imWidth"]),
-                        im_height=int(numbers["imHeight"]), im_dir=values["imDir"], im_ext=values["imExt"])
+        parsed[key] = number
+    info = SequenceInfo(name=values["name"], path=sequence_dir, frame_rate=float(parsed["frameRate"]),
+                        seq_length=int(parsed["seqLength"]), im_width=int(parsed["imWidth"]),
+                        im_height=int(parsed["imHeight"]), im_dir=values["imDir"], im_ext=values["imExt"])
     # A sequence longer than its frames on disk; a lost frame in the middle is reported when read.
     on_disk = _count_frames(info)
     last = info.image_dir / f"{info.seq_length:06d}{info.im_ext}"
@@ -340,7 +346,9 @@ class Detections:
         return int(self.frames[-1]) if len(self.frames) else 0
 
     def frame_slice(self, frame: int) -> slice:
-        """Row range of ``frame`` (empty when the frame has no detections)."""
+        """Row range of ``frame`` (1-based; empty when the frame has no detections, and for frames < 1)."""
+        if isinstance(frame, bool) or not isinstance(frame, numbers.Integral):
+            raise ValueError(f"frame must be a whole frame number (1-based), got {frame!r}")
         if frame < 0 or frame + 1 >= len(self._starts):
             return slice(0, 0)
         return slice(int(self._starts[frame]), int(self._starts[frame + 1]))
@@ -367,9 +375,16 @@ def _detections_from_table(path: Path, table: np.ndarray, line_numbers: np.ndarr
                       skipped=int((~keep).sum()))
 
 
+def _path(path: str | os.PathLike, name: str) -> Path:
+    """``path`` as a Path; ValueError naming the argument for anything that is not a path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a file path, got {type(path).__name__} {path!r}")
+    return Path(path)
+
+
 def read_detections(path: str | Path, seq_length: int | None = None) -> Detections:
     """Read a MOTChallenge ``det.txt`` (10 columns, or the 7-column short form)."""
-    path = Path(path)
+    path = _path(path, "path")
     table, line_numbers = _read_numeric_table(path, (10, 7))
     detections = _detections_from_table(path, table, line_numbers, None, seq_length)
     duplicates = int(pd.DataFrame(table[:, [0, 2, 3, 4, 5]]).duplicated().sum())  # hashing, not sorting
@@ -457,7 +472,7 @@ def read_ground_truth(path: str | Path, seq_length: int | None = None) -> pd.Dat
     9 columns (MOT16/17: consider flag, class, visibility) or 10 columns (MOT15: confidence then
     world coordinates; every row becomes class 1, visibility 1, since MOT15 is scored without classes).
     """
-    path = Path(path)
+    path = _path(path, "path")
     table, line_numbers = _read_numeric_table(path, (9, 10))
     _check_frames(path, table[:, 0], line_numbers, seq_length)
     _check_ids(path, table[:, 1], line_numbers, "id")
@@ -500,7 +515,7 @@ def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFram
     Returns py-motmetrics' layout: index (FrameId, Id), columns RESULT_COLUMNS. An empty file is a
     valid result (a tracker that reported nothing).
     """
-    path = Path(path)
+    path = _path(path, "path")
     if path.is_file() and path.stat().st_size == 0:
         return pd.DataFrame(columns=RESULT_COLUMNS,
                             index=pd.MultiIndex.from_arrays([[], []], names=["FrameId", "Id"]))

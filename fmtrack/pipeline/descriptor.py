@@ -32,6 +32,9 @@ def descriptor_spec(descriptor: str | os.PathLike | None) -> str | None:
     in every part of a fused name too (``model+hsv*3`` -> ``/.../fmvae-....safetensors+hsv*3``)."""
     if descriptor is None:
         return None
+    if not isinstance(descriptor, (str, os.PathLike)):
+        raise ValueError(f"descriptor must be a name (default, model, hsv, deepsort, a fused name), a .safetensors "
+                         f"or .npy path, an Embedder or None, got {type(descriptor).__name__} {descriptor!r}")
     spec = os.fspath(descriptor)
     if spec == DEFAULT_DESCRIPTOR:
         spec = DEFAULT_FUSION

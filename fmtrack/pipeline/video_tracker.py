@@ -71,6 +71,9 @@ class VideoTracker:
             raise ValueError(f"frame_rate must be a number of frames per second in (0, {MAX_FRAME_RATE:g}], "
                              f"got {frame_rate!r}")
         if camera_motion is not None:
+            if not isinstance(camera_motion, str):  # an affine belongs to update(camera_motion=...)
+                raise ValueError(f"camera_motion must be 'none', 'sof' or 'ecc' (a per-frame affine goes to "
+                                 f"update(camera_motion=...)), got {type(camera_motion).__name__}")
             overrides["camera_motion"] = camera_motion
         spec = descriptor if hasattr(descriptor, "embed") else descriptor_spec(descriptor)
         config = configure(preset, spec, overrides)
@@ -248,6 +251,8 @@ class VideoTracker:
             shape = getattr(frame, "shape", None)
             raise ValueError(f"frame must be an (H, W, 3) uint8 BGR image, got shape {shape} "
                              f"dtype {getattr(frame, 'dtype', type(frame).__name__)}")
+        if frame.shape[0] == 0 or frame.shape[1] == 0:
+            raise ValueError(f"frame is empty: shape {frame.shape} (a failed decode?)")
         return frame
 
     def _camera_motion(self, frame: np.ndarray | None, boxes: np.ndarray, valid: np.ndarray | None,
