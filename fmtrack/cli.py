@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import textwrap
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -813,17 +815,30 @@ def _error_line(err: BaseException) -> tuple[str, int]:
     return f"unexpected {type(err).__name__}: {_first_line(err)}{hint}", 1
 
 
+class _Terminated(BaseException):
+    """SIGTERM (a job scheduler, ``kill``), raised where the process is so that, as for Ctrl-C, every
+    atomic write in progress removes its temporary file instead of leaving it behind."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_combinations(parser, args)
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
+    # Only the main thread may set a handler (main() called from another thread keeps the default).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         args.func(args)
-    except KeyboardInterrupt:
-        print("fmtrack: interrupted (a training run keeps its last checkpoint; --resume continues from it)", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, _Terminated) as stop:
+        what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        print(f"fmtrack: {what} (a training run keeps its last checkpoint; --resume continues from it)", file=sys.stderr)
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
     except Exception as err:  # the CLI's promise: one line, never a traceback unless asked for
         message, status = _error_line(err)
         if os.environ.get("FMTRACK_DEBUG"):
@@ -832,6 +847,8 @@ def main(argv: list[str] | None = None) -> int:
         return status
     finally:
         warnings.showwarning = previous
+        if in_main:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return 0
 
 

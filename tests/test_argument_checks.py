@@ -162,3 +162,37 @@ def test_a_seqinfo_missing_a_section_or_key_says_which(tmp_path, text, words):
     (tmp_path / "seqinfo.ini").write_text(text)
     with pytest.raises(InputError, match=words):
         read_seqinfo(tmp_path)
+
+
+def test_a_crops_file_of_another_kind_is_named_as_such(tmp_path):
+    from fmtrack.training.crops import load_crops
+
+    for name, write in (("h.npy", lambda p: np.save(p, np.zeros((2, 3)))),  # was: no context manager protocol
+                        ("det.txt", lambda p: p.write_text("1,-1,1,2,3,4,1,-1,-1,-1\n"))):  # was: "allow_pickle=..."
+        path = tmp_path / name
+        write(path)
+        with pytest.raises(InputError, match="not a crops file: a crops file is the .npz `fmtrack crops` writes"):
+            load_crops(path)
+
+
+def test_sigterm_removes_a_write_in_progress_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """A SIGTERM mid-write left the hidden temporary (``.r.txt.XXXX.tmp``) behind; Ctrl-C did not."""
+    import os
+    import signal
+    import time
+
+    from fmtrack import cli
+    from fmtrack.io import atomic_write
+
+    out = tmp_path / "r.txt"
+
+    def terminated_mid_write(args):
+        with atomic_write(out, "w") as fh:
+            fh.write("partial")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises in here
+
+    monkeypatch.setattr(cli, "cmd_run", terminated_mid_write)
+    assert cli.main(["run", "--seq", "TUD-Campus", "--out", str(out)]) == 143
+    assert list(tmp_path.iterdir()) == [] and "fmtrack: terminated" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # put back as it was

@@ -179,6 +179,9 @@ def load_crops(path: str | Path, size: int = CROP_SIZE) -> CropSet:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "crops file not found")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # np.load reads other formats too, and says odd things of them
+            raise InputError(path, "not a crops file: a crops file is the .npz `fmtrack crops` writes")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in ("images", *_PROVENANCE)}
