@@ -196,3 +196,17 @@ def test_sigterm_removes_a_write_in_progress_as_ctrl_c_does(tmp_path, monkeypatc
     assert cli.main(["run", "--seq", "TUD-Campus", "--out", str(out)]) == 143
     assert list(tmp_path.iterdir()) == [] and "fmtrack: terminated" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # put back as it was
+
+
+def test_all_zero_features_in_a_file_are_refused_and_some_warned(tmp_path):
+    """A file of zero features tracked with no word (every detection a new track: 60 tracks of 67 boxes)."""
+    from fmtrack.io import InputWarning, read_feature_array
+
+    rows = np.column_stack([np.arange(1, 5), -np.ones(4), np.full((4, 4), 10.0), np.ones(4), np.zeros((4, 8))])
+    np.save(tmp_path / "zero.npy", rows)
+    with pytest.raises(InputError, match="zero.npy: every feature is all zeros"):
+        read_feature_array(tmp_path / "zero.npy")
+    rows[1:, 7:] = 1.0
+    np.save(tmp_path / "some.npy", rows)
+    with pytest.warns(InputWarning, match=r"some.npy:1: 1 of 4 features are all zeros"):
+        assert len(read_feature_array(tmp_path / "some.npy")) == 4

@@ -449,7 +449,21 @@ def read_feature_array(path: str | Path, seq_length: int | None = None) -> Detec
     _check_finite(path, array, rows)
     first = 10 if array.shape[1] > 10 and (array[:, 7:10] == -1).all() else 7
     _check_magnitude(path, array, rows, range(first, array.shape[1]), MAX_FEATURE, "feature value")
+    _check_zero_features(path, array[:, first:])
     return _detections_from_table(path, array[:, :7], rows, array[:, first:], seq_length)
+
+
+def _check_zero_features(path: Path, features: np.ndarray) -> None:
+    """A feature of all zeros has no direction: compared by cosine it is at distance 1 from every
+    track, so it never matches by appearance and the fused stage's veto stops IoU matching it too.
+    Every row zero is a broken file (InputError); some rows zero, one warning counting them."""
+    zero = ~features.any(axis=1)
+    if zero.all():
+        raise InputError(path, "every feature is all zeros: no appearance to compare (a failed export?)")
+    if zero.any():
+        first = int(np.argmax(zero)) + 1
+        warnings.warn(InputWarning(f"{path}:{first}: {int(zero.sum())} of {len(zero)} features are all zeros; "
+                                   "compared by cosine they match no track by appearance"), stacklevel=3)
 
 
 def _indexed_by_frame_and_id(path: Path, table: np.ndarray, line_numbers: np.ndarray, values: np.ndarray,
