@@ -210,3 +210,13 @@ def test_all_zero_features_in_a_file_are_refused_and_some_warned(tmp_path):
     np.save(tmp_path / "some.npy", rows)
     with pytest.warns(InputWarning, match=r"some.npy:1: 1 of 4 features are all zeros"):
         assert len(read_feature_array(tmp_path / "some.npy")) == 4
+
+
+def test_an_output_under_a_file_says_so_and_a_pathless_error_has_no_placeholder(tmp_path):
+    from fmtrack.io import check_output
+
+    (tmp_path / "TUD.txt").write_text("x")
+    with pytest.raises(InputError, match=r"x.txt: cannot write: .*TUD.txt is a file, not a folder"):
+        check_output(tmp_path / "TUD.txt" / "sub" / "x.txt")  # was: cannot write (File exists)
+    assert str(InputError(None, "calibrate needs a descriptor")) == "calibrate needs a descriptor"  # was "<input>: ..."
+    assert str(InputError("a.txt", "bad", 3)) == "a.txt:3: bad"

@@ -32,6 +32,11 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> 
     path = Path(path)
     if path.is_dir():
         raise InputError(path, "is a directory; give a file path to write")
+    for folder in path.parents:  # the nearest existing one must be a folder to write into
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(path, f"cannot write: {folder} is a file, not a folder")
+            break
     if path.exists() and not path.is_file():
         raise InputError(path, "exists and is not a regular file (a device, fifo or socket); refusing to replace it")
     if path.is_file():

@@ -12,10 +12,10 @@ class InputError(ValueError):
         self.path = None if path is None else str(path)
         self.line = line
         self.problem = problem
-        where = self.path or "<input>"
+        where = self.path
         if line is not None:
-            where = f"{where}:{line}"
-        super().__init__(f"{where}: {problem}")
+            where = f"{where or 'input'}:{line}"
+        super().__init__(problem if where is None else f"{where}: {problem}")  # no file: the problem alone
 
 
 class InputWarning(UserWarning):
