@@ -220,3 +220,14 @@ def test_an_output_under_a_file_says_so_and_a_pathless_error_has_no_placeholder(
         check_output(tmp_path / "TUD.txt" / "sub" / "x.txt")  # was: cannot write (File exists)
     assert str(InputError(None, "calibrate needs a descriptor")) == "calibrate needs a descriptor"  # was "<input>: ..."
     assert str(InputError("a.txt", "bad", 3)) == "a.txt:3: bad"
+
+
+def test_tab_separated_detections_read_as_space_separated_ones_do(tmp_path):
+    rows = ["1,-1,10,20,30,40,0.9,-1,-1,-1", "2,-1,11,21,30,40,0.8,-1,-1,-1"]
+    read = {}
+    for name, separator in (("comma", ","), ("space", " "), ("tab", "\t")):
+        path = tmp_path / f"{name}.txt"
+        path.write_text("\n".join(r.replace(",", separator) for r in rows) + "\n")
+        read[name] = read_detections(path)
+    for name in ("space", "tab"):  # tab-separated was "expected 10 or 7 comma-separated columns, found 1"
+        np.testing.assert_array_equal(read[name].boxes, read["comma"].boxes)

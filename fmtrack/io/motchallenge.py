@@ -17,6 +17,7 @@ import csv
 import math
 import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,10 @@ def _read_well_formed(path: Path, allowed_columns: tuple[int, ...]) -> np.ndarra
     return table
 
 
+# Commas, and (as some exporters write) spaces or tabs, between values.
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
 def _read_line_by_line(path: Path, allowed_columns: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     chunks: list[np.ndarray] = []
     line_chunks: list[np.ndarray] = []
@@ -232,7 +237,7 @@ def _read_line_by_line(path: Path, allowed_columns: tuple[int, ...]) -> tuple[np
             text = text.strip()
             if not text:
                 continue
-            parts = [p for p in text.replace(" ", ",").split(",") if p != ""]
+            parts = [p for p in _SEPARATORS.split(text) if p != ""]
             if ncols is None:
                 if len(parts) not in allowed_columns:
                     want = " or ".join(map(str, allowed_columns))
