@@ -515,7 +515,8 @@ def _checked_result_rows(rows: np.ndarray) -> np.ndarray:
     # In order, each on rows the earlier ones passed (lambdas: a NaN frame never reaches the int cast).
     checks = (("is not finite", lambda: ~np.isfinite(values).all(axis=1)),
               ("has a frame that is not a whole number >= 1", lambda: (frames < 1) | (frames != np.round(frames))),
-              ("has a track id that is not a whole number >= 1", lambda: (ids < 1) | (ids != np.round(ids))),
+              (f"has a track id that is not a whole number within ±{MAX_VALUE:g}",  # as the reader takes them
+               lambda: (ids != np.round(ids)) | (np.abs(ids) > MAX_VALUE)),
               (f"has a value beyond {MAX_PIXELS:g} px", lambda: (np.abs(boxes) > MAX_PIXELS).any(axis=1)),
               ("has a width or height not above 0", lambda: (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)),
               ("repeats the (frame, track id) of an earlier row",
@@ -558,7 +559,7 @@ def write_results(path: str | Path, rows: np.ndarray) -> Path:
     """Write tracker output atomically as ``frame,id,left,top,width,height,1,-1,-1,-1``.
 
     rows: (N, 6) array of frame, track id, left, top, width, height (pixels). ValueError naming the
-    row for what :func:`read_results` would refuse: frames and ids not whole numbers >= 1, a value
+    row for what :func:`read_results` would refuse: frames not whole numbers >= 1, ids not whole, a value
     not finite or beyond 1e6 px, a width or height not above 0, an id twice in one frame.
     """
     path = Path(path)
