@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -395,12 +396,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _training_crops(args: argparse.Namespace) -> Path:
     """``--crops``, or with ``--from-video`` the mined tracklet crops of those sequences (or of the
-    video with ``--det``) in the run folder (cut once: a resumed run reuses them)."""
+    video with ``--det``) in the run folder (reused while mined from the same source: ``run_crops``)."""
     if args.crops:
         if args.det:
             raise ValueError("--det goes with --from-video FILE|DIR; a crops file is already cut")
         return Path(args.crops)
-    from .training.crops import cut_crops, cut_video_crops
+    from .training.crops import cut_crops, cut_video_crops, run_crops
 
     if args.det and len(args.from_video) != 1:
         raise ValueError(f"--det is the detections of one video; --from-video names {len(args.from_video)}")
@@ -410,8 +411,8 @@ def _training_crops(args: argparse.Namespace) -> Path:
                 raise ValueError(f"--from-video {item}: a video file or folder needs --det det.txt "
                                  "(without it, --from-video takes sequence names)")
     mining = MiningConfig(args.min_iou, args.max_competitor, args.min_length)
-    crops = Path(args.out) / "tracklet-crops.npz"
-    if not crops.is_file():
+
+    def cut(crops: Path) -> None:
         if args.det:
             from .pipeline.video_run import source_name
             from .video import open_frames
@@ -421,7 +422,11 @@ def _training_crops(args: argparse.Namespace) -> Path:
                             name=source_name(open_frames(video)))
         else:
             cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet, mining=mining)
-    return crops
+
+    source = {"from_video": [str(Path(v).resolve()) if args.det else v for v in args.from_video],
+              "det": None if args.det is None else str(Path(args.det).resolve()),
+              "data_root": None if args.det else str(args.data_root), "mining": dataclasses.asdict(mining)}
+    return run_crops(args.out, source, args.resume, args.overwrite, cut)
 
 
 def cmd_export(args: argparse.Namespace) -> None:

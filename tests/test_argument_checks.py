@@ -231,3 +231,28 @@ def test_tab_separated_detections_read_as_space_separated_ones_do(tmp_path):
         read[name] = read_detections(path)
     for name in ("space", "tab"):  # tab-separated was "expected 10 or 7 comma-separated columns, found 1"
         np.testing.assert_array_equal(read[name].boxes, read["comma"].boxes)
+
+
+def test_export_refuses_a_name_whose_sidecar_would_be_itself(tmp_path):
+    """``export --out m.json`` wrote the weights to m.json, then the sidecar over them (and over
+    m.safetensors' sidecar), and reported success."""
+    import shutil
+
+    from fmtrack.pipeline import default_model_path
+
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(default_model_path(), weights)
+    shutil.copy(default_model_path().with_suffix(".json"), weights.with_suffix(".json"))
+    for out in ("m.json", "m.pt", "m"):
+        assert main(["export", "--weights", str(weights), "--out", str(tmp_path / out)]) == 2
+        assert not (tmp_path / out).exists()
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "m.safetensors")]) == 0
+
+
+def test_diagnose_labels_two_runs_weights_apart():
+    from fmtrack.training.diagnose import model_labels
+
+    assert model_labels(["B/weights.safetensors", "C/weights.safetensors", "x/m.safetensors"]) == [
+        "B/weights", "C/weights", "m"]  # both were "weights": the second overwrote the first's row
+    with pytest.raises(ValueError, match="given twice"):
+        model_labels(["B/w.safetensors", "./B/w.safetensors"])

@@ -17,6 +17,11 @@ class InputError(ValueError):
             where = f"{where or 'input'}:{line}"
         super().__init__(problem if where is None else f"{where}: {problem}")  # no file: the problem alone
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its own arguments: a Ray worker's error reaches the driver as this error, not
+        # as Ray's "failed to deserialize" (pickle would call __init__ with the message alone).
+        return type(self), (self.path, self.problem, self.line)
+
 
 class InputWarning(UserWarning):
     """Input that is used but looks wrong (duplicated rows, frames of another size); the CLI prints

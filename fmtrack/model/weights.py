@@ -168,7 +168,12 @@ def update_thresholds(path: str | Path, thresholds: dict[str, float], provenance
 def export_weights(source: str | Path, destination: str | Path, fp16: bool = True,
                    provenance: dict[str, Any] | None = None) -> Path:
     """Copy trained weights (and their sidecar: provenance, thresholds) to ``destination``, as fp16
-    by default: a quarter-width model drops from 8.7 to 4.3 MB, which is what ``weights/`` ships."""
+    by default: a quarter-width model drops from 8.7 to 4.3 MB, which is what ``weights/`` ships.
+    ``destination`` must end in ``.safetensors``: descriptors are recognised by it, and its sidecar
+    (``NAME.json``) would otherwise be ``destination`` itself."""
+    if Path(destination).suffix != ".safetensors":
+        raise InputError(destination, "an exported model's name must end in .safetensors (its sidecar is "
+                                      "written beside it as NAME.json)")
     model, info = load_weights(source)
     info.provenance.update(provenance or {})
     return save_weights(model, destination, info, fp16=fp16)

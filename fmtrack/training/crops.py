@@ -21,6 +21,8 @@ folder with its own det.txt (``fmtrack train --from-video FILE --det det.txt``),
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..model.crops import cut_crops as cut_box_crops
-from ..io import (Detections, ImageSequence, InputError, atomic_path, find_sequence, read_detections,
-                  read_ground_truth, read_seqinfo)
+from ..io import (Detections, ImageSequence, InputError, atomic_path, atomic_write, find_sequence,
+                  read_detections, read_ground_truth, read_seqinfo)
 from .tracklets import MiningConfig, mine_tracklets
 
 CROP_SIZE = 64
@@ -227,3 +229,37 @@ def synthetic_crops(count: int, size: int = CROP_SIZE, seed: int = 0) -> CropSet
         images[i, waist:size - 2, centre - half:centre + half] = colours[2]
     return CropSet(images, np.full(count, "synthetic"), np.zeros(count, np.int64), np.zeros((count, 4)),
                    np.full(count, -1, np.int64), np.full(count, "synthetic"))
+
+
+def run_crops(out_dir: str | Path, source: dict, resume: bool, overwrite: bool,
+              cut: Callable[[Path], None]) -> Path:
+    """``OUT/tracklet-crops.npz`` of a ``--from-video`` run, mined from ``source`` (the sequences or
+    video, the detections and the mining thresholds, JSON-able; recorded beside it as
+    ``tracklet-crops.json``): reused only when mined from that same source (a resumed run, a retry),
+    else ``cut(path)`` mines it again. A resumed run whose crops came from another source, or a new
+    one over a run it would leave without its crops, is an InputError naming the folder.
+    """
+    out_dir = Path(out_dir)
+    crops, record = out_dir / "tracklet-crops.npz", out_dir / "tracklet-crops.json"
+    source = json.loads(json.dumps(source))  # as it reads back (tuples as lists)
+    recorded = None
+    if record.is_file():
+        try:
+            recorded = json.loads(record.read_text(encoding="utf8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            recorded = None  # unreadable: mined again below
+    if crops.is_file() and (recorded == source or (resume and recorded is None)):  # no record: a run made before
+        return crops
+    if resume and crops.is_file():
+        raise InputError(out_dir, f"--resume: its crops were mined from {recorded}, not {source}; resume with the "
+                                  "same --from-video, --det and mining flags")
+    held = [name for name in ("checkpoint.safetensors", "weights.safetensors") if (out_dir / name).is_file()]
+    if held and not overwrite:
+        raise InputError(out_dir, f"holds a training run ({held[0]}) whose crops these flags would replace: "
+                                  "--resume continues it, --overwrite starts it over, or choose a new --out folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record.unlink(missing_ok=True)  # mining may fail: no record then, so nothing stale is reused
+    cut(crops)
+    with atomic_write(record) as fh:
+        json.dump(source, fh, indent=2)
+    return crops

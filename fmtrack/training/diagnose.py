@@ -32,13 +32,24 @@ def encode_sample(weights_path: str | Path, crops_path: str | Path, n_crops: int
     return model, latents
 
 
+def model_labels(weights_paths: list[str | Path]) -> list[str]:
+    """A table label per model: its file stem, or ``folder/stem`` where stems repeat (two training
+    runs' ``weights.safetensors``); ValueError for one file given twice."""
+    paths = [Path(p) for p in weights_paths]
+    resolved = [p.resolve() for p in paths]
+    twice = next((p for p, r in zip(paths, resolved) if resolved.count(r) > 1), None)
+    if twice is not None:
+        raise ValueError(f"--weights {twice} is given twice")
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
 def diagnose(weights_paths: list[str | Path], crops_path: str | Path, out_dir: str | Path,
              n_points: int = 100, n_crops: int = 1000, seed: int = 0, progress: bool = True) -> dict[str, ModelFlatness]:
     """Flatness of each model; prints the table, writes ``flatness.png`` (and ``latent_map_<name>.png``)."""
     out_dir = Path(out_dir)
     results: dict[str, ModelFlatness] = {}
-    for path in weights_paths:
-        name = Path(path).stem
+    for path, name in zip(weights_paths, model_labels(weights_paths)):
         model, latents = encode_sample(path, crops_path, n_crops, seed)
         with torch.no_grad():
             results[name] = model_flatness(model.decode, latents, n_points=n_points, n_pairs=n_points,
@@ -46,7 +57,7 @@ def diagnose(weights_paths: list[str | Path], crops_path: str | Path, out_dir: s
             if latents.shape[1] == 2:
                 centres = latents[torch.randperm(len(latents), generator=torch.Generator().manual_seed(seed))[:3]]
                 plot_latent_map_2d(latent_map_2d(model.decode, latents, centres, progress=progress),
-                                   latents.numpy(), out_dir / f"latent_map_{name}.png")
+                                   latents.numpy(), out_dir / f"latent_map_{name.replace('/', '_')}.png")
     print(format_flatness_table(results))
     plot_flatness_boxes(results, out_dir / "flatness.png")
     return results
