@@ -256,3 +256,16 @@ def test_diagnose_labels_two_runs_weights_apart():
         "B/weights", "C/weights", "m"]  # both were "weights": the second overwrote the first's row
     with pytest.raises(ValueError, match="given twice"):
         model_labels(["B/w.safetensors", "./B/w.safetensors"])
+
+
+def test_input_errors_survive_pickling_as_ray_sends_them():
+    """A worker's InputError reached the driver as Ray's 'Failed to deserialize exception': pickle
+    rebuilt it from its message alone, and the constructor takes (path, problem, line)."""
+    import pickle
+
+    from fmtrack.pipeline.sequence import MethodUnavailable
+
+    for err in (InputError("img1/000030.jpg", "unreadable image", 3), InputError(None, "no data"),
+                MethodUnavailable("x.npy", "no features for this sequence")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and (back.path, back.line) == (err.path, err.line)
