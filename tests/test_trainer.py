@@ -209,3 +209,35 @@ def test_flat_regulariser_run_meets_constraint_without_collapse(crops_file, tmp_
         assert c2_raw < c2_relative / 4
     finally:
         torch.set_num_threads(previous)
+
+
+def test_resuming_a_finished_run_keeps_its_weights_and_calibration(crops_file, tmp_path):
+    """--resume on a finished run re-exported the weights, and the new sidecar dropped the thresholds
+    `fmtrack calibrate --write` had stored in it."""
+    from fmtrack.model.weights import update_thresholds
+
+    weights = Trainer(crops_file, config(steps=2), TINY.model, tmp_path, progress=False).run()
+    update_thresholds(weights, {"euclidean": 1.23}, {"calibrated_on": "MOT16-11"})
+    sidecar = weights.with_suffix(".json").read_bytes()
+    before = weights.read_bytes()
+    assert Trainer(crops_file, config(steps=2), TINY.model, tmp_path, resume=True, progress=False).run() == weights
+    assert weights.read_bytes() == before and weights.with_suffix(".json").read_bytes() == sidecar
+
+
+def test_a_checkpoint_step_or_controller_state_out_of_place_is_refused(crops_file, tmp_path):
+    import json
+
+    Trainer(crops_file, config(steps=4, checkpoint_every=1), TINY.model, tmp_path, progress=False).run(stop_after=3)
+    with pytest.raises(InputError, match="is at step 3, outside this run's 0 to --steps 2"):
+        Trainer(crops_file, config(steps=2, checkpoint_every=1), TINY.model, tmp_path, resume=True, progress=False)
+    checkpoint = tmp_path / CHECKPOINT
+    tensors = load_file(str(checkpoint))
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), "pt") as fh:
+        state = json.loads(fh.metadata()["state"])
+    for key, value, problem in (("controller", {}, "controller state must hold"), ("step", -5, "is at step -5")):
+        save_file(tensors, str(checkpoint), metadata={"state": json.dumps({**state, key: value})})
+        with pytest.raises(InputError, match=problem):  # {} restarted beta silently; -5 trained 9 steps
+            Trainer(crops_file, config(steps=4, checkpoint_every=1), TINY.model, tmp_path, resume=True,
+                    progress=False)

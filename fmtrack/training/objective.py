@@ -35,6 +35,7 @@ while c^2 fell 28 -> 3 in 60 steps and never left the initial phase).
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -346,5 +347,16 @@ class BetaController:
         return asdict(self)
 
     def load_state_dict(self, state: dict) -> None:
+        """Every field :meth:`state_dict` wrote, of its type; KeyError or TypeError otherwise (a
+        partial state would silently restart beta and the constraint's average)."""
+        kinds = typing.get_type_hints(type(self))
+        if set(state) != set(kinds):
+            raise KeyError(f"controller state must hold {sorted(kinds)}, got {sorted(state)}")
         for key, value in state.items():
+            allowed = typing.get_args(kinds[key]) or (kinds[key],)  # float | None -> (float, NoneType)
+            ok = (value is None and type(None) in allowed) or (
+                isinstance(value, bool) if bool in allowed else
+                not isinstance(value, bool) and isinstance(value, (int, float) if float in allowed else int))
+            if not ok:
+                raise TypeError(f"controller {key} must be {getattr(kinds[key], '__name__', kinds[key])}, got {value!r}")
             setattr(self, key, value)

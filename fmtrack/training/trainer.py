@@ -337,6 +337,7 @@ class Trainer:
         config = self.train_config
         last = config.steps if stop_after is None else min(stop_after, config.steps)
         writer = self.shard.rank == 0
+        start = self.step
         with run_lock(self.out_dir) if writer else contextlib.nullcontext(), _StopSignals() as stop:
             if writer:
                 self._prepare_folder()
@@ -380,6 +381,11 @@ class Trainer:
             if not writer:
                 self.shard.barrier()
                 return self.out_dir / (WEIGHTS if self.step >= config.steps else CHECKPOINT)
+            if self.step == start and self.step >= config.steps and (self.out_dir / WEIGHTS).is_file():
+                # A finished run resumed: nothing was trained, so its weights and their sidecar (with
+                # any thresholds `fmtrack calibrate --write` stored there) stay as they are.
+                self.shard.barrier()
+                return self.out_dir / WEIGHTS
             checkpoint = self.save_checkpoint()
             path = self.export_weights() if self.step >= config.steps else checkpoint
             self.shard.barrier()
@@ -462,6 +468,9 @@ class Trainer:
             self._restore(state, tensors)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
             raise InputError(path, f"checkpoint does not fit this run ({type(err).__name__}: {err})") from None
+        if not 0 <= self.step <= self.train_config.steps:
+            raise InputError(path, f"is at step {self.step}, outside this run's 0 to --steps {self.train_config.steps} "
+                                   f"(a run is resumed to as many steps as it has done, or more)")
         self.log_rows = [row for row in read_log(self.out_dir / LOG) if row["step"] <= self.step]
 
     def _restore(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
