@@ -477,6 +477,14 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         print(f"wrote thresholds ({thresholds}; calibrated on {args.seq}) to {sidecar_path(features)}")
 
 
+def _at_least_one(text: str) -> int:
+    """A count of 1 or more, refused by argparse before any work (not after timing every preset)."""
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {count}")
+    return count
+
+
 def _threads(text: str) -> int | None:
     """``--threads``: a count, or 0 for torch's own choice (None)."""
     count = int(text)
@@ -621,13 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="print speed benchmarks")
     bench_sub = bench.add_subparsers(dest="target", required=True)
     bt = bench_sub.add_parser("tracker", help="update() frames/s per preset, and memory on a long stream")
-    bt.add_argument("--seq", default="MOT17-09-FRCNN", help="sequence whose detections are tracked")
+    bt.add_argument("--seq", default="MOT17-09-FRCNN", help="sequence whose detections are tracked (it needs "
+                                                            "DeepSORT's features in the data root, for the fmtrack preset)")
     _add_data_root(bt)
-    bt.add_argument("--repeats", type=int, default=3, help="timed passes per preset (the best is reported)")
+    bt.add_argument("--repeats", type=_at_least_one, default=3, help="timed passes per preset (the best is reported)")
     bt.add_argument("--stream-frames", type=int, default=100_000, help="synthetic frames for the memory check")
     bt.add_argument("--reference-deepsort", help="checkout of nwojke/deep_sort to time in the same run")
     bt.add_argument("--reference-sort", help="checkout of abewley/sort (needs filterpy) to time in the same run")
-    bt.add_argument("--peer-repeats", type=int, default=5,
+    bt.add_argument("--peer-repeats", type=_at_least_one, default=5,
                     help="passes per tracker when timing against trackers' ByteTrackTracker (installed with "
                          "the [peers] extra; skipped otherwise)")
     bt.set_defaults(func=cmd_bench_tracker)
@@ -790,6 +799,8 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
     """Flags that would be silently ignored together are an error instead."""
     if args.command == "eval" and args.results and args.methods is not None:
         parser.error("eval: --results scores existing result files, so --methods would be ignored; give one of them")
+    if args.command == "train" and args.resume and args.overwrite:
+        parser.error("train: --resume continues the run in --out and --overwrite starts it over; give one of them")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

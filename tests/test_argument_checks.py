@@ -269,3 +269,23 @@ def test_input_errors_survive_pickling_as_ray_sends_them():
                 MethodUnavailable("x.npy", "no features for this sequence")):
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err) and str(back) == str(err) and (back.path, back.line) == (err.path, err.line)
+
+
+def test_bench_counts_and_train_flag_pairs_are_refused_before_any_work(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "tracker", "--repeats", "0"])  # timed every preset, then ZeroDivisionError
+    assert "argument --repeats: must be 1 or more, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--crops", "c.npz", "--out", "run", "--resume", "--overwrite"])  # --overwrite was ignored
+    assert "--resume continues the run in --out and --overwrite starts it over" in capsys.readouterr().err
+
+
+def test_a_tune_storage_optuna_cannot_open_is_named(tmp_path, data_root, capsys):
+    pytest.importorskip("optuna")
+    not_a_journal = tmp_path / "best.json"
+    not_a_journal.write_text('{"a":\n')
+    for storage in ("bogus://x", str(not_a_journal)):  # were SQLAlchemy's NoSuchModuleError, a bare JSON error
+        assert main(["tune", "--preset", "bytetrack", "--seqs", "TUD-Campus", "--trials", "1", "--quiet",
+                     "--out", str(tmp_path / "b.json"), "--storage", storage, "--data-root", str(data_root)]) == 2
+        assert "--storage: not an Optuna journal file or RDB URL" in capsys.readouterr().err
+    assert not_a_journal.read_text() == '{"a":\n' and not (tmp_path / "b.json").exists()

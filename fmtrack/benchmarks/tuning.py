@@ -200,17 +200,40 @@ def _storage(storage: str):
     optuna = _optuna()
     if "://" in storage:
         return storage
+    _check_journal(Path(storage))
     Path(storage).parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
 
 
+def _check_journal(path: Path) -> None:
+    """InputError unless ``path`` is absent, empty or an Optuna journal (its first line a JSON operation):
+    Optuna's journal writer appends its first operation to any file before it reads it as a journal."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise InputError(path, "--storage: not a journal file (a folder or device)")
+    try:
+        with open(path, encoding="utf8") as fh:
+            first = fh.readline()
+        if first and "op_code" not in json.loads(first):
+            raise ValueError("no op_code")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        raise InputError(path, "--storage: exists and is not an Optuna journal; give a new file or the journal "
+                               "of an earlier tune") from None
+
+
 def _open_study(settings: TuneSettings, storage: str, study_name: str, worker: int = 0):
     optuna = _optuna()
     sampler = optuna.samplers.TPESampler(seed=settings.seed + worker)
-    study = optuna.create_study(study_name=study_name, storage=_storage(storage), sampler=sampler,
-                                direction="maximize", load_if_exists=True)
+    try:
+        study = optuna.create_study(study_name=study_name, storage=_storage(storage), sampler=sampler,
+                                    direction="maximize", load_if_exists=True)
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy, drivers and the journal reader raise their own kinds
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InputError(storage, f"--storage: not an Optuna journal file or RDB URL this machine can open "
+                                  f"({type(err).__name__}: {first})") from None
     wanted = settings.study_attributes
     if not study.user_attrs:
         for key, value in wanted.items():
