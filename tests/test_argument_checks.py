@@ -289,3 +289,47 @@ def test_a_tune_storage_optuna_cannot_open_is_named(tmp_path, data_root, capsys)
                      "--out", str(tmp_path / "b.json"), "--storage", storage, "--data-root", str(data_root)]) == 2
         assert "--storage: not an Optuna journal file or RDB URL" in capsys.readouterr().err
     assert not_a_journal.read_text() == '{"a":\n' and not (tmp_path / "b.json").exists()
+
+
+def _snapshot_after_a_few_frames():
+    from fmtrack.tracker import Tracker
+
+    tracker = Tracker(preset("bytetrack"))
+    for f in range(4):
+        tracker.update(np.array([[10.0 + 3 * f, 10, 20, 40], [200, 50, 30, 60]]), np.array([0.9, 0.8]))
+    return tracker.snapshot()
+
+
+@pytest.mark.parametrize("key, change, words", [
+    ("tracks/mean", lambda v: v * np.nan, "tracks/mean is not finite"),  # every track vanished at the next frame
+    ("tracks/track_id", lambda v: np.ones_like(v), "track ids .* repeat"),  # two tracks reported as id 1
+    ("_next_id", lambda v: np.array(1), "track ids .* not below _next_id"),
+    ("tracks/slot", lambda v: np.full_like(v, -7), "tracks/slot must be -1"),
+    ("frame_count", lambda v: np.array(-100), "'frame_count' is -100, below 0"),
+    ("tracks/hits", lambda v: np.zeros_like(v), "tracks/hits holds 0, below 1"),
+])
+def test_a_tampered_tracker_snapshot_is_refused_at_restore(key, change, words):
+    from fmtrack.tracker import Tracker
+
+    state = _snapshot_after_a_few_frames()
+    Tracker.from_snapshot(state)  # the untouched one restores
+    with pytest.raises(ValueError, match=words):
+        Tracker.from_snapshot({**state, key: change(state[key])})
+
+
+def test_a_video_tracker_snapshot_is_checked_at_restore():
+    import fmtrack
+
+    video = fmtrack.VideoTracker("bytetrack", None)
+    for f in range(3):
+        video.update(None, np.array([[10.0 + 3 * f, 10, 20, 40]]), np.array([0.9]))
+    state = video.snapshot()
+    with pytest.raises(ValueError, match="snapshot must be the dict of arrays"):
+        video.restore([1, 2])  # was AttributeError: 'list' object has no attribute 'items'
+    with pytest.raises(ValueError, match="taken with the 'bytetrack' configuration; this VideoTracker runs 'sort'"):
+        fmtrack.VideoTracker("sort", None).restore(state)  # was accepted, failing frames later
+    with pytest.raises(ValueError, match="pipeline.frame_index must be one whole number"):
+        video.restore({**state, "pipeline.frame_index": np.array(["x"], dtype=object)})
+    assert video.frame_index == 0  # a failed restore leaves the stream as after reset()
+    video.restore(state)
+    assert video.frame_index == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -222,17 +223,48 @@ class VideoTracker:
         return state
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Continue from a ``snapshot``."""
+        """Continue from a ``snapshot`` of a VideoTracker of this configuration; ValueError naming the
+        entry that does not fit (the stream is then as after ``reset()``)."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"snapshot must be the dict of arrays VideoTracker.snapshot() returned, "
+                             f"got {type(state).__name__}")
         self.reset()
+        try:
+            self._restore(state)
+        except BaseException:
+            self.reset()
+            raise
+
+    def _restore(self, state: Mapping[str, np.ndarray]) -> None:
         self._tracker.restore({k.removeprefix("tracker."): v for k, v in state.items() if k.startswith("tracker.")})
-        self.frame_index = int(state["pipeline.frame_index"])
+        if self._tracker.config != self.config:  # another preset's state would fail frames later, misleadingly
+            raise ValueError(f"snapshot was taken with the {self._tracker.config.name!r} configuration; this "
+                             f"VideoTracker runs {self.config.name!r} (or the same preset with other settings)")
+        index = np.asarray(state.get("pipeline.frame_index", -1))
+        if index.size != 1 or index.dtype.kind not in "iu" or int(index.reshape(())) < 0:
+            raise ValueError(f"snapshot pipeline.frame_index must be one whole number >= 0, got {index!r}")
+        self.frame_index = int(index.reshape(()))
         if "pipeline.previous_frame" in state:
-            self._previous = (np.asarray(state["pipeline.previous_frame"]),
-                              np.asarray(state["pipeline.previous_boxes"]))
+            frame = np.asarray(state["pipeline.previous_frame"])
+            boxes = np.asarray(state.get("pipeline.previous_boxes", np.zeros((0, 4))))
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
+                raise ValueError(f"snapshot pipeline.previous_frame must be an (H, W, 3) uint8 image, "
+                                 f"got {frame.dtype} {frame.shape}")
+            if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.dtype.kind != "f" or not np.isfinite(boxes).all():
+                raise ValueError(f"snapshot pipeline.previous_boxes must be finite (K, 4) boxes, got {boxes.dtype} "
+                                 f"{boxes.shape}")
+            self._previous = (frame, boxes)
         if self._scores is not None and "pipeline.score_range" in state:
-            self._scores.low, self._scores.high = (float(v) for v in state["pipeline.score_range"])
+            score_range = np.asarray(state["pipeline.score_range"], dtype=np.float64).reshape(-1)
+            if score_range.shape != (2,) or np.isnan(score_range).any():
+                raise ValueError(f"snapshot pipeline.score_range must be two numbers, got {score_range.tolist()}")
+            self._scores.low, self._scores.high = score_range.tolist()
         if "pipeline.class_ids" in state:
-            self._class_ids = {int(k): int(v) for k, v in np.asarray(state["pipeline.class_ids"]).reshape(-1, 2)}
+            pairs = np.asarray(state["pipeline.class_ids"])
+            if pairs.dtype.kind not in "iu" or pairs.size % 2:
+                raise ValueError(f"snapshot pipeline.class_ids must be (track id, class id) integer pairs, got "
+                                 f"{pairs.dtype} {pairs.shape}")
+            self._class_ids = {int(k): int(v) for k, v in pairs.reshape(-1, 2)}
         if "pipeline.colour" in state:  # the stream's decision, not the next frame's (absent: decide anew)
             checked, without = (bool(v) for v in np.asarray(state["pipeline.colour"]).reshape(-1)[:2])
             self._colour_checked = checked

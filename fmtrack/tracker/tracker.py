@@ -14,6 +14,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -440,6 +441,8 @@ class Tracker:
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         """Take the state (and config) :meth:`snapshot` returned; ValueError naming what does not fit."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"snapshot must be the dict of arrays Tracker.snapshot() returned, got {type(state).__name__}")
         config = _snapshot_config(state)
         table = TrackTable()
         for name in TrackTable.COLUMNS:
@@ -464,6 +467,7 @@ class Tracker:
             if len(used) and used.max() >= len(parts["count"]):
                 raise ValueError("snapshot tracks/slot or departed/slot points outside the gallery")
         counters = {name: _snapshot_int(state, name) for name in _COUNTERS}
+        _check_snapshot_values(table, departed, counters, gallery is not None)
         self.config, self.kf = config, MOTION_MODELS[config.motion_model](config.velocity_noise)
         self.tracks, self.gallery, self.departed = table, gallery, departed
         for name, value in counters.items():
@@ -529,6 +533,29 @@ def _snapshot_int(state: dict[str, np.ndarray], key: str) -> int:
     if value.size != 1 or value.dtype.kind not in "iub":
         raise ValueError(f"snapshot {key!r} must be one integer, got {value.dtype} {value.shape}")
     return int(value.reshape(()))
+
+
+def _check_snapshot_values(table: TrackTable, departed: dict[str, np.ndarray], counters: dict[str, int],
+                           has_gallery: bool) -> None:
+    """ValueError naming the entry of a snapshot whose values no tracker could have reached: a state
+    that is not finite (every track would vanish at the next update), ids repeated or ahead of the
+    next id (two tracks reported as one), negative counts, gallery slots shared or without a gallery."""
+    for name in ("mean", "covariance"):
+        if not np.isfinite(getattr(table, name)).all():
+            raise ValueError(f"snapshot tracks/{name} is not finite")
+    for name, low in (("hits", 1), ("age", 1), ("hit_streak", 0), ("time_since_update", 0), ("track_id", 0)):
+        column = getattr(table, name)
+        if len(column) and column.min() < low:
+            raise ValueError(f"snapshot tracks/{name} holds {int(column.min())}, below {low}")
+    for name, low in (("frame_count", 0), ("skipped_detections", 0), ("duplicate_detections", 0), ("_next_id", 1)):
+        if counters[name] < low:
+            raise ValueError(f"snapshot {name!r} is {counters[name]}, below {low}")
+    ids = np.concatenate([table.track_id[table.track_id > 0], departed["track_id"]])
+    if len(ids) and (len(np.unique(ids)) < len(ids) or ids.min() < 1 or ids.max() >= counters["_next_id"]):
+        raise ValueError("snapshot track ids (tracks/track_id, departed/track_id) repeat, or are not below _next_id")
+    slots = np.concatenate([table.slot[table.slot >= 0], departed["slot"]])
+    if (len(table.slot) and table.slot.min() < -1) or len(np.unique(slots)) < len(slots) or (len(slots) and not has_gallery):
+        raise ValueError("snapshot tracks/slot must be -1 (no appearance) or a gallery slot no other track holds")
 
 
 def _no_departed() -> dict[str, np.ndarray]:
