@@ -446,8 +446,8 @@ class Trainer:
         except (SafetensorError, OSError) as err:
             raise InputError(path, f"not a readable checkpoint ({err})") from None
         if state.get("crops_sha256") not in (None, self.crops_sha256):
-            raise InputError(self.crops_path, f"is not the crops file this run trained on ({state['crops_path']}, "
-                                              f"SHA-256 {state['crops_sha256'][:12]}; this file's is "
+            raise InputError(self.crops_path, f"is not the crops file this run trained on ({state.get('crops_path')}, "
+                                              f"SHA-256 {str(state['crops_sha256'])[:12]}; this file's is "
                                               f"{self.crops_sha256[:12]})")
         saved_world = int(state.get("world_size", 1))
         if saved_world != self.shard.world_size:
