@@ -88,9 +88,14 @@ def test_every_preset_and_its_motion_only_form_pass_their_own_checks():
 
 
 def test_a_preset_file_with_a_wrong_value_names_the_file_and_the_field(tmp_path):
+    """Switches included: "false" (a string) or 0 in a bool field would be read by Python's truth rules."""
     document = preset_document(preset("fmtrack"), {"test": "types"})
     for where, field, value, message in (("stage", "tracks", "confirmd", "unknown tracks 'confirmd'"),
-                                         ("config", "min_confidence", "0.1", "min_confidence must be a number")):
+                                         ("config", "min_confidence", "0.1", "min_confidence must be a number"),
+                                         ("stage", "height_modulated", "false",
+                                          "height_modulated must be true or false, got 'false'"),
+                                         ("config", "confirm_first_frame", 0,
+                                          "confirm_first_frame must be true or false, got 0")):
         data = json.loads(json.dumps(document))
         (data["tracker"]["stages"][1] if where == "stage" else data["tracker"])[field] = value
         path = tmp_path / f"{field}.json"
