@@ -423,9 +423,9 @@ def _training_crops(args: argparse.Namespace) -> Path:
         else:
             cut_crops(args.from_video, crops, "tracklets", args.data_root, progress=not args.quiet, mining=mining)
 
+    # Sequences by name (the data root may be named another way on resume), a video and its detections by path.
     source = {"from_video": [str(Path(v).resolve()) if args.det else v for v in args.from_video],
-              "det": None if args.det is None else str(Path(args.det).resolve()),
-              "data_root": None if args.det else str(args.data_root), "mining": dataclasses.asdict(mining)}
+              "det": None if args.det is None else str(Path(args.det).resolve()), "mining": dataclasses.asdict(mining)}
     return run_crops(args.out, source, args.resume, args.overwrite, cut)
 
 
