@@ -241,3 +241,18 @@ def test_a_checkpoint_step_or_controller_state_out_of_place_is_refused(crops_fil
         with pytest.raises(InputError, match=problem):  # {} restarted beta silently; -5 trained 9 steps
             Trainer(crops_file, config(steps=4, checkpoint_every=1), TINY.model, tmp_path, resume=True,
                     progress=False)
+
+
+def test_a_mistyped_config_in_a_checkpoint_names_the_checkpoint(crops_file, tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    Trainer(crops_file, config(steps=2, checkpoint_every=1), TINY.model, tmp_path, progress=False).run(stop_after=1)
+    checkpoint = tmp_path / CHECKPOINT
+    with safe_open(str(checkpoint), "pt") as fh:
+        state = json.loads(fh.metadata()["state"])
+    state["train_config"]["steps"] = "x"  # was "TrainConfig: wrongly typed value (...)", no file named
+    save_file(load_file(str(checkpoint)), str(checkpoint), metadata={"state": json.dumps(state)})
+    with pytest.raises(InputError, match=f"{CHECKPOINT}: training state's train_config does not load"):
+        Trainer(crops_file, config(steps=2, checkpoint_every=1), TINY.model, tmp_path, resume=True, progress=False)

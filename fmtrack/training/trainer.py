@@ -618,6 +618,11 @@ def read_checkpoint_state(out_dir: str | Path) -> dict[str, Any]:
         raise InputError(path, f"training state in its metadata lacks {', '.join(missing)}")
     if not isinstance(state["train_config"], dict) or not isinstance(state["model_config"], dict):
         raise InputError(path, "training state's configs are not JSON objects")
+    for name, kind in (("train_config", TrainConfig), ("model_config", ModelConfig)):
+        try:  # keys the checkpoint predates take their defaults, as when it is resumed
+            kind.from_dict({**kind().to_dict(), **state[name]})
+        except (TypeError, ValueError) as err:
+            raise InputError(path, f"training state's {name} does not load ({err})") from None
     return state
 
 
