@@ -19,7 +19,7 @@ import numpy as np
 from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
 from ..io.motchallenge import MAX_FRAME_RATE
 from ..tracker import Track, Tracker, TrackerConfig, to_tlwh
-from ..tracker.boxes import as_real
+from ..tracker.boxes import as_real, check_finite
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
 from .descriptor import configure, descriptor_spec, image_embedder, uses_model
@@ -324,14 +324,15 @@ class VideoTracker:
 
 
 def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
-    raw = np.asarray(values)
-    if raw.dtype.kind not in ("fiu" if dtype is np.float64 else "iu"):  # no silent casts of bools, text, objects
-        raise ValueError(f"{name} must be {'real' if dtype is np.float64 else 'whole'} numbers, "
-                         f"got an array of dtype {raw.dtype}")
-    values = raw.astype(dtype, copy=False)
+    if dtype is np.float64:
+        values = as_real(values, name)  # the Tracker's own checks: no silent casts, finite
+    else:
+        raw = np.asarray(values)
+        if raw.dtype.kind not in "iu":  # no silent casts of bools, text, objects
+            raise ValueError(f"{name} must be whole numbers, got an array of dtype {raw.dtype}")
+        values = raw.astype(dtype, copy=False)
     if values.shape != (n,):
         raise ValueError(f"{name} must have shape (N={n},), got {values.shape}")
-    if dtype is np.float64 and not np.isfinite(values).all():
-        row = int(np.argmax(~np.isfinite(values)))
-        raise ValueError(f"{name} row {row} is not finite: {values[row]}")
+    if dtype is np.float64:
+        check_finite(values, name)
     return values
