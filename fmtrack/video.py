@@ -86,6 +86,8 @@ class VideoFile(FrameSource):
 
     def __init__(self, path: Path):
         self.path = path
+        if _is_text(path):  # FFmpeg's tty demuxer "plays" a text file as a picture of its text
+            raise InputError(path, "is a text file, not a video (a detection file given as --video?)")
         capture = self._open()
         try:
             ok, first = capture.read()
@@ -100,8 +102,6 @@ class VideoFile(FrameSource):
         self.frame_count = int(count) if np.isfinite(count) and count > 0 else None
 
     def _open(self) -> cv2.VideoCapture:
-        if _is_text(self.path):  # FFmpeg's tty demuxer "plays" a text file as a picture of its text
-            raise InputError(self.path, "is a text file, not a video (a detection file given as --video?)")
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise InputError(self.path, "not a video OpenCV can open")
