@@ -46,3 +46,18 @@ def test_any_field_value_gives_a_safe_info_or_one_input_error(tmp_path, field, v
     assert all(isinstance(t, (int, float)) and math.isfinite(t) and t > 0 for t in info.thresholds.values())
     config = info.model_config
     assert config.image_size > 0 and config.latent_dim > 0 and math.isfinite(config.width) and config.width > 0
+
+
+def test_a_threshold_under_a_name_no_metric_has_is_refused(tmp_path):
+    """The weights sidecar and the features sidecar check thresholds alike: a key other than
+    cosine / euclidean (a typo would otherwise leave the model uncalibrated without a word)."""
+    sidecar = json.loads(json.dumps(VALID))
+    sidecar["thresholds"] = {"Euclidean": 3.0}
+    weights = tmp_path / "w.safetensors"
+    sidecar_path(weights).write_text(json.dumps(sidecar))
+    try:
+        read_weights_info(weights)
+    except InputError as err:
+        assert "thresholds must map cosine / euclidean to finite distances > 0" in str(err)
+    else:
+        raise AssertionError("a threshold named 'Euclidean' was accepted")

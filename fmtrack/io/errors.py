@@ -1,7 +1,10 @@
-"""One error type for bad input, so the CLI can print it as a single line."""
+"""One error type for bad input, so the CLI can print it as a single line, and the checks shared by
+the readers that raise it."""
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 
@@ -26,3 +29,12 @@ class InputError(ValueError):
 class InputWarning(UserWarning):
     """Input that is used but looks wrong (duplicated rows, frames of another size); the CLI prints
     it as one ``fmtrack: warning:`` line."""
+
+
+def check_thresholds(path: str | os.PathLike, thresholds: object, metrics: tuple[str, ...]) -> None:
+    """InputError naming ``path`` unless ``thresholds`` (a sidecar's entry) maps some of ``metrics``
+    to finite distances > 0."""
+    if not isinstance(thresholds, dict) or not all(
+            name in metrics and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 < value < math.inf for name, value in thresholds.items()):
+        raise InputError(path, f"thresholds must map {' / '.join(metrics)} to finite distances > 0, got {thresholds!r}")

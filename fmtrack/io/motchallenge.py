@@ -46,6 +46,14 @@ MAX_FEATURE = 1e18
 _CHUNK_ROWS = 1 << 16
 
 
+def check_frame_rate(value: object, name: str) -> float:
+    """``value`` as a float, or ValueError naming ``name`` unless it is a number of frames per second
+    in (0, MAX_FRAME_RATE] (seqinfo.ini's frameRate has the same bounds)."""
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 < value <= MAX_FRAME_RATE):  # NaN fails
+        raise ValueError(f"{name} must be a frame rate in (0, {MAX_FRAME_RATE:g}] frames per second, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class SequenceInfo:
     """The contents of a sequence's ``seqinfo.ini`` plus its directory."""

@@ -19,6 +19,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..io import InputError, atomic_path, atomic_write
+from ..io.errors import check_thresholds
+from ..tracker.distance import METRICS
 from .config import ModelConfig
 from .network import FMVAE
 
@@ -86,11 +88,7 @@ def read_weights_info(path: str | Path) -> WeightsInfo:
         raise InputError(side, "provenance must be a JSON object")
     if info.dtype not in ("float32", "float16", "bfloat16"):
         raise InputError(side, f"dtype must be float32, float16 or bfloat16, got {info.dtype!r}")
-    if not isinstance(info.thresholds, dict):
-        raise InputError(side, "thresholds must be a JSON object of metric: distance")
-    for metric, value in info.thresholds.items():
-        if not _is_number(value) or not math.isfinite(value) or value <= 0:
-            raise InputError(side, f"threshold {metric!r} must be a positive finite number, got {value!r}")
+    check_thresholds(side, info.thresholds, METRICS)
     return info
 
 

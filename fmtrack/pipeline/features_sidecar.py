@@ -10,16 +10,16 @@ Layout: ``{"format": "fmtrack-features", "version": 1, "descriptor": "fmvae-...+
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ..io import InputError, atomic_write
+from ..io.errors import check_thresholds
+from ..tracker.distance import METRICS
 
 FORMAT = "fmtrack-features"
 VERSION = 1
-METRICS = ("cosine", "euclidean")
 
 
 def sidecar_path(features_path: str | os.PathLike) -> Path:
@@ -80,8 +80,4 @@ def _check(path: Path, document: dict[str, Any]) -> None:
         raise InputError(path, f"features sidecar version {document.get('version')!r}; this fmtrack reads {VERSION}")
     if document.get("metric") not in METRICS:
         raise InputError(path, f"metric must be one of {', '.join(METRICS)}, got {document.get('metric')!r}")
-    thresholds = document.get("thresholds")
-    if not isinstance(thresholds, dict) or not all(
-            name in METRICS and isinstance(value, (int, float)) and not isinstance(value, bool)
-            and 0 < value < math.inf for name, value in thresholds.items()):
-        raise InputError(path, f"thresholds must map cosine / euclidean to finite distances > 0, got {thresholds!r}")
+    check_thresholds(path, document.get("thresholds"), METRICS)

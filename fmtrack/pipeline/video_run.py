@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..embedder import Embedder, PrecomputedFeatures
 from ..io import Detections, InputError, check_output, read_detections, read_seqinfo
-from ..io.motchallenge import MAX_FRAME_RATE
+from ..io.motchallenge import check_frame_rate
 from ..tracker import TrackerConfig
 from ..video import DEFAULT_FPS, FrameSource, ImageFolder, TrackRenderer, open_frames
 from .descriptor import configure, image_embedder, method_descriptor, uses_model
@@ -83,9 +83,7 @@ def frame_rate(source: FrameSource, fps: float | None = None) -> tuple[float, st
     """(frames per second, where it came from): ``fps`` if given, else the source's (a video's
     container, a sequence's seqinfo.ini, also for its image folder given directly), else 30."""
     if fps is not None:
-        if not 0 < fps <= MAX_FRAME_RATE:  # False for NaN too; seqinfo.ini's frameRate has the same bounds
-            raise ValueError(f"--fps must be a frame rate in (0, {MAX_FRAME_RATE:g}] frames per second, got {fps}")
-        return float(fps), "--fps"
+        return check_frame_rate(fps, "--fps"), "--fps"
     if source.fps is not None:
         return float(source.fps), "the video" if source.path.is_file() else "seqinfo.ini"
     info = _sequence_of(source.path) if source.path.is_dir() else None

@@ -8,7 +8,6 @@ previous frame and the tracks, and is not to be shared between threads.
 
 from __future__ import annotations
 
-import numbers
 import os
 import time
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
-from ..io.motchallenge import MAX_FRAME_RATE
+from ..io.motchallenge import check_frame_rate
 from ..tracker import Track, Tracker, TrackerConfig, to_tlwh
 from ..tracker.boxes import as_real, check_finite
 from ..tracker.detections import select_detections
@@ -68,9 +67,7 @@ class VideoTracker:
                  threads: int | None = 1, **overrides: Any):
         if box_format not in BOX_FORMATS:
             raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}")
-        if isinstance(frame_rate, bool) or not (isinstance(frame_rate, numbers.Real) and 0 < frame_rate <= MAX_FRAME_RATE):
-            raise ValueError(f"frame_rate must be a number of frames per second in (0, {MAX_FRAME_RATE:g}], "
-                             f"got {frame_rate!r}")
+        check_frame_rate(frame_rate, "frame_rate")
         if camera_motion is not None:
             if not isinstance(camera_motion, str):  # an affine belongs to update(camera_motion=...)
                 raise ValueError(f"camera_motion must be 'none', 'sof' or 'ecc' (a per-frame affine goes to "
