@@ -778,8 +778,9 @@ def build_parser() -> argparse.ArgumentParser:
     dg = sub.add_parser("diagnose", help="flatness of trained models: table and box plots")
     dg.add_argument("--weights", nargs="+", required=True, help="FMVAE .safetensors files to compare")
     dg.add_argument("--crops", required=True, help="a crops file (.npz) whose crops are encoded")
-    dg.add_argument("--points", type=int, default=50,
-                    help="encodings and mixup points per model (exact G: ~0.9 s a point at full width on 2 CPU cores)")
+    dg.add_argument("--points", type=_at_least_one, default=50,
+                    help="encodings and mixup points per model, at most 1000 (exact G: ~0.9 s a point at full "
+                         "width on 2 CPU cores)")
     dg.add_argument("--out-dir", default="runs/diagnose", help="where the table and flatness.png go")
     dg.add_argument("--quiet", action="store_true", help="no progress bar")
     dg.set_defaults(func=cmd_diagnose)

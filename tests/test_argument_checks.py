@@ -258,6 +258,18 @@ def test_diagnose_labels_two_runs_weights_apart():
         model_labels(["B/w.safetensors", "./B/w.safetensors"])
 
 
+def test_diagnose_points_beyond_the_encoded_crops_are_refused_before_any_model_loads(tmp_path, capsys):
+    """--points 100000 ran for over ten minutes: only the mixup points grew past the 1,000 encodings."""
+    from fmtrack.training.diagnose import diagnose
+
+    with pytest.raises(ValueError, match=r"points per model must be 1 to 1000 \(the crops encoded\), got 100000"):
+        diagnose(["missing.safetensors"], "missing.npz", tmp_path, n_points=100_000)
+    for points in ("0", "-3"):
+        with pytest.raises(SystemExit):
+            main(["diagnose", "--weights", "w.safetensors", "--crops", "c.npz", "--points", points])
+        assert "must be 1 or more" in capsys.readouterr().err
+
+
 def test_input_errors_survive_pickling_as_ray_sends_them():
     """A worker's InputError reached the driver as Ray's 'Failed to deserialize exception': pickle
     rebuilt it from its message alone, and the constructor takes (path, problem, line)."""

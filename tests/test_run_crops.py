@@ -64,3 +64,13 @@ def test_a_run_made_before_the_record_resumes_with_its_crops(tmp_path):
     (tmp_path / "tracklet-crops.npz").write_bytes(b"old")
     cut = Cutter()
     assert run_crops(tmp_path, TUD, resume=True, overwrite=False, cut=cut).read_bytes() == b"old" and cut.calls == 0
+
+
+def test_resuming_a_crops_run_with_from_video_is_refused_before_mining(tmp_path):
+    """A run trained on --crops, resumed with --from-video: refused with a message that fits --resume
+    (it read '--resume continues it'), before any crops are mined."""
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"a run")
+    cut = Cutter()
+    with pytest.raises(InputError, match="--resume: its training run .* has no tracklet-crops.npz"):
+        run_crops(tmp_path, TUD, resume=True, overwrite=False, cut=cut)
+    assert cut.calls == 0

@@ -254,6 +254,9 @@ def run_crops(out_dir: str | Path, source: dict, resume: bool, overwrite: bool,
         raise InputError(out_dir, f"--resume: its crops were mined from {recorded}, not {source}; resume with the "
                                   "same --from-video, --det and mining flags")
     held = [name for name in ("checkpoint.safetensors", "weights.safetensors") if (out_dir / name).is_file()]
+    if held and resume:
+        raise InputError(out_dir, f"--resume: its training run ({held[0]}) has no tracklet-crops.npz: it was "
+                                  "trained on --crops (resume it with them), or its mined crops were removed")
     if held and not overwrite:
         raise InputError(out_dir, f"holds a training run ({held[0]}) whose crops these flags would replace: "
                                   "--resume continues it, --overwrite starts it over, or choose a new --out folder")

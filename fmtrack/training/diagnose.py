@@ -46,7 +46,10 @@ def model_labels(weights_paths: list[str | Path]) -> list[str]:
 
 def diagnose(weights_paths: list[str | Path], crops_path: str | Path, out_dir: str | Path,
              n_points: int = 100, n_crops: int = 1000, seed: int = 0, progress: bool = True) -> dict[str, ModelFlatness]:
-    """Flatness of each model; prints the table, writes ``flatness.png`` (and ``latent_map_<name>.png``)."""
+    """Flatness of each model on ``n_points`` of its encodings of ``n_crops`` sampled crops and as many
+    mixup points; prints the table, writes ``flatness.png`` (and ``latent_map_<name>.png``)."""
+    if not 1 <= n_points <= n_crops:  # beyond the encodings, only the mixup points would grow (and the time)
+        raise ValueError(f"points per model must be 1 to {n_crops} (the crops encoded), got {n_points}")
     out_dir = Path(out_dir)
     results: dict[str, ModelFlatness] = {}
     for path, name in zip(weights_paths, model_labels(weights_paths)):
