@@ -485,6 +485,17 @@ def _at_least_one(text: str) -> int:
     return count
 
 
+def _frame_rate(text: str) -> float:
+    """``--fps``: frames per second in (0, 10,000], refused by argparse before any work."""
+    from .io.motchallenge import MAX_FRAME_RATE, check_frame_rate
+
+    try:
+        return check_frame_rate(float(text), "--fps")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a frame rate in (0, {MAX_FRAME_RATE:g}] frames per second, "
+                                         f"got {text!r}") from None
+
+
 def _threads(text: str) -> int | None:
     """``--threads``: a count, or 0 for torch's own choice (None)."""
     count = int(text)
@@ -524,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--render", metavar="OUT.mp4",
                      help="also write an annotated video (boxes, ids in a stable colour, trails, frame number); "
                           "with --video drawn while tracking, with --seq from the finished rows")
-    run.add_argument("--fps", type=float,
+    run.add_argument("--fps", type=_frame_rate,
                      help="with --video: the frame rate (default: the video's or seqinfo.ini's, else 30)")
     run.add_argument("--features", help="appearance: default (model+hsv*3: the shipped model fused with colour "
                                         "histograms), model (the shipped model alone, "
@@ -561,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--video", help="a video file, an image folder (frames in name order) or a sequence folder")
     rd.add_argument("--results", required=True, help="result file: frame,id,left,top,width,height,...")
     rd.add_argument("--out", required=True, help="annotated video (.mp4), written atomically")
-    rd.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 30)")
+    rd.add_argument("--fps", type=_frame_rate, help="output frame rate (default: the source's, else 30)")
     _add_data_root(rd)
     rd.add_argument("--quiet", action="store_true", help="no progress bar")
     rd.set_defaults(func=cmd_render)

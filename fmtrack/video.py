@@ -10,7 +10,9 @@ MOTChallenge result rows onto a source's frames.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
@@ -20,6 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .io import InputError, atomic_path, read_results, read_seqinfo
+from .io.motchallenge import check_frame_rate
+
+_DIGITS = re.compile(r"(\d+)")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = 30.0  # when neither the caller nor the source says
@@ -56,12 +61,19 @@ class FrameSource:
         return image
 
 
+def _natural_key(path: Path) -> list:
+    """Sort key of a file name whose digit runs compare as numbers: frame2 before frame10."""
+    return [int(part) if odd else part for odd, part in zip(itertools.cycle((False, True)), _DIGITS.split(path.name))]
+
+
 class ImageFolder(FrameSource):
-    """A folder of images, frame i being the i-th file in name order (MOTChallenge's 000001.jpg ...)."""
+    """A folder of images, frame i being the i-th file in name order, numbers by value (MOTChallenge's
+    000001.jpg ..., and ffmpeg's unpadded frame1.png, frame2.png, ..., frame10.png)."""
 
     def __init__(self, folder: Path, fps: float | None = None):
         self.path = folder
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        self.files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                            key=_natural_key)
         if not self.files:
             raise InputError(folder, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         first = self._read(self.files[0])
@@ -180,8 +192,7 @@ class TrackRenderer:
         for path in inputs:
             if Path(path).resolve() == self.out_path.resolve():
                 raise ValueError(f"out_path: {self.out_path} is also an input; rendering would overwrite it")
-        if not (isinstance(fps, (int, float, np.number)) and np.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps: expected a positive frame rate, got {fps}")
+        fps = check_frame_rate(fps, "fps")
         if len(size) != 2 or min(size) <= 0:
             raise ValueError(f"size: expected (width, height) in pixels, got {size}")
         self.fps, self.size, self.trail = float(fps), (int(size[0]), int(size[1])), int(trail)
@@ -199,8 +210,10 @@ class TrackRenderer:
         tmp = self._stack.enter_context(atomic_path(self.out_path, keep_suffix=True))
         self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
         if not self._writer.isOpened():
-            self._stack.close()
-            raise InputError(self.out_path, "OpenCV cannot write an mp4v video here")
+            error = InputError(self.out_path, f"OpenCV cannot write an mp4v video here at {self.fps:g} frames per second")
+            self._stack.__exit__(InputError, error, None)  # as a failure: the temporary goes, the target stays
+            self._stack = self._writer = None
+            raise error
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -297,7 +310,7 @@ def render_rows(source: FrameSource, rows: np.ndarray, out_path: str | os.PathLi
         raise ValueError(f"rows: expected (N, 6) frame, id, left, top, width, height; got shape {rows.shape}")
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames = rows[:, 0].astype(np.int64)
-    rate = fps or source.fps or DEFAULT_FPS
+    rate = fps if fps is not None else source.fps or DEFAULT_FPS
     with TrackRenderer(out_path, rate, source.size, inputs=[source.path, *inputs]) as renderer:
         for index, image in tqdm(source, total=source.frame_count, unit="frame", desc=Path(out_path).name,
                                  disable=not progress):

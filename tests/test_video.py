@@ -62,6 +62,19 @@ def test_image_folder_in_name_order(tmp_path):
     assert len(list(source)) == 4  # iterating again starts from the first frame
 
 
+def test_unpadded_frame_numbers_play_in_numeric_order(tmp_path):
+    """ffmpeg's frame%d.png names sorted as text played frame10 after frame1."""
+    frames = _frames(12)
+    folder = tmp_path / "unpadded"
+    folder.mkdir()
+    for i, image in enumerate(frames, 1):
+        cv2.imwrite(str(folder / f"frame{i}.png"), image)
+    source = open_frames(folder)
+    assert [p.name for p in source.files][:3] == ["frame1.png", "frame2.png", "frame3.png"]
+    for (_, image), expected in zip(source, frames):
+        np.testing.assert_array_equal(image, expected)
+
+
 def test_sequence_folder_uses_seqinfo(tmp_path):
     seq = tmp_path / "SYN-01"
     _image_folder(seq / "img1", _frames(3))
@@ -205,6 +218,30 @@ def test_renderer_writes_atomically(tmp_path):
         for image in _frames(3):
             renderer.write(image)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"] and len(_read_video(out)) == 3
+
+
+def test_a_renderer_that_cannot_open_keeps_the_existing_video(tmp_path, monkeypatch):
+    """A writer OpenCV could not open replaced the target with the empty temporary file."""
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier render")
+
+    class Closed:
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoWriter", Closed)
+    with pytest.raises(InputError, match="OpenCV cannot write an mp4v video here"):
+        with TrackRenderer(out, 25, (64, 48)):
+            pass
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"] and out.read_bytes() == b"an earlier render"
+    with pytest.raises(ValueError, match=r"fps must be a frame rate in \(0, 10000\]"):
+        TrackRenderer(tmp_path / "fast.mp4", 1e9, (64, 48))
 
 
 def test_render_rows_frame_beyond_the_source(tmp_path):
