@@ -165,6 +165,11 @@ def test_a_preset_file_tuned_with_other_features_is_carried_to_the_descriptor_wi
     ('{"stages": 3}', "'stages' must be a list", None),
     ('{"stages": [{"cost": "iou", "max_cost": 0.5}], "max_age": -1}', "max_age >= 0", None),
     ('{"stages": [{"cost": "iou", "max_cost": 0.5, "bogus": 1}]}', "bogus", None),
+    # The name is the default output folder (runs/NAME): it wrote runs/../../escaped/SEQ.txt.
+    ('{"name": "../../escaped", "stages": [{"cost": "iou", "max_cost": 0.5}]}', "holds a path separator", None),
+    ('{"name": "", "stages": [{"cost": "iou", "max_cost": 0.5}]}', "preset name '' is empty", None),
+    # json keeps the last of a repeated key without a word.
+    ('{"max_age": 1, "stages": [{"cost": "iou", "max_cost": 0.5}], "max_age": 50}', "'max_age' is given twice", None),
 ])
 def test_bad_preset_files_are_one_input_error_naming_the_file(tmp_path, text, words, line):
     path = tmp_path / "bad.json"
@@ -172,6 +177,12 @@ def test_bad_preset_files_are_one_input_error_naming_the_file(tmp_path, text, wo
     with pytest.raises(InputError, match=words) as err:
         load_preset_file(path)
     assert err.value.path == str(path) and err.value.line == line
+
+
+def test_a_preset_file_with_a_byte_order_mark_reads_as_without(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_text(json.dumps(preset_document(preset("bytetrack"), {})), encoding="utf-8-sig")
+    assert load_preset_file(path) == preset("bytetrack")
 
 
 def test_unknown_preset_lists_the_presets():

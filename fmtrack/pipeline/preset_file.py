@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import InputError
+from ..io.names import name_problem
 from ..tracker import PRESETS, TrackerConfig
 
 FORMAT = "fmtrack-preset"
@@ -30,13 +31,22 @@ def preset_document(config: TrackerConfig, provenance: dict[str, Any]) -> dict[s
 
 def _read_json(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf8")
+        text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is not content
     except (OSError, UnicodeDecodeError) as err:
         raise _error(path, f"cannot read preset file: {err}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(path, pairs))
     except json.JSONDecodeError as err:
         raise _error(path, f"not JSON: {err.msg}", err.lineno) from None
+
+
+def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; InputError for a key given twice (json keeps the last silently)."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        twice = next(key for i, (key, _) in enumerate(pairs) if any(key == k for k, _ in pairs[:i]))
+        raise _error(path, f"key {twice!r} is given twice in one object")
+    return data
 
 
 def tuned_features(path: str | Path) -> tuple[bool, str | None, str | None]:
@@ -66,6 +76,9 @@ def load_preset_file(path: str | Path) -> TrackerConfig:
     stages = data.get("stages")
     if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
         raise _error(path, "'stages' must be a list of stage objects")
+    problem = name_problem(data["name"]) if isinstance(data.get("name"), str) else None
+    if problem is not None:  # the name becomes the default output folder, runs/NAME
+        raise _error(path, f"preset name {data['name']!r} {problem}: it must be one path component")
     try:
         return TrackerConfig.from_dict(data)
     except (TypeError, ValueError) as err:
