@@ -132,3 +132,24 @@ def test_with_hota_refuses_a_mismatched_table():
     table = pd.DataFrame({"IDF1": [1.0, 2.0, 3.0]}, index=["a", "b", "OVERALL"])
     with pytest.raises(ValueError, match="1 HOTA results for a table of 3 rows"):
         hota.with_hota(table, [{"HOTA": {}}])
+
+
+def test_a_results_file_our_reader_takes_gets_the_same_hota_as_its_clean_form(data_root, tmp_path):
+    """TrackEval re-read the user's file and failed on what fmtrack's reader takes: a byte-order
+    mark, blank lines, the 6-column form. HOTA now scores the rows fmtrack read, values unchanged."""
+    info, rows = _track("sort", "TUD-Campus", data_root)
+    clean = tmp_path / "clean.txt"
+    # More decimals than write_results keeps: the copy TrackEval reads must not round them.
+    lines = [f"{int(f)},{int(i)},{l!r},{t!r},{w + 0.123456789:.9f},{h},1,-1,-1,-1"
+             for f, i, l, t, w, h in rows.tolist()]
+    clean.write_text("\n".join(lines) + "\n", encoding="utf8")
+    expected = hota.evaluate_sequence(info, clean, protocol_for(info))["HOTA"]
+    variants = {"bom.txt": ("\ufeff" + "\n".join(lines) + "\n", "utf8"),
+                "blank.txt": ("\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n\n", "utf8"),
+                "six.txt": ("\n".join(",".join(line.split(",")[:6]) for line in lines) + "\n", "utf8")}
+    for name, (text, encoding) in variants.items():
+        path = tmp_path / name
+        path.write_text(text, encoding=encoding)
+        got = hota.evaluate_sequence(info, path, protocol_for(info))["HOTA"]
+        assert got["HOTA"].mean() == expected["HOTA"].mean(), name
+        np.testing.assert_array_equal(got["AssA"], expected["AssA"])

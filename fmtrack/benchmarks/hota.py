@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import SequenceInfo, write_results
+from ..io import SequenceInfo, read_results, write_results
 from .scoring import Protocol
 
 HOTA_COLUMNS = ("HOTA", "DetA", "AssA")
@@ -48,9 +48,9 @@ def evaluate_sequence(info: SequenceInfo, results: str | Path | np.ndarray, prot
         tracker_file = Path(folder) / _TRACKER / f"{_SEQ}.txt"
         if isinstance(results, np.ndarray):
             write_results(tracker_file, results)
-        else:
+        else:  # the rows our reader checked, not the file's text: TrackEval's reader fails on a BOM or blank line
             tracker_file.parent.mkdir(parents=True)
-            tracker_file.write_bytes(Path(results).read_bytes())
+            _write_exact(tracker_file, read_results(results, info.seq_length))
         config = {
             "GT_FOLDER": folder, "TRACKERS_FOLDER": folder, "TRACKERS_TO_EVAL": [_TRACKER],
             "TRACKER_SUB_FOLDER": "", "SKIP_SPLIT_FOL": True, "SEQ_INFO": {_SEQ: info.seq_length},
@@ -64,6 +64,16 @@ def evaluate_sequence(info: SequenceInfo, results: str | Path | np.ndarray, prot
             data = dataset.get_preprocessed_seq_data(raw, "pedestrian")
             return {name: getattr(trackeval.metrics, name)({"PRINT_CONFIG": False}).eval_sequence(data)
                     for name in metrics}
+
+
+def _write_exact(path: Path, table: pd.DataFrame) -> None:
+    """A :func:`read_results` table as the 10-column result file TrackEval reads, every value as read
+    (17 significant digits give back the same float64)."""
+    index = table.index.to_frame().to_numpy(dtype=np.int64)
+    values = table[["X", "Y", "Width", "Height", "Confidence"]].to_numpy(dtype=np.float64)
+    with path.open("w", encoding="utf8") as fh:
+        for (frame, track_id), row in zip(index.tolist(), values.tolist()):
+            fh.write(f"{frame},{track_id}," + ",".join(f"{v:.17g}" for v in row) + ",-1,-1,-1\n")
 
 
 def combine(per_sequence: list[dict[str, dict]]) -> dict[str, dict]:
