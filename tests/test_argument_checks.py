@@ -80,6 +80,24 @@ def test_two_methods_with_one_folder_name_keep_both_results(tmp_path, data_root,
         run_methods(["bytetrack", "bytetrack"], ["TUD-Campus"], data_root, tmp_path / "ev2", progress=False)
 
 
+def test_a_sequence_named_twice_is_refused_not_pooled_twice(tmp_path, data_root):
+    """eval --seqs A A scored A twice and pooled both copies into OVERALL."""
+    folder = tmp_path / "res"
+    folder.mkdir()
+    (folder / "TUD-Campus.txt").write_text("1,1,10,10,5,20,1,-1,-1,-1\n")
+    with pytest.raises(ValueError, match="sequence 'TUD-Campus' is given twice"):
+        score_results_dir(folder, ["TUD-Campus", "TUD-Campus"], data_root, hota=False)
+    with pytest.raises(ValueError, match="sequence 'TUD-Campus' is given twice"):
+        run_methods(["sort"], ["TUD-Campus", "TUD-Campus"], data_root, tmp_path / "ev", progress=False, hota=False)
+    from fmtrack.benchmarks.descriptor_quality import evaluate_descriptors
+
+    with pytest.raises(ValueError, match="descriptor 'hsv' is given twice"):
+        evaluate_descriptors(["hsv", "hsv"], ["TUD-Campus"], tmp_path / "ed", None, data_root, progress=False)
+    (folder / "notes.txt").write_text("not a result\n")  # a stray file is named, not the data root alone
+    with pytest.raises(InputError, match=r"notes.txt: not the result file of a sequence .*--seqs"):
+        score_results_dir(folder, None, data_root, hota=False)
+
+
 def test_a_results_file_given_for_a_results_folder_says_so(tmp_path):
     path = tmp_path / "TUD-Campus.txt"
     path.write_text("1,1,10,10,5,20,1,-1,-1,-1\n")

@@ -24,7 +24,7 @@ from ..pipeline import track_sequence
 from ..pipeline.sequence import served_detections
 from ..embedder.calibration import roc_auc
 from ..tracker.distance import METRICS, pairwise_distance
-from .evaluate import markdown_table, score_rows
+from .evaluate import markdown_table, refuse_repeats, score_rows
 from .scoring import match_identities
 from .methods import descriptor_label, load_inputs, make_method
 
@@ -178,6 +178,8 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
     from .methods import MethodUnavailable
 
     check_resamples(bootstrap, "bootstrap (the number of resamples, 0 = off)")  # before any work
+    refuse_repeats(list(features), "descriptor")
+    refuse_repeats(list(sequences), "sequence")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, sweeps = [], []

@@ -63,13 +63,18 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
 
 
+def refuse_repeats(names: list[str], what: str) -> None:
+    """ValueError for a name given twice: its rows would be scored (and pooled) twice."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} {repeated[0]!r} is given twice")
+
+
 def _folders(labels: list[str], out_dir: Path) -> list[Path]:
     """One folder per method under ``out_dir``: its label made safe for a file name, numbered (-2, -3,
     ...) where two labels make the same name (``pre/ok.json`` and ``pre_ok.json``), so neither
     overwrites the other's results. The same method twice is an error."""
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise ValueError(f"method {repeated[0]!r} is given twice")
+    refuse_repeats(labels, "method")
     folders: list[Path] = []
     for label in labels:
         slug = _slug(label)
@@ -93,6 +98,7 @@ def run_methods(methods: list[str], sequences: list[str], data_root: str | Path 
     out_dir = Path(out_dir)
     parsed = [parse_method(m) for m in methods]
     infos = [read_seqinfo(find_sequence(s, data_root)) for s in sequences]
+    refuse_repeats([info.name for info in infos], "sequence")
     gts = {info.name: read_ground_truth(info.gt_path, info.seq_length) for info in infos}
     tables, skipped, speeds = [], [], {}
     for method, folder in zip(parsed, _folders([m.label for m in parsed], out_dir)):
@@ -130,13 +136,21 @@ def score_results_dir(results_dir: str | Path, sequences: list[str] | None = Non
     if not results_dir.is_dir():
         raise InputError(results_dir, "is a file, not a results folder (give the folder of SEQUENCE.txt files)"
                          if results_dir.exists() else "results folder not found")
+    if sequences:
+        refuse_repeats(list(sequences), "sequence")
     files = ([results_dir / f"{s}.txt" for s in sequences] if sequences
              else sorted(results_dir.glob("*.txt")))
     if not files:
         raise InputError(results_dir, "no SEQUENCE.txt result files in this folder")
     named, hota_results = [], []
     for path in files:
-        info = read_seqinfo(find_sequence(path.stem, data_root))
+        try:
+            info = read_seqinfo(find_sequence(path.stem, data_root))
+        except InputError as err:
+            if sequences:
+                raise
+            raise InputError(path, f"not the result file of a sequence ({err}); name the sequences to "
+                                   "score with --seqs") from None
         gt = read_ground_truth(info.gt_path, info.seq_length)
         named.append((info.name, accumulate(gt, read_results(path, info.seq_length), info, protocol_for(info))))
         if hota:
