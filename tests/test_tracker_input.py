@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tracemalloc
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -63,6 +65,25 @@ def test_absurd_magnitudes_are_an_error(value, column):
         Tracker("sort").update(BOXES, np.array([1.0, 1e308, 1.0, 1.0]))
     with pytest.raises(ValueError, match=r"features row 3 is out of range"):
         Tracker("deepsort").update(BOXES, np.ones(4), np.vstack([np.ones((3, 8)), np.full((1, 8), 1e300)]))
+
+
+def test_features_and_camera_motion_that_are_not_real_numbers_name_the_argument():
+    """Text features failed inside numpy (a TypeError), complex ones lost their imaginary part with a
+    warning, a ragged or textual camera motion failed in numpy's conversion, naming nothing."""
+    tracker = Tracker("deepsort")
+    for features, words in ((np.full((4, 8), "a"), "features must be real numbers"),
+                            (np.ones((4, 8)) * (1 + 1j), "features must be real numbers"),
+                            ([[1.0] * 8] * 3 + [[1.0] * 7], "features must be an array of real numbers")):
+        with pytest.raises(ValueError, match=words):
+            tracker.update(BOXES, np.ones(4), features)
+    for motion, words in (("none", "camera_motion must be real numbers"),
+                          ([[1, 0, 0], [0, 1]], "camera_motion must be an array of real numbers")):
+        with pytest.raises(ValueError, match=words):
+            tracker.update(BOXES, np.ones(4), np.ones((4, 8)), camera_motion=motion)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float16 features: no overflow warning from the range test
+        tracker.update(BOXES, np.ones(4), np.ones((4, 8), dtype=np.float16))
+    assert tracker.frame_count == 1
 
 
 def test_wrong_feature_length_for_this_tracker():

@@ -163,6 +163,52 @@ def test_a_negative_box_is_an_error_on_the_appearance_path_too():
     assert video.skipped_detections == 1
 
 
+def test_a_refused_frame_changes_nothing_and_the_stream_goes_on():
+    """A refused update() still counted a frame (and moved the camera-motion reference and the score
+    range): features read by frame number then came from the wrong frame, or the stream died."""
+    frames = _walkers(3, frames=12)
+    clean = fmtrack.VideoTracker("fmtrack", descriptor="deepsort", camera_motion="ecc", detector="dpm")
+    hit = fmtrack.VideoTracker("fmtrack", descriptor="deepsort", camera_motion="ecc", detector="dpm")
+    image = np.full((600, 600, 3), 100, np.uint8)
+    rng = np.random.default_rng(0)
+    for index, (boxes, scores) in enumerate(frames):
+        features = rng.normal(size=(len(boxes), 16))
+        if index == 5:
+            for bad in (dict(class_ids=np.full(len(boxes), 0.5)), dict(features=np.ones((len(boxes), 7))),
+                        dict(camera_motion=np.eye(3)[:, :2])):
+                arguments = {"features": features, **bad}
+                with pytest.raises(ValueError), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ScoreRangeWarning)  # scores beyond dpm's range: not kept
+                    hit.update(image, boxes, scores * 9, **arguments)
+            assert hit.frame_index == clean.frame_index == 5
+        assert _as_rows(hit.update(image, boxes, scores, features=features)) == \
+            _as_rows(clean.update(image, boxes, scores, features=features))
+    assert hit._scores.high == clean._scores.high and not hit._scores.warned
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(features=[["a"] * 4]), "features must be real numbers"),  # was numpy's UFuncTypeError
+    (dict(features=np.ones((1, 4)) * (1 + 2j)), "features must be real numbers"),  # imaginary part dropped
+    (dict(camera_motion="none"), "camera_motion must be real numbers"),  # was "could not convert string"
+    (dict(camera_motion=[[1, 0, 0], [0, 1]]), "camera_motion must be an array of real numbers"),  # ragged
+    (dict(camera_motion=np.eye(3)[:2] * (1 + 1j)), "camera_motion must be real numbers"),
+    (dict(class_ids=[[1, 2], [3]]), "class_ids must be an array of real numbers"),
+])
+def test_every_per_frame_argument_is_checked_as_boxes_are(kwargs, words):
+    video = fmtrack.VideoTracker("deepsort", descriptor="deepsort")
+    arguments = {"features": np.ones((1, 4)), **kwargs}
+    with pytest.raises(ValueError, match=words):
+        video.update(None, np.array([[1.0, 1, 10, 20]]), np.array([0.9]), **arguments)
+
+
+def test_a_camera_motion_with_last_row_0_0_1_is_taken_as_the_tracker_takes_it():
+    affine = np.array([[1.0, 0, 2], [0, 1, -1]])
+    two, three = (fmtrack.VideoTracker("bytetrack", descriptor=None) for _ in range(2))
+    for boxes, scores in _walkers(4, frames=10):
+        assert _as_rows(two.update(None, boxes, scores, camera_motion=affine)) == \
+            _as_rows(three.update(None, boxes, scores, camera_motion=np.vstack([affine, [0, 0, 1]])))
+
+
 def test_deepsort_descriptor_takes_features_per_frame():
     video = fmtrack.VideoTracker("deepsort", descriptor="deepsort")
     with pytest.raises(ValueError, match="pass features="):

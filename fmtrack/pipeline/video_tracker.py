@@ -18,7 +18,7 @@ import numpy as np
 from ..embedder.fused import FusedEmbedder, is_grey, without_colour_on_grey
 from ..io.motchallenge import check_frame_rate
 from ..tracker import Track, Tracker, TrackerConfig, to_tlwh
-from ..tracker.boxes import as_real, check_finite
+from ..tracker.boxes import as_real, check_finite, real_array
 from ..tracker.detections import select_detections
 from .defaults import DEFAULT_DESCRIPTOR, DEFAULT_PRESET
 from .descriptor import configure, descriptor_spec, image_embedder, uses_model
@@ -136,9 +136,25 @@ class VideoTracker:
         boxes: (N, 4) float pixels in ``box_format``. scores: (N,) detector scores (None: all 1,
         not mapped). class_ids: (N,) int or None; ``class_id(track)`` gives a track's last one.
         features: (N, D) precomputed descriptors (instead of computing them from ``frame``).
-        camera_motion: (2, 3) affine previous -> this frame's pixels, instead of estimating it.
-        Returns the tracks reported in this frame; ``Track.detection`` indexes ``boxes``.
+        camera_motion: (2, 3) affine previous -> this frame's pixels (or (3, 3) with last row [0, 0, 1]),
+        instead of estimating it.
+        Returns the tracks reported in this frame; ``Track.detection`` indexes ``boxes``. Bad input
+        raises ValueError naming the argument, with nothing applied (the frame is not counted).
         """
+        # Nothing is applied when the frame is refused (as Tracker.update): the stream state put back.
+        state = (self.frame_index, self._skipped, self._previous, self.embedder, self._colour_checked,
+                 None if self._scores is None else (self._scores.low, self._scores.high, self._scores.warned))
+        try:
+            return self._update(frame, boxes, scores, class_ids, features, camera_motion)
+        except BaseException:
+            self.frame_index, self._skipped, self._previous, self.embedder, self._colour_checked, scored = state
+            if scored is not None:
+                self._scores.low, self._scores.high, self._scores.warned = scored
+            raise
+
+    def _update(self, frame: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray | None,
+                class_ids: np.ndarray | None, features: np.ndarray | None,
+                camera_motion: np.ndarray | None) -> list[Track]:
         start = time.perf_counter()
         self.frame_index += 1
         boxes = self._tlwh(boxes)
@@ -152,7 +168,7 @@ class VideoTracker:
         if class_ids is not None:
             class_ids = _column(class_ids, n, "class_ids", np.int64)
         if features is not None:
-            features = np.asarray(features, dtype=np.float32)
+            features = real_array(features, "features").astype(np.float32, copy=False)
             if features.ndim != 2 or len(features) != n:
                 raise ValueError(f"features must have shape (N={n}, D), got {features.shape}")
         valid = None
@@ -286,10 +302,7 @@ class VideoTracker:
 
     def _camera_motion(self, frame: np.ndarray | None, boxes: np.ndarray, valid: np.ndarray | None,
                        given: np.ndarray | None) -> np.ndarray | None:
-        if given is not None:
-            given = np.asarray(given, dtype=np.float64)
-            if given.shape != (2, 3) or not np.isfinite(given).all():
-                raise ValueError(f"camera_motion must be a finite (2, 3) affine, got shape {given.shape}")
+        if given is not None:  # the tracker checks it, as it checks a motion given to it directly
             return given
         if self._motion is None:
             return None
@@ -324,8 +337,8 @@ def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
     if dtype is np.float64:
         values = as_real(values, name)  # the Tracker's own checks: no silent casts, finite
     else:
-        raw = np.asarray(values)
-        if raw.dtype.kind not in "iu":  # no silent casts of bools, text, objects
+        raw = real_array(values, name)
+        if raw.dtype.kind not in "iu":  # no silent casts of floats either
             raise ValueError(f"{name} must be whole numbers, got an array of dtype {raw.dtype}")
         values = raw.astype(dtype, copy=False)
     if values.shape != (n,):

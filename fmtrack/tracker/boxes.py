@@ -70,13 +70,23 @@ def _as_box_array(boxes: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def as_real(values: np.ndarray, name: str) -> np.ndarray:
-    """``values`` as a float64 array; ValueError naming ``name`` unless they are real numbers (bool,
-    complex, text and objects would otherwise be cast: True as 1, 3+4j as 3 with a warning)."""
-    values = np.asarray(values)
+def real_array(values: object, name: str) -> np.ndarray:
+    """``values`` as an array of real numbers in their own dtype; ValueError naming ``name`` unless
+    they are (bool, complex, text and objects would otherwise be cast: True as 1, 3+4j as 3 with a
+    warning; ragged nested lists fail inside numpy)."""
+    try:
+        values = np.asarray(values)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name} must be an array of real numbers: {err}") from None
     if values.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be real numbers, got an array of dtype {values.dtype}")
-    return values.astype(np.float64, copy=False)
+    return values
+
+
+def as_real(values: object, name: str) -> np.ndarray:
+    """``values`` as a float64 array; ValueError naming ``name`` unless they are real numbers
+    (:func:`real_array`)."""
+    return real_array(values, name).astype(np.float64, copy=False)
 
 
 def check_finite(values: np.ndarray, name: str) -> None:

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .boxes import MAX_SCORE, MIN_SIZE, as_real, check_finite, check_tlwh
+from .boxes import MAX_SCORE, MIN_SIZE, as_real, check_finite, check_tlwh, real_array
 from .config import TrackerConfig
 
 # Largest |feature value| accepted: squared norms of float32 features up to a few thousand
@@ -54,7 +54,9 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
 
 
 def _check_features(features: np.ndarray, n: int, feature_dim: int | None) -> np.ndarray:
-    features = np.asarray(features)
+    features = real_array(features, "features")
+    if features.dtype.itemsize < 4:  # float16 (or small ints): the range test below needs a wider type
+        features = features.astype(np.float32)
     if features.size == 0 and features.ndim != 2:
         features = features.reshape(n, 0)
     if features.ndim != 2 or len(features) != n:

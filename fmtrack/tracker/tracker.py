@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .boxes import MAX_PIXELS, MIN_SIZE
+from .boxes import MAX_PIXELS, MIN_SIZE, as_real
 from .config import Stage, TrackerConfig, preset
 from .detections import count_duplicates, select_detections, validate_frame_input
 from .kalman_filter import MOTION_MODELS
@@ -596,7 +596,7 @@ def _snapshot_config(state: dict[str, np.ndarray]) -> TrackerConfig:
 
 def _check_camera_motion(camera_motion: Any) -> np.ndarray:
     """A (2, 3) float64 affine from ``camera_motion``, or ValueError saying what is wrong with it."""
-    affine = np.asarray(camera_motion, dtype=np.float64)
+    affine = as_real(camera_motion, "camera_motion")
     if affine.shape == (3, 3):
         if not (affine[2] == (0.0, 0.0, 1.0)).all():
             raise ValueError(f"camera_motion has shape (3, 3) with last row {affine[2].tolist()}: a homography; "
