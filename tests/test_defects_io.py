@@ -157,6 +157,24 @@ def test_embed_out_without_npy_suffix_writes_that_file(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feats", "feats.json", "root"]  # and its sidecar
 
 
+def test_a_sequence_without_one_usable_detection_tracks_nothing_with_appearance_too(tmp_path, capsys):
+    """Every box zero-sized (skipped): the feature cache held an empty table its own reader refused,
+    so every appearance run failed, recomputed it and failed again; embed wrote what run refused."""
+    root = tmp_path / "root"
+    seq = _sequence(root)
+    (seq / "det" / "det.txt").write_text("".join(f"{f},-1,5,10,0,20,0.9,-1,-1,-1\n" for f in range(1, 5)))
+    for _ in range(2):  # the second run reads the cache the first wrote
+        out = tmp_path / "res.txt"
+        assert main(["run", "--seq", "SYN-01", "--data-root", str(root), "--features", "hsv", "--out", str(out),
+                     "--quiet"]) == 0, capsys.readouterr().err
+        assert out.read_text() == "" and "unusable feature cache" not in capsys.readouterr().err
+    feats = tmp_path / "feats.npy"
+    assert main(["embed", "--seq", "SYN-01", "--data-root", str(root), "--weights", "hsv", "--out", str(feats),
+                 "--quiet"]) == 0
+    assert main(["run", "--seq", "SYN-01", "--data-root", str(root), "--features", str(feats), "--out",
+                 str(tmp_path / "res2.txt"), "--quiet"]) == 0, capsys.readouterr().err
+
+
 # -- 4. the feature and camera-motion caches -----------------------------------------------------------------
 def _hsv_of(info, detections) -> np.ndarray:
     images = ImageSequence(info)

@@ -455,12 +455,12 @@ def read_feature_array(path: str | Path, seq_length: int | None = None) -> Detec
         array = _load_npy(path)
     except OSError as err:
         raise InputError(path, f"cannot read ({err.strerror or err})") from None
-    if array.ndim != 2 or array.shape[1] < 8 or array.shape[0] == 0:
-        raise InputError(path, f"expected a non-empty N x (7 + D) array, got shape {array.shape}")
+    if array.ndim != 2 or array.shape[1] < 8:  # N = 0: a sequence without one usable detection
+        raise InputError(path, f"expected an N x (7 + D) array, got shape {array.shape}")
     array = array.astype(np.float64, copy=False)
     rows = np.arange(1, len(array) + 1)
     _check_finite(path, array, rows)
-    first = 10 if array.shape[1] > 10 and (array[:, 7:10] == -1).all() else 7
+    first = 10 if len(array) and array.shape[1] > 10 and (array[:, 7:10] == -1).all() else 7
     _check_magnitude(path, array, rows, range(first, array.shape[1]), MAX_FEATURE, "feature value")
     _check_zero_features(path, array[:, first:])
     return _detections_from_table(path, array[:, :7], rows, array[:, first:], seq_length)
@@ -471,7 +471,7 @@ def _check_zero_features(path: Path, features: np.ndarray) -> None:
     track, so it never matches by appearance and the fused stage's veto stops IoU matching it too.
     Every row zero is a broken file (InputError); some rows zero, one warning counting them."""
     zero = ~features.any(axis=1)
-    if zero.all():
+    if len(zero) and zero.all():
         raise InputError(path, "every feature is all zeros: no appearance to compare (a failed export?)")
     if zero.any():
         first = int(np.argmax(zero)) + 1
