@@ -81,3 +81,13 @@ def test_eval_descriptor_cli_writes_table_sweep_and_plot(data_root, tmp_path, ca
     sweep = pd.read_csv(tmp_path / "threshold_sweep.csv")
     assert len(sweep) == 9 and np.isclose(sweep["relative"], 1.0).any()
     assert (tmp_path / "idf1_vs_threshold.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_sequence_without_frames_is_skipped_by_name_and_nothing_left_is_one_error(data_root, tmp_path, capsys):
+    """eval-descriptor on a text-only design sequence failed with an AttributeError (no embedder)."""
+    from fmtrack.benchmarks.descriptor_quality import evaluate_descriptors
+    from fmtrack.io import InputError
+
+    with pytest.raises(InputError, match="nothing could be evaluated: .*hsv: KITTI-13 has no frames"):
+        evaluate_descriptors(["hsv"], ["KITTI-13"], tmp_path / "out", None, data_root, progress=False)
+    assert "skipped: " in capsys.readouterr().out

@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..io import Detections, SequenceInfo, find_sequence, read_ground_truth, read_seqinfo
 from ..pipeline import track_sequence
-from ..pipeline.sequence import served_detections
+from ..pipeline.descriptor import descriptor_spec, needs_images
+from ..pipeline.sequence import MethodUnavailable, has_frames, served_detections
 from ..embedder.calibration import roc_auc
 from ..tracker.distance import METRICS, pairwise_distance
 from .evaluate import markdown_table, refuse_repeats, score_rows
@@ -88,6 +89,8 @@ def described_detections(features: str, info: SequenceInfo, data_root: str | Pat
                          progress: bool = True) -> Detections:
     """A sequence's detections (raw scores) with ``features`` (deepsort, hsv, FMVAE weights, a fused
     name of those, .npy)."""
+    if needs_images(descriptor_spec(features)) and not has_frames(info):
+        raise MethodUnavailable(info.image_dir, f"{features}: {info.name} has no frames to describe its detections")
     method = make_method(features, "deepsort", {"score_normalisation": "raw"}, features)
     inputs = load_inputs(method, info, data_root, progress=progress)
     return served_detections(inputs.embedder, inputs.detections)
@@ -173,16 +176,15 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
     ``bootstrap.csv`` to ``out_dir``. A descriptor a sequence lacks (DeepSORT features outside MOT17)
     is skipped.
     """
-    from ..io import atomic_write
+    from ..io import InputError, atomic_write
     from .bootstrap import bootstrap_matched, check_resamples
-    from .methods import MethodUnavailable
 
     check_resamples(bootstrap, "bootstrap (the number of resamples, 0 = off)")  # before any work
     refuse_repeats(list(features), "descriptor")
     refuse_repeats(list(sequences), "sequence")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, sweeps = [], []
+    rows, sweeps, skipped = [], [], []
     matched: dict[str, dict[str, MatchedDetections]] = {}  # sequence -> descriptor label -> detections
     for spec in features:
         for sequence in sequences:
@@ -190,6 +192,7 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
                 described = matched_detections(spec, sequence, data_root, progress=progress)
             except MethodUnavailable as err:
                 print(f"skipped: {err}")
+                skipped.append(str(err))
                 continue
             quality = matched_quality(spec, described)
             rows.append({**quality.to_dict(), "descriptor": descriptor_label(spec)})
@@ -203,6 +206,8 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
                 sweep = threshold_sweep(spec, sequence, sweep_preset, data_root=data_root, progress=progress)
                 sweeps.append(sweep.assign(descriptor=descriptor_label(spec), sequence=quality.sequence,
                                            calibrated=sweep.attrs["calibrated"], preset=sweep_preset))
+    if not rows:
+        raise InputError(None, "nothing could be evaluated: " + "; ".join(skipped))
     table = pd.DataFrame(rows).set_index(["descriptor", "sequence"])
     with atomic_write(out_dir / "descriptors.csv") as fh:
         table.to_csv(fh)
