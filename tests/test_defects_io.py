@@ -320,6 +320,25 @@ def test_frame_of_another_size_warns_once_per_sequence(tmp_path):
     assert "000002.png" in message and f"{WIDTH}x{HEIGHT * 2}" in message and f"{WIDTH}x{HEIGHT}" in message
 
 
+def test_a_byte_order_mark_reads_on_either_parser_and_python_only_numbers_are_refused(tmp_path):
+    """A BOM read on the fast path but failed on the line reader (a file with a blank line);
+    float() took '1_0' and Arabic-Indic digits, which no MOTChallenge tool writes."""
+    det = tmp_path / "det.txt"
+    rows = ["1,-1,5,6,7,8,0.9,-1,-1,-1", "2,-1,5,6,7,8,0.9,-1,-1,-1"]
+    det.write_text("\ufeff" + rows[0] + "\n\n" + rows[1] + "\n", encoding="utf8")
+    assert read_detections(det).frames.tolist() == [1, 2]
+    for bad in ("1_0", "\u0661\u0660"):
+        det.write_text(rows[0].replace("5", bad, 1) + "\n", encoding="utf8")
+        with pytest.raises(InputError, match=f"det.txt:1: not a number: '{bad}'"):
+            read_detections(det)
+    ini = _sequence(tmp_path / "root") / "seqinfo.ini"
+    ini.write_text("\ufeff" + ini.read_text(encoding="utf8"), encoding="utf8")
+    assert read_seqinfo(ini.parent).name == "SYN-01"
+    blank = tmp_path / "SEQ.txt"
+    blank.write_text("\n\n", encoding="utf8")  # a result file of blank lines is empty, as a 0-byte one
+    assert len(read_results(blank)) == 0
+
+
 def test_duplicated_detection_rows_warn_with_a_count(tmp_path):
     # Old: duplicated rows silently doubled tracks.
     det = tmp_path / "det.txt"

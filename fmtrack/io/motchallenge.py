@@ -44,6 +44,7 @@ MAX_FRAME_RATE = 10_000.0
 # Feature values whose squared distances stay finite in float32 over a few hundred dimensions.
 MAX_FEATURE = 1e18
 _CHUNK_ROWS = 1 << 16
+_BOM = b"\xef\xbb\xbf"
 
 
 def check_frame_rate(value: object, name: str) -> float:
@@ -130,7 +131,7 @@ def read_seqinfo(sequence_dir: str | Path) -> SequenceInfo:
         raise InputError(ini, "missing seqinfo.ini")
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(ini, encoding="utf8")
+        parser.read(ini, encoding="utf-8-sig")
         sec = parser["Sequence"]
         values = {"name": sec.get("name", sequence_dir.name), "frameRate": sec["frameRate"],
                   "seqLength": sec["seqLength"], "imWidth": sec["imWidth"], "imHeight": sec["imHeight"],
@@ -232,6 +233,8 @@ def _read_well_formed(path: Path, allowed_columns: tuple[int, ...]) -> np.ndarra
 
 # Commas, and (as some exporters write) spaces or tabs, between values.
 _SEPARATORS = re.compile(r"[,\s]+")
+# A number as the devkit's readers take it: ASCII digits, optional sign, point and exponent (or nan / inf).
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE | re.ASCII)
 
 
 def _read_line_by_line(path: Path, allowed_columns: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +243,7 @@ def _read_line_by_line(path: Path, allowed_columns: tuple[int, ...]) -> tuple[np
     rows: list[list[float]] = []
     lines: list[int] = []
     ncols = None
-    with open(path, encoding="utf8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:  # -sig: an editor's byte-order mark
         for lineno, text in enumerate(fh, start=1):
             text = text.strip()
             if not text:
@@ -256,8 +259,10 @@ def _read_line_by_line(path: Path, allowed_columns: tuple[int, ...]) -> tuple[np
             try:
                 values = [float(p) for p in parts]
             except ValueError:
-                bad = next(p for p in parts if not _is_float(p))
-                raise InputError(path, f"not a number: {bad!r}", lineno) from None
+                values = None
+            if values is None or not all(map(_NUMBER.fullmatch, parts)):  # float() also takes 1_000 and non-ASCII digits
+                bad = next(p for p in parts if not (_is_float(p) and _NUMBER.fullmatch(p)))
+                raise InputError(path, f"not a number: {bad!r}", lineno)
             rows.append(values)
             lines.append(lineno)
             if len(rows) == _CHUNK_ROWS:  # Python lists cost ~10x the array: keep few of them alive
@@ -540,11 +545,11 @@ def _checked_result_rows(rows: np.ndarray) -> np.ndarray:
 def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFrame:
     """Read a tracker result file (``frame,id,left,top,width,height,conf,-1,-1,-1``; 6+ columns).
 
-    Returns py-motmetrics' layout: index (FrameId, Id), columns RESULT_COLUMNS. An empty file is a
-    valid result (a tracker that reported nothing).
+    Returns py-motmetrics' layout: index (FrameId, Id), columns RESULT_COLUMNS. An empty file (or
+    one of blank lines) is a valid result (a tracker that reported nothing).
     """
     path = _path(path, "path")
-    if path.is_file() and path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size < 4096 and not path.read_bytes().removeprefix(_BOM).strip():
         return pd.DataFrame(columns=RESULT_COLUMNS,
                             index=pd.MultiIndex.from_arrays([[], []], names=["FrameId", "Id"]))
     table, line_numbers = _read_numeric_table(path, (6, 7, 9, 10))
