@@ -85,6 +85,11 @@ def test_bad_input_named():
         SupervisionTracker(object())
     with pytest.raises(ValueError, match="not both"):
         SupervisionTracker(_Untouchable(), preset="sort")
+    # Around a tlwh VideoTracker the adapter converts: an inverted xyxy box is named as xyxy, not
+    # as "negative width (xyxy given as tlwh?)".
+    inverted = sv.Detections(xyxy=np.array([[20.0, 0, 10, 30]]), confidence=np.array([0.9]))
+    with pytest.raises(ValueError, match=r"row 0 has x2 < x1 \(10.0 < 20.0\)"):
+        SupervisionTracker(fmtrack.VideoTracker("bytetrack", None)).update(inverted)
 
 
 # --- against the native API ------------------------------------------------------------------

@@ -25,6 +25,8 @@ except ImportError as err:  # the extra is optional; say how to get it
     raise ImportError("fmtrack.integrations.supervision needs the supervision package: "
                       "pip install 'fmtrack[supervision]'") from err
 
+from fmtrack.tracker.boxes import to_tlwh
+
 __all__ = ["SupervisionTracker", "attach_tracker_ids"]
 
 
@@ -88,8 +90,8 @@ class SupervisionTracker:
         if not isinstance(detections, sv.Detections):
             raise ValueError(f"detections: expected supervision.Detections, got {type(detections).__name__}")
         boxes = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
-        if self.box_format == "tlwh":
-            boxes = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+        if self.box_format == "tlwh":  # converted here, so checked as the xyxy they are (x2 < x1 named as such)
+            boxes = to_tlwh(boxes, "xyxy")
         tracks = self.tracker.update(frame, boxes, detections.confidence, class_ids=detections.class_id,
                                      features=features)
         return attach_tracker_ids(detections, tracks, self.keep_untracked)
