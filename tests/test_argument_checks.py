@@ -25,6 +25,18 @@ def test_a_zero_appearance_threshold_is_refused_not_divided_by():
         preset("fmtrack").with_max_distance(float("nan"))
 
 
+def test_calibrate_write_never_changes_the_shipped_model(data_root, capsys):
+    """calibrate --features model --write rewrote the package's own sidecar: every later run's default
+    threshold changed (TUD-Campus IDF1 49.9 -> 48.7 with --features model)."""
+    from fmtrack.pipeline import default_model_path
+
+    sidecar = default_model_path().with_suffix(".json")
+    before = sidecar.read_bytes()
+    assert main(["calibrate", "--features", "model", "--seq", "TUD-Campus", "--write", "--force",
+                 "--data-root", str(data_root)]) == 2
+    assert "ships with fmtrack" in capsys.readouterr().err and sidecar.read_bytes() == before
+
+
 def test_a_calibration_gap_below_one_frame_is_refused(data_root):
     info = read_seqinfo(find_sequence("TUD-Campus", data_root))
     detections = read_detections(info.det_path)

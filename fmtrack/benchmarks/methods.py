@@ -20,6 +20,7 @@ same here, in ``fmtrack run`` and in :class:`fmtrack.VideoTracker`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from ..embedder.calibration import Calibration, calibrate_threshold
@@ -114,6 +115,11 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
                                f"weights .safetensors, or a fused name such as model+hsv*3), got {features!r}")
     if write and not _is_fmvae(features):
         raise InputError(None, "--write stores thresholds in FMVAE weights' sidecars only")
+    package = Path(str(files("fmtrack"))).resolve()
+    if write and package in Path(features).resolve().parents:  # the installed package's own data
+        raise InputError(features, f"ships with fmtrack, calibrated on its training sequence; --write "
+                                   f"would change every run's default: calibrate a copy (fmtrack export "
+                                   f"--weights {features} --out mine.safetensors)")
     if hasattr(embedder, "threads"):
         embedder.threads = threads
     info = read_seqinfo(find_sequence(sequence, data_root))
