@@ -530,14 +530,21 @@ def test_embed_fills_and_reuses_the_feature_cache(tmp_path, capsys, monkeypatch)
     _sequence(root)
     args = ["embed", "--seq", "SYN-01", "--data-root", str(root), "--quiet"]
     assert main(args + ["--out", str(tmp_path / "a.npy")]) == 0
-    assert len(list((tmp_path / "cache" / "features").iterdir())) == 1
+    # The default descriptor's two parts, one file each, as run caches them (embed cached the fused
+    # whole under a third name, which run never read, and run's parts served embed nothing).
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 2
 
     def no_embedding(self, *args, **kwargs):
         raise AssertionError("embedded although the cache holds these features")
 
+    from fmtrack.embedder.fmvae import FMVAEEmbedder
+
     monkeypatch.setattr(HSVEmbedder, "embed", no_embedding)
+    monkeypatch.setattr(FMVAEEmbedder, "embed", no_embedding)
     assert main(args + ["--out", str(tmp_path / "b.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert main(["run", "--seq", "SYN-01", "--data-root", str(root), "--quiet", "--out", str(tmp_path / "r.txt")]) == 0
+    assert "computed and cached" not in capsys.readouterr().out
 
 
 def test_suite_runs_with_a_temporary_feature_cache():

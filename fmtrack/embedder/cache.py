@@ -22,6 +22,7 @@ from ..io import (Detections, ImageSequence, InputError, InputWarning, SequenceI
 from ..io.images import frames_fingerprint
 from ..io.names import name_problem
 from .base import Embedder
+from .fused import FusedEmbedder
 
 
 def _descriptor_source(embedder: Embedder) -> str | None:
@@ -134,7 +135,13 @@ def cached_features_many(info: SequenceInfo, detections: Detections, embedders: 
 def export_features(info: SequenceInfo, detections: Detections, embedder: Embedder, out_path: str | Path,
                     inputs: tuple = (), progress: bool = True, cache_dir: str | Path | None = None) -> Path:
     """``fmtrack embed``: the cached features (computed and cached if needed) with these detections'
-    own scores, written to exactly ``out_path``; ``inputs`` are files it must not replace."""
-    rows = np.load(cached_features(info, detections, embedder, cache_dir, progress), allow_pickle=False)
+    own scores, written to exactly ``out_path``; ``inputs`` are files it must not replace. A fused
+    descriptor's parts are cached one by one, as ``fmtrack run`` caches them, so each serves the other."""
+    if isinstance(embedder, FusedEmbedder):
+        paths = cached_features_many(info, detections, [part for part, _, _ in embedder.parts], cache_dir, progress)
+        parts = [np.load(path, allow_pickle=False) for path in paths]
+        rows = np.column_stack([parts[0][:, :7], embedder.combine([part[:, 7:] for part in parts])])
+    else:
+        rows = np.load(cached_features(info, detections, embedder, cache_dir, progress), allow_pickle=False)
     rows[:, 6] = detections.scores
     return _save(rows, Path(out_path), inputs)
