@@ -201,6 +201,16 @@ def test_every_per_frame_argument_is_checked_as_boxes_are(kwargs, words):
         video.update(None, np.array([[1.0, 1, 10, 20]]), np.array([0.9]), **arguments)
 
 
+def test_features_of_another_length_than_the_descriptor_are_refused_on_the_first_frame():
+    """Checked only against the tracker's first frame: 5 values a row ran against the default
+    descriptor's 256-value threshold."""
+    video = fmtrack.VideoTracker("fmtrack", descriptor="hsv")
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    with pytest.raises(ValueError, match="features have 5 values per row, but this tracker's descriptor gives 128"):
+        video.update(frame, np.array([[198.0, 203, 62, 141]]), np.array([0.9]), features=np.ones((1, 5)))
+    video.update(frame, np.array([[198.0, 203, 62, 141]]), np.array([0.9]), features=np.ones((1, 128)))
+
+
 def test_a_camera_motion_with_last_row_0_0_1_is_taken_as_the_tracker_takes_it():
     affine = np.array([[1.0, 0, 2], [0, 1, -1]])
     two, three = (fmtrack.VideoTracker("bytetrack", descriptor=None) for _ in range(2))

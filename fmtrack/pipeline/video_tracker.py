@@ -171,6 +171,10 @@ class VideoTracker:
             features = real_array(features, "features").astype(np.float32, copy=False)
             if features.ndim != 2 or len(features) != n:
                 raise ValueError(f"features must have shape (N={n}, D), got {features.shape}")
+            dim = getattr(self._descriptor, "dim", None)
+            if dim is not None and features.shape[1] != dim:  # the threshold is in that descriptor's units
+                raise ValueError(f"features have {features.shape[1]} values per row, but this tracker's "
+                                 f"descriptor gives {dim} (descriptor=None or 'deepsort' takes any length)")
         valid = None
         if self._needs_features or self._motion is not None:
             valid = np.flatnonzero((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
