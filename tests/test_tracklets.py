@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
-from fmtrack.io import Detections, InputError, find_sequence, read_detections, read_ground_truth
+from fmtrack.io import Detections, InputError, InputWarning, find_sequence, read_detections, read_ground_truth
+from fmtrack.model.weights import read_weights_info
 from fmtrack.training.config import PRESETS, TrainConfig
 from fmtrack.model.normalise import normalise_crops
 from fmtrack.training.crops import cut_crops, load_crops, save_crops, synthetic_crops
@@ -236,6 +237,18 @@ def test_tracklet_batches_are_distinct_tracklets_with_pairs_min_gap_apart(trackl
         assert len({(s, t) for s, t in zip(crops.sequence[first], crops.track_id[first])}) == 4
     with pytest.raises(InputError, match="tracklets span"):
         Trainer(tracklet_crops_file, settings(tracklet_pairs_per_batch=10), TINY.model, tmp_path, progress=False)
+
+
+def test_ground_truth_ids_in_the_tracklet_term_are_warned_and_recorded(tmp_path):
+    """crops --source gt trained the 'label-free' tracklet term on ground-truth identities without a
+    word, and the sidecar named no crop source."""
+    crops = tracklet_crops()
+    crops.source = np.full(len(crops), "gt")
+    path = save_crops(crops, tmp_path / "gt.npz")
+    with pytest.warns(InputWarning, match="ground-truth identity .* trained with labels, not label-free"):
+        trainer = Trainer(path, settings(), TINY.model, tmp_path / "run", progress=False)
+    provenance = read_weights_info(trainer.export_weights()).provenance
+    assert provenance["crop_sources"] == ["gt"] and provenance["final_c2"] is None  # strict JSON: no NaN
 
 
 def test_shared_frame_negatives_are_exactly_the_tracklets_sharing_a_frame(tracklet_crops_file, tmp_path):

@@ -52,6 +52,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -61,7 +62,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..io import InputError, atomic_path, atomic_write
+from ..io import InputError, InputWarning, atomic_path, atomic_write
 from ..model.config import ModelConfig
 from ..model.device import autocast_context, resolve_device
 from ..model.network import FMVAE
@@ -144,6 +145,10 @@ class Trainer:
         if train_config.tracklet_weight > 0:
             self.tracklets = tracklet_groups(self.crops, train_config.tracklet_min_gap)
             self.shares_frame = shared_frames(self.crops, self.tracklets)
+            if (self.crops.source[self.crops.track_id >= 0] == "gt").any():
+                warnings.warn(InputWarning(f"{self.crops_path}: the tracklet term pairs crops by ground-truth "
+                                           "identity (crops --source gt): this model is trained with labels, not "
+                                           "label-free (recorded in its sidecar as crop_sources)"), stacklevel=2)
             if len(self.tracklets) < train_config.tracklet_pairs_per_batch:
                 raise InputError(self.crops_path, f"{len(self.tracklets)} tracklets span "
                                  f"{train_config.tracklet_min_gap}+ frames (tracklet_min_gap), fewer than "
@@ -496,10 +501,14 @@ class Trainer:
         if self.train_config.channels_last:
             self.model = self.model.to(memory_format=torch.contiguous_format)
         last = self.log_rows[-1] if self.log_rows else {}
+        c2 = last.get("c2")
         provenance = {"train_config": self.train_config.to_dict(), "crops_path": str(self.crops_path),
-                      "num_crops": len(self.crops), "steps": self.step,
+                      "num_crops": len(self.crops), "crop_sources": sorted(set(self.crops.source.tolist())),
+                      "steps": self.step,
                       "final_C_ema": self.controller.constraint_ema, "final_beta": self.controller.beta,
-                      "final_c2": last.get("c2"), "initial_phase_ended": not self.controller.initial_phase,
+                      # None, not NaN (which strict JSON has no word for), before c^2 is first estimated
+                      "final_c2": c2 if c2 is not None and math.isfinite(c2) else None,
+                      "initial_phase_ended": not self.controller.initial_phase,
                       "train_time_s": self.elapsed_s, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "hardware": hardware_description(self.device), "torch": torch.__version__}
         info = WeightsInfo(self.model_config, self.mean, self.std, provenance)
