@@ -215,7 +215,11 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
                              f"would never match; run `fmtrack calibrate --features {where} --write` "
                              "(or give max_dist)")
         return config.with_max_distance(float(thresholds[config.metric]))
-    if isinstance(descriptor, str) and config.metric == "cosine" and descriptor in COSINE_THRESHOLDS:
+    if isinstance(descriptor, str) and descriptor in COSINE_THRESHOLDS:
+        if config.metric != "cosine":  # else the preset's own threshold, in no unit of this descriptor
+            raise ValueError(f"{descriptor}'s label-free threshold is a cosine distance; compared by "
+                             f"{config.metric} distance it needs max_dist (--max-dist; fmtrack calibrate --features "
+                             f"{descriptor} gives one)")
         return config.with_max_distance(COSINE_THRESHOLDS[descriptor])
     return config
 
