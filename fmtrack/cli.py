@@ -124,6 +124,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         from .pipeline.video_run import check_render_path
 
         check_render_path(args.render, [*inputs_read, out])
+        if not info.image_dir.is_dir():  # before tracking, not after the results are written
+            raise InputError(info.image_dir, f"--render draws on the frames, and {info.name} has none here")
     inputs = sequence_inputs(config, features, info, args.data_root, args.det, not args.quiet, args.detector,
                              args.preset, args.threads)
     detections = inputs.detections
@@ -131,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     write_results(out, result.rows)
     if detections.skipped:
-        print(f"warning: skipped {detections.skipped} detections with a width or height below 1e-3 px", file=sys.stderr)
+        print(f"fmtrack: warning: skipped {detections.skipped} detections with a width or height below 1e-3 px",
+              file=sys.stderr)
     print(f"{info.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
     _print_descriptor(features if inputs.embedder is not None else None, config)
     if inputs.features_path is not None:

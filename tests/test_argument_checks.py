@@ -37,6 +37,15 @@ def test_calibrate_write_never_changes_the_shipped_model(data_root, capsys):
     assert "ships with fmtrack" in capsys.readouterr().err and sidecar.read_bytes() == before
 
 
+def test_render_of_a_sequence_without_frames_is_refused_before_tracking(data_root, tmp_path, capsys):
+    """It tracked, wrote the results, then failed on the missing image folder."""
+    out = tmp_path / "res.txt"
+    assert main(["run", "--seq", "ADL-Rundle-6", "--data-root", str(data_root), "--render", str(tmp_path / "x.mp4"),
+                 "--out", str(out), "--quiet"]) == 2
+    assert "--render draws on the frames, and ADL-Rundle-6 has none here" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_calibration_gap_below_one_frame_is_refused(data_root):
     info = read_seqinfo(find_sequence("TUD-Campus", data_root))
     detections = read_detections(info.det_path)
