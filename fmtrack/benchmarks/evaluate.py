@@ -183,8 +183,8 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
             out[col] = table[col].map(lambda v: f"{int(v)}")
         elif col == "FAR":
             out[col] = table[col].map(lambda v: f"{v:.2f}")
-        elif col == IDS_RATIO:
-            out[col] = table[col].map(lambda v: f"{v:.2f}x")
+        elif col == IDS_RATIO:  # a row without switches counts one: its ratio is a lower bound
+            out[col] = [f"{'>=' if ids == 0 else ''}{v:.2f}x" for v, ids in zip(table[col], table["IDs"])]
         else:
             out[col] = table[col].map(lambda v: f"{v:.1f}")
     return out
