@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fmtrack.cli import main
-from fmtrack.io import find_sequence, read_results, read_seqinfo
+from fmtrack.io import InputWarning, find_sequence, read_results, read_seqinfo
 from fmtrack.video import open_frames
 
 SEQUENCE = "TUD-Campus"
@@ -267,3 +267,8 @@ def test_frame_rate_comes_from_the_source(tmp_path):
     assert frame_rate(open_frames(clip)) == (10.0, "the video") and source_name(open_frames(clip)) == "clip"
     with pytest.raises(ValueError, match="--fps"):
         frame_rate(open_frames(clip), fps=0.0)
+    # A broken seqinfo.ini beside an image folder given directly was skipped in silence (30 fps).
+    (sequence / "seqinfo.ini").write_text("[Sequence]\nname=SYN-01\nimDir=img1\nframeRate=abc\nseqLength=3\n"
+                                          "imWidth=160\nimHeight=120\nimExt=.png\n", encoding="utf8")
+    with pytest.warns(InputWarning, match=r"frameRate='abc' is not a number.*read without it"):
+        assert frame_rate(open_frames(sequence / "img1")) == (30.0, "default")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..embedder import Embedder, PrecomputedFeatures
-from ..io import Detections, InputError, check_output, read_detections, read_seqinfo
+from ..io import Detections, InputError, InputWarning, check_output, read_detections, read_seqinfo
 from ..io.motchallenge import check_frame_rate
 from ..tracker import TrackerConfig
 from ..video import DEFAULT_FPS, FrameSource, ImageFolder, TrackRenderer, open_frames
@@ -62,8 +63,9 @@ def source_name(source: FrameSource) -> str:
     """A name for results: a video's stem, else the folder's name, or for a sequence's image
     folder (``SEQ/img1``) the sequence's."""
     path = source.path
-    if path.is_dir() and _sequence_of(path) is not None:
-        return _sequence_of(path).name
+    info = _sequence_of(path) if path.is_dir() else None
+    if info is not None:
+        return info.name
     return path.stem if path.is_file() else path.name
 
 
@@ -74,7 +76,9 @@ def _sequence_of(image_dir: Path):
         return None
     try:
         info = read_seqinfo(image_dir.parent)
-    except InputError:
+    except InputError as err:  # said, not skipped in silence: its frame rate would have scaled the tracker
+        warnings.warn(InputWarning(f"{err}; {image_dir} is read without it (frame rate and name not from it)"),
+                      stacklevel=3)
         return None
     return info if info.image_dir.resolve() == image_dir.resolve() else None
 
