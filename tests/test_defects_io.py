@@ -175,6 +175,27 @@ def test_a_sequence_without_one_usable_detection_tracks_nothing_with_appearance_
                  str(tmp_path / "res2.txt"), "--quiet"]) == 0, capsys.readouterr().err
 
 
+def test_a_features_file_tracks_the_detection_files_own_boxes_and_scores(tmp_path):
+    """embed stores rows as float32: run --features f.npy tracked those rounded boxes and scores, so
+    a row could differ from --features with the descriptor itself (94.54 against 94.55)."""
+    from fmtrack.pipeline import sequence_inputs
+    from fmtrack.tracker import preset
+
+    root = tmp_path / "root"
+    seq = _sequence(root)
+    (seq / "det" / "det.txt").write_text("".join(f"{f},-1,{5.123456789 + f},10.987654321,12.3456789,20.5,"
+                                                 f"0.123456789,-1,-1,-1\n" for f in range(1, 5)))
+    feats = tmp_path / "f.npy"
+    assert main(["embed", "--seq", "SYN-01", "--data-root", str(root), "--weights", "hsv", "--out", str(feats),
+                 "--quiet"]) == 0
+    info = read_seqinfo(seq)
+    inputs = sequence_inputs(preset("deepsort"), str(feats), info, root, progress=False)
+    own = read_detections(seq / "det" / "det.txt")
+    np.testing.assert_array_equal(inputs.detections.boxes, own.boxes)
+    np.testing.assert_array_equal(inputs.detections.scores, own.scores)
+    assert inputs.detections.features.shape == (4, 128)
+
+
 # -- 4. the feature and camera-motion caches -----------------------------------------------------------------
 def _hsv_of(info, detections) -> np.ndarray:
     images = ImageSequence(info)

@@ -125,7 +125,11 @@ def sequence_inputs(config: TrackerConfig, features: str | None, info: SequenceI
         # A features file replaces the detections, so it must hold this sequence's (or --det's) rows.
         reference = Path(det_path) if det_path is not None else info.det_path
         if det_path is not None or reference.is_file():
-            from_file.check_rows(read_detections(reference, info.seq_length), reference)
+            rows = read_detections(reference, info.seq_length)
+            from_file.check_rows(rows, reference)
+            # The same rows: boxes and scores as the detection file gives them, not as a float32
+            # features file rounded them, so the tracker sees what it sees with the descriptor itself.
+            detections = dataclasses.replace(rows, features=detections.features)
     check_sequence_length(info, detections)
     raw = detections  # the feature cache stores the file's own scores, whoever fills it first
     detections, detector = map_scores(detections, config, detector, info.name)
