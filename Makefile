@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fmtrack run --seq MOT16-09
 
-# README's Table 2 and descriptor table from the shipped weights (about 15 minutes).
+# README's Table 2 and descriptor table from the shipped weights (about 20 minutes on 2 cores).
 table: $(STAMP)
 	PATH=$(BIN):$$PATH benchmarks/table2.sh
 
