@@ -588,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{' '.join(DEFAULT_EVAL_SEQUENCES)}; with --results: every SEQ.txt in the folder)")
     ev.add_argument("--results", help="score the SEQ.txt files in this folder instead of running methods")
     _add_data_root(ev)
-    ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval; with --results, that folder)")
+    ev.add_argument("--out-dir", help="where result files and summary.csv/.md go (default runs/eval; with "
+                                      "--results, that folder)")
     ev.add_argument("--ids-baseline", help="a method label: add the column 'IDs ratio' = its IDs / each row's IDs")
     ev.add_argument("--no-hota", action="store_true",
                     help="skip TrackEval's HOTA, DetA, AssA columns (they add about half to the scoring time)")

@@ -210,7 +210,8 @@ class TrackRenderer:
         tmp = self._stack.enter_context(atomic_path(self.out_path, keep_suffix=True))
         self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
         if not self._writer.isOpened():
-            error = InputError(self.out_path, f"OpenCV cannot write an mp4v video here at {self.fps:g} frames per second")
+            error = InputError(self.out_path, f"OpenCV cannot write an mp4v video here at {self.fps:g} frames "
+                                              "per second")
             self._stack.__exit__(InputError, error, None)  # as a failure: the temporary goes, the target stays
             self._stack = self._writer = None
             raise error
