@@ -84,6 +84,15 @@ def test_a_method_spec_setting_one_key_twice_is_refused():
         parse_method("bytetrack@high_confidence=0.5,high_confidence=0.6")
 
 
+@pytest.mark.parametrize("spec, words", [
+    ("fmtrack@max_dist=abc", r"method 'fmtrack@max_dist=abc': max_dist .* must be a number, got 'abc'"),  # float()'s
+    ("fmtrack@nosuchkey=1", r"method 'fmtrack@nosuchkey=1': unknown setting 'nosuchkey'"),  # TrackerConfig.__init__'s
+])
+def test_a_bad_method_spec_names_the_method_and_the_key(spec, words):
+    with pytest.raises(ValueError, match=words):
+        parse_method(spec)
+
+
 def test_two_methods_with_one_folder_name_keep_both_results(tmp_path, data_root, monkeypatch):
     """``pre/ok.json`` and ``pre_ok.json`` both make the folder name ``pre_ok.json``: the second used to
     overwrite the first's results and config while the table showed two rows."""

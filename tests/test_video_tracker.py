@@ -117,7 +117,7 @@ def test_a_model_without_a_calibrated_threshold_stops_and_names_calibrate(tmp_pa
     (dict(preset="bytetrack", descriptor=None, detector="yolo"), "unknown detector"),
     (dict(preset="bytetrack", descriptor=None, box_format="xywh"), "box_format"),
     (dict(preset="bytetrack", descriptor=None, frame_rate=0), "frame_rate"),
-    (dict(preset="bytetrack", descriptor=None, max_agee=3), "bad setting"),
+    (dict(preset="bytetrack", descriptor=None, max_agee=3), "unknown setting .max_agee. for preset .bytetrack."),
     (dict(preset="nonesuch", descriptor=None), "unknown preset"),
 ])
 def test_bad_construction_is_one_clear_error(kwargs, words):

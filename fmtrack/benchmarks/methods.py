@@ -88,7 +88,12 @@ def parse_method(spec: str) -> Method:
     if features is not None:
         features = str(features)
         spec = spec.replace(features, descriptor_label(features))
-    return make_method(spec, name, overrides, features, None if detector is None else str(detector))
+    try:
+        return make_method(spec, name, overrides, features, None if detector is None else str(detector))
+    except InputError:
+        raise  # names its file already
+    except ValueError as err:
+        raise ValueError(f"method {spec!r}: {err}") from None
 
 
 def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None = None,

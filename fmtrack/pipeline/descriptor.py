@@ -12,6 +12,8 @@ own label-free threshold, times its weight, 1 when not given; fmtrack.embedder.f
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import warnings
@@ -182,7 +184,13 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
     """
     overrides = dict(overrides or {})
     max_dist = overrides.pop("max_dist", None)
+    if max_dist is not None and (isinstance(max_dist, bool) or not isinstance(max_dist, (int, float))):
+        raise ValueError(f"max_dist (the descriptor's threshold) must be a number, got {max_dist!r}")
     base = resolve_preset(preset_spec)
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrackerConfig)})
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r} for preset {base.name!r} (the settings are "
+                         "TrackerConfig's fields and max_dist)")
     thresholds, metric = descriptor_thresholds(descriptor) if base.uses_appearance else (None, None)
     if thresholds is not None and "metric" not in overrides:
         overrides["metric"] = metric
