@@ -869,7 +869,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except (KeyboardInterrupt, _Terminated) as stop:
         what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-        print(f"fmtrack: {what} (a training run keeps its last checkpoint; --resume continues from it)", file=sys.stderr)
+        note = " (the run keeps its last checkpoint; --resume continues from it)" if args.command == "train" else \
+            " (nothing half-written is left)"
+        print(f"fmtrack: {what}{note}", file=sys.stderr)
         return 130 if isinstance(stop, KeyboardInterrupt) else 143
     except Exception as err:  # the CLI's promise: one line, never a traceback unless asked for
         message, status = _error_line(err)

@@ -242,7 +242,7 @@ def test_sigterm_removes_a_write_in_progress_as_ctrl_c_does(tmp_path, monkeypatc
 
     monkeypatch.setattr(cli, "cmd_run", terminated_mid_write)
     assert cli.main(["run", "--seq", "TUD-Campus", "--out", str(out)]) == 143
-    assert list(tmp_path.iterdir()) == [] and "fmtrack: terminated" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [] and "fmtrack: terminated (nothing half-written is left)" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # put back as it was
 
 

@@ -61,3 +61,12 @@ def test_a_threshold_under_a_name_no_metric_has_is_refused(tmp_path):
         assert "thresholds must map cosine / euclidean to finite distances > 0" in str(err)
     else:
         raise AssertionError("a threshold named 'Euclidean' was accepted")
+
+
+def test_a_missing_model_is_named_not_its_sidecar(tmp_path):
+    try:
+        read_weights_info(tmp_path / "nope.safetensors")
+    except InputError as err:
+        assert err.path == str(tmp_path / "nope.safetensors") and err.problem == "weights file not found"
+    else:
+        raise AssertionError("a missing model was read")

@@ -68,6 +68,8 @@ def read_weights_info(path: str | Path) -> WeightsInfo:
     finite std and finite positive thresholds; InputError naming the sidecar otherwise."""
     side = sidecar_path(path)
     if not side.is_file():
+        if not Path(path).is_file():  # the model itself is missing, not only its sidecar
+            raise InputError(path, "weights file not found")
         raise InputError(side, "weights sidecar JSON not found (it must sit beside the .safetensors file)")
     try:
         data = json.loads(side.read_text(encoding="utf8"))

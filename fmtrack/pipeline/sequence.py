@@ -97,7 +97,7 @@ def map_scores(detections: Detections, config: TrackerConfig, detector: str | No
             warnings.warn(InputWarning(f"{source}: {err}; mapping them by their own quantiles in this file "
                                        "(name --detector to use a fixed map)"))
     mapping = mapping or score_map(detector if mode == "auto" else None)
-    stream = ScoreStream(mapping, f"{source}: choose --detector")
+    stream = ScoreStream(mapping, f"{source}: choose --detector (in an eval method: detector=)")
     return dataclasses.replace(detections, scores=stream(detections.scores)), detector
 
 
