@@ -34,9 +34,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .io import Detections, ImageSequence, InputWarning, SequenceInfo, atomic_write
+from .io import Detections, ImageSequence, InputError, InputWarning, SequenceInfo, atomic_write
 from .io import cache_dir as cache_dir_for
 from .io.images import frames_fingerprint
+from .io.motchallenge import load_npy
 
 METHODS = ("none", "sof", "ecc")
 IDENTITY = np.eye(2, 3, dtype=np.float64)
@@ -196,12 +197,14 @@ def _cache_path(info: SequenceInfo, config: CameraMotionConfig, cache_dir: Path,
 def _read_cache(path: Path, seq_length: int) -> np.ndarray | None:
     """The cached affines, or None (file deleted, with a warning) when unreadable or not finite."""
     try:
-        affines = np.load(path, allow_pickle=False)
+        affines = load_npy(path)  # a damaged file is named as one (numpy calls it "pickled data")
         problem = None
         if affines.shape != (seq_length, 2, 3) or affines.dtype != np.float64:
             problem = f"shape {affines.shape} {affines.dtype}, expected ({seq_length}, 2, 3) float64"
         elif not np.isfinite(affines).all():
             problem = "non-finite values"
+    except InputError as err:
+        problem = err.problem
     except (OSError, ValueError, EOFError) as err:
         problem = str(err).splitlines()[0] if str(err) else type(err).__name__
     if problem is None:

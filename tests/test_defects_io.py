@@ -265,6 +265,10 @@ def test_camera_motion_nan_cache_and_nan_estimates_become_usable(tmp_path, monke
     with pytest.warns(UserWarning, match="unusable camera-motion cache"):
         again = cmc.sequence_camera_motion(info, config, tmp_path / "cmc", progress=False)
     np.testing.assert_array_equal(again, first)
+    cache.write_bytes(b"damaged")  # numpy called this "pickled (object) data ... load it unsafely"
+    with pytest.warns(UserWarning, match=r"unusable camera-motion cache \(not a readable .npy array"):
+        np.testing.assert_array_equal(cmc.sequence_camera_motion(info, config, tmp_path / "cmc", progress=False),
+                                      first)
 
     monkeypatch.setattr(cmc, "_estimate_prepared", lambda *args: np.full((2, 3), np.nan))
     with pytest.warns(UserWarning, match="not finite"):

@@ -412,7 +412,7 @@ def read_detections(path: str | Path, seq_length: int | None = None) -> Detectio
     return detections
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path) -> np.ndarray:
     """``np.load`` of a plain numeric ``.npy``, with its header checked against the file size
     before anything is allocated."""
     size = path.stat().st_size
@@ -457,7 +457,7 @@ def read_feature_array(path: str | Path, seq_length: int | None = None) -> Detec
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
-        array = _load_npy(path)
+        array = load_npy(path)
     except OSError as err:
         raise InputError(path, f"cannot read ({err.strerror or err})") from None
     if array.ndim != 2 or array.shape[1] < 8:  # N = 0: a sequence without one usable detection
