@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 from fmtrack.io import InputError
 from fmtrack.training.config import PRESETS
 from fmtrack.training.crops import save_crops, synthetic_crops
-from fmtrack.training.trainer import CHECKPOINT, LOG, Trainer, TrainingInterrupted, run_lock
+from fmtrack.training.trainer import (CHECKPOINT, LOG, Trainer, TrainingInterrupted, read_checkpoint_state,
+                                      run_lock)
 from fmtrack.model.weights import load_weights
 
 from resume_check import assert_resume_is_bit_identical
@@ -128,6 +129,9 @@ def test_a_second_training_in_the_same_folder_is_refused(crops_file, tmp_path):
     with run_lock(tmp_path):  # as another process training there would hold it
         with pytest.raises(InputError, match="another training is running"):
             trainer.run()
+        # --resume before that run's first checkpoint said "no checkpoint to resume from"
+        with pytest.raises(InputError, match="another training is running .* no checkpoint yet"):
+            read_checkpoint_state(tmp_path)
     trainer.run()  # free again once released
     assert (tmp_path / "weights.safetensors").is_file()
 

@@ -609,6 +609,9 @@ def read_checkpoint_state(out_dir: str | Path) -> dict[str, Any]:
     InputError naming the checkpoint when there is none or it is unreadable."""
     path = Path(out_dir) / CHECKPOINT
     if not path.is_file():
+        if _lock_held(Path(out_dir)):  # a run still before its first checkpoint
+            raise InputError(out_dir, "another training is running in this folder (it holds .lock) and has "
+                                      "written no checkpoint yet")
         raise InputError(path, "no checkpoint to resume from")
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -677,6 +680,18 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         fh.close()  # closing releases the lock
+
+
+def _lock_held(out_dir: Path) -> bool:
+    """Whether another process holds ``out_dir/.lock`` now (probed without waiting or creating it)."""
+    if not (out_dir / LOCK).is_file():
+        return False
+    with open(out_dir / LOCK, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False  # closing released the probe's lock
 
 
 class _StopSignals:
