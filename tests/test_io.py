@@ -4,6 +4,7 @@ file and the 1-based line, atomic writes, data-root precedence, and property tes
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -187,6 +188,18 @@ def test_write_results_round_trips_and_leaves_no_temporaries(tmp_path):
     assert (back["Confidence"] == 1).all()
     for line in path.read_text().splitlines():
         assert line.endswith(",1,-1,-1,-1") and len(line.split(",")) == 10
+
+
+def test_a_killed_writers_temporary_goes_at_the_next_write_a_live_ones_stays(tmp_path):
+    """kill -9 mid-render left .k.mp4.XXXX.tmp.mp4 beside the target for good."""
+    rows = np.array([[1, 1, 10.0, 10.0, 5.0, 20.0]])
+    target = tmp_path / "SEQ.txt"
+    dead, live = tmp_path / ".SEQ.txt.abc123.tmp", tmp_path / ".SEQ.txt.def456.tmp.mp4"
+    dead.write_text("half")
+    live.write_text("being written")
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))  # untouched for an hour: its writer is gone
+    write_results(target, rows)
+    assert sorted(os.listdir(tmp_path)) == [live.name, "SEQ.txt"]
 
 
 def test_write_results_failure_keeps_previous_file(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
@@ -21,6 +22,8 @@ from .errors import InputError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _MODE = 0o666 & ~_UMASK
+# A temporary file beside a target not written to for this long belongs to a killed writer.
+_STALE_SECONDS = 600.0
 # Errors that mean "this destination cannot be written", reported as such rather than a traceback.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
                  errno.EEXIST, errno.EFBIG, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -73,6 +76,7 @@ def atomic_path(path: str | Path, inputs: Iterable[str | Path | None] = (), keep
         yield Path(tmp)
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
+        remove_stale_temporaries(path, _STALE_SECONDS)  # what a writer killed with -9 left
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -96,12 +100,15 @@ def atomic_write(path: str | Path, mode: str = "w", inputs: Iterable[str | Path 
             os.fsync(fh.fileno())
 
 
-def remove_stale_temporaries(path: str | Path) -> int:
-    """Delete the temporary files that killed writers of ``path`` left beside it; returns how many."""
+def remove_stale_temporaries(path: str | Path, idle_seconds: float = 0.0) -> int:
+    """Delete the temporary files that killed writers of ``path`` left beside it, those not written to
+    for ``idle_seconds`` (a live writer keeps its own fresh); returns how many."""
     path = Path(path)
     removed = 0
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    now = time.time()
+    for stale in path.parent.glob(f".{path.name}.*.tmp*"):
         with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
-            removed += 1
+            if now - stale.stat().st_mtime >= idle_seconds:
+                stale.unlink()
+                removed += 1
     return removed

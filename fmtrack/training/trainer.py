@@ -62,7 +62,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..io import InputError, InputWarning, atomic_path, atomic_write
+from ..io import InputError, InputWarning, atomic_path, atomic_write, remove_stale_temporaries
 from ..model.config import ModelConfig
 from ..model.device import autocast_context, resolve_device
 from ..model.network import FMVAE
@@ -399,9 +399,8 @@ class Trainer:
     def _prepare_folder(self) -> None:
         """Under the lock: remove temporary files a killed run left, and with ``overwrite`` the
         previous run's files."""
-        for name in RUN_FILES:
-            for leftover in self.out_dir.glob(f".{name}.*.tmp*"):
-                leftover.unlink(missing_ok=True)
+        for name in RUN_FILES:  # no other writer: the lock is held
+            remove_stale_temporaries(self.out_dir / name)
         if self.overwrite:
             for name in RUN_FILES:
                 (self.out_dir / name).unlink(missing_ok=True)
