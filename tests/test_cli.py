@@ -95,7 +95,7 @@ def test_malformed_seqinfo_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("spec, words", [
     ("sort@min_confidence", ["expected key=value"]),
     ("nosuchpreset", ["unknown preset 'nosuchpreset'"]),
-    ("sort@bogus_field=1", ["bad setting", "bogus_field"]),
+    ("sort@bogus_field=1", ["unknown setting", "bogus_field"]),
     ("sort@max_dist=0.2", ["no appearance stage"]),
 ])
 def test_bad_methods_spec(tmp_path, capsys, spec, words):
