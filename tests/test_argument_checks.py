@@ -121,8 +121,8 @@ def test_a_sequence_named_twice_is_refused_not_pooled_twice(tmp_path, data_root)
         run_methods(["sort"], ["TUD-Campus", "TUD-Campus"], data_root, tmp_path / "ev", progress=False, hota=False)
     from fmtrack.benchmarks.descriptor_quality import evaluate_descriptors
 
-    with pytest.raises(ValueError, match="descriptor 'hsv' is given twice"):
-        evaluate_descriptors(["hsv", "hsv"], ["TUD-Campus"], tmp_path / "ed", None, data_root, progress=False)
+    with pytest.raises(ValueError, match="sequence 'TUD-Campus' is given twice"):
+        evaluate_descriptors(["hsv"], ["TUD-Campus", "TUD-Campus"], tmp_path / "ed", None, data_root, progress=False)
     (folder / "notes.txt").write_text("not a result\n")  # a stray file is named, not the data root alone
     with pytest.raises(InputError, match=r"notes.txt: not the result file of a sequence .*--seqs"):
         score_results_dir(folder, None, data_root, hota=False)

@@ -107,9 +107,9 @@ def _set(path, value):
     (_set(("normalisation", "std"), [0.25, 0.0, 0.25]), "std must be positive"),
     (_set(("normalisation", "mean"), [0.4, float("nan"), 0.4]), "3 finite numbers"),
     (_set(("normalisation", "std"), "0.25"), "3 finite numbers"),
-    (_set(("thresholds",), {"euclidean": float("nan")}), "threshold 'euclidean'"),
-    (_set(("thresholds",), {"euclidean": "3"}), "threshold 'euclidean'"),
-    (_set(("thresholds",), [3.0]), "thresholds must be"),
+    (_set(("thresholds",), {"euclidean": float("nan")}), "thresholds must map cosine / euclidean to finite distances > 0"),
+    (_set(("thresholds",), {"euclidean": "3"}), "thresholds must map cosine / euclidean to finite distances > 0"),
+    (_set(("thresholds",), [3.0]), "thresholds must map cosine / euclidean"),
 ])
 def test_a_bad_sidecar_is_one_input_error_naming_it(weights, change, problem):
     _edit_sidecar(weights, change)

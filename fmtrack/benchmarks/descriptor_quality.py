@@ -180,7 +180,6 @@ def evaluate_descriptors(features: list[str], sequences: list[str], out_dir: str
     from .bootstrap import bootstrap_matched, check_resamples
 
     check_resamples(bootstrap, "bootstrap (the number of resamples, 0 = off)")  # before any work
-    refuse_repeats(list(features), "descriptor")
     refuse_repeats(list(sequences), "sequence")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
