@@ -214,6 +214,19 @@ def test_feature_cache_misses_when_frames_change(tmp_path):
     np.testing.assert_allclose(again.features, _hsv_of(info, detections), atol=1e-6)
 
 
+def test_an_edit_of_any_frame_that_keeps_its_size_changes_the_fingerprint(tmp_path):
+    """Only the sizes and three frames' bytes were hashed: an edit of another frame kept its features."""
+    from fmtrack.io.images import frames_fingerprint
+
+    info = read_seqinfo(_sequence(tmp_path, length=7))
+    before = frames_fingerprint(info)
+    frame = info.image_dir / "000003.png"
+    data = bytearray(frame.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    frame.write_bytes(bytes(data))
+    assert frames_fingerprint(info) != before
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "nan"])
 def test_corrupt_feature_cache_is_recomputed_with_a_warning(tmp_path, damage):
     # Old: an empty cache file gave EOFError/an InputError forever, a NaN one was served.

@@ -49,27 +49,23 @@ class ImageSequence:
         return image
 
 
-def frames_fingerprint(info: SequenceInfo, samples: int = 3) -> str:
-    """A cheap digest of a sequence's frames for cache keys: every frame file's size plus the bytes
-    of ``samples`` evenly spaced frames.
+def frames_fingerprint(info: SequenceInfo) -> str:
+    """A digest of a sequence's frames for cache keys: every frame file's bytes (a missing frame
+    counts as absent).
 
-    Content rather than modification times, so a copied data folder keeps its caches; the sizes
-    catch a re-encoded frame anywhere, the sampled bytes an edit that keeps the size.
+    Content rather than modification times, so a copied data folder keeps its caches; every byte,
+    so an edit anywhere that keeps a file's size misses the cache too (its cost: docs/io-boundary.md).
     """
     digest = hashlib.sha256(f"{info.seq_length}:{info.im_width}x{info.im_height}".encode())
     folder = info.image_dir
     if not folder.is_dir():
         return "noimages-" + digest.hexdigest()[:16]
-    sizes = np.full(info.seq_length, -1, dtype=np.int64)
     for frame in range(1, info.seq_length + 1):
-        path = folder / f"{frame:06d}{info.im_ext}"
         try:
-            sizes[frame - 1] = path.stat().st_size
+            data = (folder / f"{frame:06d}{info.im_ext}").read_bytes()
         except OSError:
-            pass
-    digest.update(sizes.tobytes())
-    for frame in np.unique(np.linspace(1, info.seq_length, samples).round().astype(int)):
-        path = folder / f"{frame:06d}{info.im_ext}"
-        if path.is_file():
-            digest.update(path.read_bytes())
+            data = None
+        # Each frame's length first, so no two sequences of files hash alike by shifting bytes.
+        digest.update(b"-1;" if data is None else f"{len(data)};".encode())
+        digest.update(data or b"")
     return digest.hexdigest()[:16]
