@@ -190,6 +190,14 @@ def test_write_results_round_trips_and_leaves_no_temporaries(tmp_path):
         assert line.endswith(",1,-1,-1,-1") and len(line.split(",")) == 10
 
 
+def test_a_box_thinner_than_a_hundredth_of_a_pixel_reads_back(tmp_path):
+    """0.004 px was written as 0.00, which the reader (and eval) refuse as a non-positive size."""
+    path = write_results(tmp_path / "SEQ.txt", np.array([[1, 1, 10.0, 10.0, 0.004, 20.0], [2, 1, 10, 10, 5, 2e-3],
+                                                         [3, 1, 10, 10, 5, 1e-5]]))
+    back = read_results(path)  # 1e-5 px: the reader's smallest size, 1e-3
+    assert back["Width"].tolist() == [0.004, 5.0, 5.0] and back["Height"].tolist() == [20.0, 0.002, 0.001]
+
+
 def test_a_killed_writers_temporary_goes_at_the_next_write_a_live_ones_stays(tmp_path):
     """kill -9 mid-render left .k.mp4.XXXX.tmp.mp4 beside the target for good."""
     rows = np.array([[1, 1, 10.0, 10.0, 5.0, 20.0]])

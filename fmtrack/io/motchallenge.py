@@ -568,16 +568,24 @@ def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFram
                                     RESULT_COLUMNS, "track id")
 
 
+def _size(value: float) -> str:
+    """A width or height as written: two decimals, or as many digits as keep it readable (0.004 px
+    written as 0.00 made a file the reader refuses); below MIN_BOX_SIZE, that size."""
+    return f"{value:.2f}" if value >= 0.005 else f"{max(value, MIN_BOX_SIZE):.6g}"
+
+
 def write_results(path: str | Path, rows: np.ndarray) -> Path:
     """Write tracker output atomically as ``frame,id,left,top,width,height,1,-1,-1,-1``.
 
     rows: (N, 6) array of frame, track id, left, top, width, height (pixels). ValueError naming the
     row for what :func:`read_results` would refuse: frames not whole numbers >= 1, ids not whole, a value
-    not finite or beyond 1e6 px, a width or height not above 0, an id twice in one frame.
+    not finite or beyond 1e6 px, a width or height not above 0, an id twice in one frame. Positions
+    are written to 0.01 px; sizes too, but one below 0.005 px with the digits it needs (at least
+    MIN_BOX_SIZE), so that the file reads back.
     """
     path = Path(path)
     rows = _checked_result_rows(rows)
     with atomic_write(path, "w") as fh:
         for frame, track_id, left, top, width, height in rows:
-            fh.write(f"{int(frame)},{int(track_id)},{left:.2f},{top:.2f},{width:.2f},{height:.2f},1,-1,-1,-1\n")
+            fh.write(f"{int(frame)},{int(track_id)},{left:.2f},{top:.2f},{_size(width)},{_size(height)},1,-1,-1,-1\n")
     return path
