@@ -114,3 +114,19 @@ def test_a_checked_config_tracks_as_the_same_config_unchecked_would():
         tracker = Tracker(preset("bytetrack", max_age=max_age))
         runs.append([[(t.track_id, t.tlwh.tolist()) for t in tracker.update(b, np.full(4, 0.9))] for b in boxes])
     assert runs[0] == runs[1] and any(runs[0])
+
+
+def test_numpy_scalars_are_stored_as_python_values_so_a_snapshot_can_be_written():
+    """A config made with numpy scalars (a parameter grid from np.arange) passed every check, then
+    snapshot() and to_dict() failed: 'Object of type int64 is not JSON serializable'."""
+    import io
+
+    from fmtrack.tracker import Tracker
+
+    config = preset("bytetrack").replace(max_age=np.int64(20), high_confidence=np.float32(0.5),
+                                         predict_unconfirmed=np.bool_(True))
+    assert (type(config.max_age), type(config.high_confidence), type(config.predict_unconfirmed)) == (int, float, bool)
+    json.dumps(config.to_dict())
+    tracker = Tracker(config)
+    tracker.update(np.array([[1.0, 2, 30, 40]]), np.array([0.9]))
+    tracker.save_snapshot(io.BytesIO())

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from .kalman_filter import check_velocity_noise
 from .linear_assignment import INFEASIBLE
 
@@ -362,16 +364,22 @@ def _check_fields(instance: Stage | TrackerConfig) -> None:
             continue
         kind = options[0]
         if kind is bool:
-            if not isinstance(value, bool):
+            if isinstance(value, np.bool_):  # numpy's, as Python's (a config is written as JSON)
+                object.__setattr__(instance, field, bool(value))
+            elif not isinstance(value, bool):
                 raise ValueError(f"{field} must be true or false, got {value!r}")
         elif kind is int:
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, (float, np.floating)) and float(value).is_integer():
                 object.__setattr__(instance, field, int(value))  # frozen: normalised once, here
-            elif isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{field} must be a whole number, got {value!r}")
+            elif type(value) is not int:  # numpy's integers: JSON (snapshots, preset files) takes only Python's
+                object.__setattr__(instance, field, int(value))
         elif kind is float:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{field} must be a number, got {value!r}")
+            if type(value) not in (int, float):
+                object.__setattr__(instance, field, float(value))
         elif kind is str:
             if not isinstance(value, str):
                 raise ValueError(f"{field} must be a string, got {value!r}")
