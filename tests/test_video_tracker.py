@@ -211,6 +211,22 @@ def test_features_of_another_length_than_the_descriptor_are_refused_on_the_first
     video.update(frame, np.array([[198.0, 203, 62, 141]]), np.array([0.9]), features=np.ones((1, 128)))
 
 
+def test_a_caller_reusing_one_frame_buffer_gets_what_fresh_frames_give():
+    """The previous frame was kept by reference: a caller decoding into one buffer had camera motion
+    estimated between two identical images (track 1 at x 281.26 against 282.0)."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (240, 320, 3), np.uint8)
+    fresh = fmtrack.VideoTracker("bytetrack", None, camera_motion="ecc")
+    reused = fmtrack.VideoTracker("bytetrack", None, camera_motion="ecc")
+    buffer = np.empty_like(texture)
+    for f in range(6):
+        image = np.roll(texture, 4 * f, axis=1)
+        boxes, scores = np.array([[100.0 + 4 * f, 60, 30, 80]]), np.array([0.9])
+        buffer[:] = image
+        assert _as_rows(reused.update(buffer, boxes, scores)) == _as_rows(fresh.update(image, boxes, scores))
+    assert not np.shares_memory(reused.snapshot()["pipeline.previous_frame"], buffer)
+
+
 def test_a_camera_motion_with_last_row_0_0_1_is_taken_as_the_tracker_takes_it():
     affine = np.array([[1.0, 0, 2], [0, 1, -1]])
     two, three = (fmtrack.VideoTracker("bytetrack", descriptor=None) for _ in range(2))

@@ -313,7 +313,8 @@ class VideoTracker:
         from ..camera_motion import estimate_motion
 
         frame = self._frame(frame, f"camera motion ({self.config.camera_motion!r})")
-        previous, self._previous = self._previous, (frame, boxes[valid])
+        # A copy: a caller reusing one buffer for every frame would otherwise change the reference.
+        previous, self._previous = self._previous, (frame.copy(), boxes[valid])
         if previous is None:
             return None
         if previous[0].shape != frame.shape:
