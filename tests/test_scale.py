@@ -60,6 +60,14 @@ def streams(request, data_root):
     return request.param, ticks, _plain(ticks, request.param)
 
 
+def test_ids_a_dict_takes_as_one_stream_go_to_one_shard():
+    """7 and np.int64(7) went to different actors, each holding a tracker of half the stream."""
+    for same in ([7, np.int64(7), 7.0, np.float32(7.0)], ["cam", np.str_("cam")], [1, True, np.bool_(True)]):
+        assert len({default_shard(stream_id, 3) for stream_id in same}) == 1, same
+        assert len(set(same)) == 1  # the router's own dict already took them as one key
+    assert default_shard(2.5, 7) == default_shard(np.float64(2.5), 7)
+
+
 def test_default_shard_is_stable_across_processes_and_uses_every_shard():
     ids = [f"cam-{i}" for i in range(64)] + list(range(16))
     here = [default_shard(s, 3) for s in ids]

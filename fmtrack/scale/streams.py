@@ -12,6 +12,7 @@ plain :class:`fmtrack.Tracker` fed the same frames, however streams are spread o
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
@@ -89,8 +90,21 @@ class StreamShard:
 
 def default_shard(stream_id: Hashable, shards: int) -> int:
     """The shard a stream starts on: CRC-32 of its repr, stable across processes and runs (Python's
-    own hash of a string is salted per process)."""
-    return zlib.crc32(repr(stream_id).encode()) % shards
+    own hash of a string is salted per process). Ids a dict takes as one key take one shard: 7,
+    np.int64(7) and 7.0 alike, np.str_("a") as "a"."""
+    return zlib.crc32(_canonical_repr(stream_id).encode()) % shards
+
+
+def _canonical_repr(stream_id: Hashable) -> str:
+    """repr of the plain Python value equal to ``stream_id`` (numpy scalars and whole floats as ints)."""
+    if isinstance(stream_id, numbers.Real) and not isinstance(stream_id, numbers.Integral):
+        value = float(stream_id)
+        return repr(int(value)) if value.is_integer() else repr(value)
+    if isinstance(stream_id, (numbers.Integral, np.bool_)):
+        return repr(int(stream_id))
+    if isinstance(stream_id, str):
+        return repr(str(stream_id))
+    return repr(stream_id)
 
 
 class StreamRouter:
