@@ -1,4 +1,4 @@
-"""Kalman-filter + Hungarian multi-object tracking (DeepSORT family), numpy only."""
+"""Kalman-filter + Hungarian multi-object tracking (DeepSORT family): numpy, and scipy's assignment solver."""
 
 from .boxes import to_tlwh
 from .config import PRESETS, Stage, TrackerConfig, preset

@@ -2,7 +2,7 @@
 galleries, the label-free calibration and the descriptor-quality benchmark.
 
 ``cosine``: 1 - cos(a, b), in [0, 2]. ``euclidean``: the true L2 distance ||a - b|| (not squared).
-Written here rather than taken from scipy.spatial.distance: the tracker is numpy only, and its hot
+Written here rather than taken from scipy.spatial.distance: the tracker needs no scipy there, and its hot
 path needs the inner-product form with squared norms it has already stored.
 """
 

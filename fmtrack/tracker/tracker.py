@@ -2,8 +2,8 @@
 
 Per frame: filter detections, predict all tracks at once, run the configured association stages
 (one cost matrix and one Hungarian assignment each), update the matched tracks at once, age the
-rest, start new tracks, delete dead ones, report. Numpy only: no torch, and no file formats beyond
-numpy's own .npz for snapshots.
+rest, start new tracks, delete dead ones, report. Numpy (and scipy's Hungarian solver) only: no
+torch, and no file formats beyond numpy's own .npz for snapshots.
 """
 
 from __future__ import annotations
