@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .io import Detections, ImageSequence, InputError, InputWarning, SequenceInfo, atomic_write
 from .io import cache_dir as cache_dir_for
+from .io import check_cache_entry
 from .io.images import frames_fingerprint
 from .io.motchallenge import load_npy
 
@@ -240,6 +241,7 @@ def sequence_camera_motion(info: SequenceInfo, config: CameraMotionConfig,
     naming the image.
     """
     cache = _cache_path(info, config, Path(cache_dir) if cache_dir else cache_dir_for('cmc'), exclude)
+    check_cache_entry(cache)
     if cache.is_file():
         affines = _read_cache(cache, info.seq_length)
         if affines is not None:

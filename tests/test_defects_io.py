@@ -214,6 +214,33 @@ def test_feature_cache_misses_when_frames_change(tmp_path):
     np.testing.assert_allclose(again.features, _hsv_of(info, detections), atol=1e-6)
 
 
+def test_a_cache_root_or_entry_that_is_no_folder_or_file_is_named_before_any_work(tmp_path, monkeypatch, capsys):
+    """FMTRACK_CACHE naming a file, or a cache entry replaced by a folder, failed after every frame
+    was embedded, naming neither the variable nor the entry."""
+    root = tmp_path / "root"
+    _sequence(root)
+    args = ["run", "--seq", "SYN-01", "--data-root", str(root), "--features", "hsv", "--quiet",
+            "--out", str(tmp_path / "r.txt")]
+    embedded = []
+    monkeypatch.setattr(HSVEmbedder, "embed", lambda self, *a, **k: embedded.append(1) or np.ones((1, 128)))
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "afile"))
+    assert main(args) == 2 and "$FMTRACK_CACHE names a file here, not a folder" in _one_line_error(capsys)
+    monkeypatch.setenv("FMTRACK_CACHE", str(tmp_path / "cache"))
+    info = read_seqinfo(root / "MOT17" / "train" / "SYN-01")
+    from fmtrack.embedder.cache import feature_cache_path
+
+    entry = feature_cache_path(info, read_detections(info.det_path), HSVEmbedder(), tmp_path / "cache" / "features")
+    entry.mkdir(parents=True)
+    assert main(args) == 2 and "a cache entry's name, taken by something that is not a file" in _one_line_error(capsys)
+    assert not embedded
+    from fmtrack.io import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("FMTRACK_CACHE", "~/tilde")  # was a folder named "~" in the working directory
+    assert cache_dir("features") == tmp_path / "tilde" / "features"
+
+
 def test_an_edit_of_any_frame_that_keeps_its_size_changes_the_fingerprint(tmp_path):
     """Only the sizes and three frames' bytes were hashed: an edit of another frame kept its features."""
     from fmtrack.io.images import frames_fingerprint

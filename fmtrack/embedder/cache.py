@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..io import (Detections, ImageSequence, InputError, InputWarning, SequenceInfo, atomic_write,
-                  cache_dir as cache_dir_for, read_feature_array)
+                  cache_dir as cache_dir_for, check_cache_entry, read_feature_array)
 from ..io.images import frames_fingerprint
 from ..io.names import name_problem
 from .base import Embedder
@@ -116,6 +116,8 @@ def cached_features_many(info: SequenceInfo, detections: Detections, embedders: 
     """:func:`cached_features` of several embedders (a fused descriptor's parts); those missing from
     the cache are computed together, in one pass over the frames."""
     paths = [feature_cache_path(info, detections, embedder, cache_dir) for embedder in embedders]
+    for path in paths:
+        check_cache_entry(path)
     missing = []
     for index, (path, embedder) in enumerate(zip(paths, embedders)):
         if path.is_file():
