@@ -350,6 +350,17 @@ def test_find_sequence_and_unknown_sequence_lists_known_ones(tmp_path):
     message = str(err.value)
     assert message.startswith(f"{tmp_path}: ") and "'GAMMA-09'" in message
     assert "ALPHA-01, Beta-Walk" in message
+    # One name in train and in test was taken from train in silence.
+    _write(tmp_path / "MOT17" / "test" / "ALPHA-01" / "seqinfo.ini", SEQINFO.format(name="ALPHA-01", length=3))
+    with pytest.raises(InputError, match=r"'ALPHA-01' is in 2 places: MOT17/train/ALPHA-01, MOT17/test/ALPHA-01"):
+        find_sequence("ALPHA-01", tmp_path)
+    # A flat root (sequences directly under it) is listed too; a sequence folder given as the root says so.
+    flat = tmp_path / "flat"
+    _write(flat / "Other" / "seqinfo.ini", SEQINFO.format(name="Other", length=3))
+    with pytest.raises(InputError, match="sequences under this root: Other$"):
+        find_sequence("GAMMA-09", flat)
+    with pytest.raises(InputError, match="is itself a sequence folder"):
+        find_sequence("GAMMA-09", flat / "Other")
 
 
 def test_image_sequence_missing_image_and_folder(tmp_path):

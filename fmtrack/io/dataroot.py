@@ -49,15 +49,20 @@ def find_sequence(name: str, data_root: str | Path | None = None) -> Path:
     if (direct / "seqinfo.ini").is_file() or (direct / "det").is_dir():
         _warn_if_images_outside(root, direct)
         return direct
-    for bench in BENCHMARKS:
-        for split in SPLITS:
-            path = root / bench / split / name
-            if path.is_dir():
-                _warn_if_images_outside(root, path)
-                return path
+    found = [root / bench / split / name for bench in BENCHMARKS for split in SPLITS
+             if (root / bench / split / name).is_dir()]
+    if len(found) > 1:  # taking the first in silence would score one and mean the other
+        raise InputError(root, f"sequence {name!r} is in {len(found)} places: "
+                               f"{', '.join(str(p.relative_to(root)) for p in found)}; keep one under this root")
+    if found:
+        _warn_if_images_outside(root, found[0])
+        return found[0]
     known = sorted(p.name for b in BENCHMARKS for s in SPLITS
                    for p in (root / b / s).glob("*") if p.is_dir())
+    known += sorted(p.name for p in root.glob("*") if (p / "seqinfo.ini").is_file() or (p / "det").is_dir())
     hint = ", ".join(known) if known else "none"
+    if not known and (root / "seqinfo.ini").is_file():
+        hint += f" ({root} is itself a sequence folder: the data root is the folder above its benchmark)"
     raise InputError(root, f"unknown sequence {name!r}; sequences under this root: {hint}")
 
 
