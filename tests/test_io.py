@@ -576,3 +576,14 @@ def test_seqinfo_reader_property(tmp_path, name, rate, length, width, height):
         assert 1 <= info.seq_length <= 10_000_000 and 1 <= info.im_width <= 1e6 and 1 <= info.im_height <= 1e6
         assert Path(info.name).name == info.name and info.name not in (".", "..")
         assert (tmp_path / "out" / f"{info.name}.txt").parent == tmp_path / "out"
+
+
+def test_a_seq_length_that_is_not_a_whole_number_names_the_argument(tmp_path):
+    """seq_length="71" failed inside numpy (UFuncTypeError), naming nothing."""
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,5,6,7,8,0.9,-1,-1,-1\n")
+    for reader in (read_detections, read_results):
+        for bad in ("71", 7.5, True, -1):
+            with pytest.raises(ValueError, match="seq_length must be a whole number of frames"):
+                reader(det, seq_length=bad)
+    assert len(read_detections(det, seq_length=np.int64(3))) == 1

@@ -393,6 +393,15 @@ def _detections_from_table(path: Path, table: np.ndarray, line_numbers: np.ndarr
                       skipped=int((~keep).sum()))
 
 
+def _seq_length(value: object) -> int | None:
+    """The ``seq_length`` argument as an int (None: unbounded); ValueError naming it otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"seq_length must be a whole number of frames >= 0 or None, got {value!r}")
+    return int(value)
+
+
 def _path(path: str | os.PathLike, name: str) -> Path:
     """``path`` as a Path; ValueError naming the argument for anything that is not a path."""
     if not isinstance(path, (str, os.PathLike)):
@@ -402,6 +411,7 @@ def _path(path: str | os.PathLike, name: str) -> Path:
 
 def read_detections(path: str | Path, seq_length: int | None = None) -> Detections:
     """Read a MOTChallenge ``det.txt`` (10 columns, or the 7-column short form)."""
+    seq_length = _seq_length(seq_length)
     path = _path(path, "path")
     table, line_numbers = _read_numeric_table(path, (10, 7))
     detections = _detections_from_table(path, table, line_numbers, None, seq_length)
@@ -453,6 +463,7 @@ def read_feature_array(path: str | Path, seq_length: int | None = None) -> Detec
     7-9 being -1 in every row. Line numbers in errors are 1-based rows. Feature values must be
     within ±MAX_FEATURE.
     """
+    seq_length = _seq_length(seq_length)
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -504,6 +515,7 @@ def read_ground_truth(path: str | Path, seq_length: int | None = None) -> pd.Dat
     9 columns (MOT16/17: consider flag, class, visibility) or 10 columns (MOT15: confidence then
     world coordinates; every row becomes class 1, visibility 1, since MOT15 is scored without classes).
     """
+    seq_length = _seq_length(seq_length)
     path = _path(path, "path")
     table, line_numbers = _read_numeric_table(path, (9, 10))
     _check_frames(path, table[:, 0], line_numbers, seq_length)
@@ -548,6 +560,7 @@ def read_results(path: str | Path, seq_length: int | None = None) -> pd.DataFram
     Returns py-motmetrics' layout: index (FrameId, Id), columns RESULT_COLUMNS. An empty file (or
     one of blank lines) is a valid result (a tracker that reported nothing).
     """
+    seq_length = _seq_length(seq_length)
     path = _path(path, "path")
     if path.is_file() and path.stat().st_size < 4096 and not path.read_bytes().removeprefix(_BOM).strip():
         return pd.DataFrame(columns=RESULT_COLUMNS,
