@@ -572,7 +572,8 @@ def test_non_finite_input_raises_value_error(name, what, bad, pattern):
 @pytest.mark.parametrize("boxes, scores, feats, pattern", [
     (np.ones((2, 3)), np.ones(2), np.ones((2, 4)), r"boxes must have shape \(N, 4\)"),
     (np.ones(4), np.ones(1), np.ones((1, 4)), r"boxes must have shape \(N, 4\)"),
-    (np.ones((2, 4)), np.ones(3), np.ones((2, 4)), r"2 boxes but 3 scores"),
+    (np.ones((2, 4)), np.ones(3), np.ones((2, 4)), r"scores must have shape \(N=2,\) for 2 boxes, got shape \(3,\)"),
+    (np.ones((4, 4)), np.ones((2, 2)), np.ones((4, 4)), r"scores must have shape \(N=4,\)"),  # was flattened
     (np.ones((2, 4)), np.ones(2), np.ones((3, 4)), r"features must have shape \(N=2, D\)"),
     (np.ones((2, 4)), np.ones(2), np.ones(8), r"features must have shape \(N=2, D\)"),
     (np.ones((2, 4)), np.ones(2), None, r"uses appearance: pass features"),

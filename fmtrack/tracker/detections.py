@@ -33,9 +33,9 @@ def validate_frame_input(boxes: np.ndarray, scores: np.ndarray | None, features:
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4) tlwh, got {boxes.shape}")
     n = len(boxes)
-    scores = np.ones(n) if scores is None else as_real(scores, "scores").reshape(-1)
-    if len(scores) != n:
-        raise ValueError(f"got {n} boxes but {len(scores)} scores")
+    scores = np.ones(n) if scores is None else as_real(scores, "scores")
+    if scores.shape != (n,):  # not flattened: a (2, 2) array for 4 boxes is a mistake, not 4 scores
+        raise ValueError(f"scores must have shape (N={n},) for {n} boxes, got shape {scores.shape}")
     if features is None:
         if needs_features:
             raise ValueError("this tracker configuration uses appearance: pass features (N, D)")
