@@ -153,6 +153,22 @@ def test_snapshot_is_plain_arrays_and_independent_of_the_tracker():
     assert other.config == tracker.config and other.frame_count == 60
 
 
+def test_a_snapshot_file_is_written_as_any_other_file_into_a_new_folder(tmp_path):
+    """save_snapshot left mkstemp's owner-only mode (0o600), and a path in a missing folder raised
+    FileNotFoundError naming the temporary file."""
+    tracker = Tracker("bytetrack")
+    _run(tracker, list(synthetic_stream(10, seed=2, dim=8)))
+    path = tmp_path / "new" / "deeper" / "s.npz"
+    tracker.save_snapshot(path)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert Tracker.load_snapshot(path).frame_count == tracker.frame_count
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="cannot write a snapshot here"):
+        tracker.save_snapshot(tmp_path / "file" / "s.npz")
+
+
 def test_bad_snapshots_are_one_clear_error(tmp_path):
     good = Tracker("deepsort")
     _run(good, list(synthetic_stream(30, seed=5, dim=8)))

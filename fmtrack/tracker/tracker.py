@@ -30,6 +30,10 @@ from .track import Track, TrackTable
 
 
 SNAPSHOT_VERSION = 1
+# The mode a file written with open() gets under this process's umask (read once, as fmtrack.io does).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 # A predicted box beyond this (pixels) can overlap no valid detection: the track ends.
 _PREDICTION_LIMIT = 10 * MAX_PIXELS
 # A Kalman variance beyond this (any state entry) means the track can no longer be located.
@@ -489,10 +493,15 @@ class Tracker:
         path = Path(file)
         if path.exists() and not path.is_file():
             raise ValueError(f"{path}: not a regular file; refusing to replace it with a snapshot")
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as fmtrack.io's atomic writes do
+            handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as err:
+            raise ValueError(f"{path}: cannot write a snapshot here ({err.strerror or err})") from None
         try:
             with os.fdopen(handle, "wb") as fh:
                 np.savez(fh, **state)
+            os.chmod(tmp, _FILE_MODE)  # mkstemp's owner-only mode, as any other file gets instead
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
