@@ -1,7 +1,5 @@
 """Track state: the live tracks as arrays (hot path) and the Track snapshot handed to callers."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np
@@ -11,21 +9,27 @@ class Track(NamedTuple):
     """A reported track in one frame (a named tuple: immutable and cheap to make every frame).
 
     track_id: 1, 2, 3, ... in the order tracks are first reported (a tentative track that dies
-    unreported takes no id), or, with the config's ``identity_memory``, the id of a deleted track
-    whose person the descriptor recognises in a new track (the id returns after a gap).
+        unreported takes no id), or, with the config's ``identity_memory``, the id of a deleted
+        track whose person the descriptor recognises in a new track (the id returns after a gap).
     tlwh: (4,) float64 box in pixels (left, top, width, height): the Kalman estimate after this
-    frame's update, or the prediction when the track was missed in this frame.
+        frame's update, or the prediction when the track was missed in this frame.
+    confirmed: whether the track has its ``n_init`` hits (reported tracks are, but for the
+        warm-up frames of presets that report tentative ones).
+    time_since_update: frames since the last matched detection (0: matched in this frame).
+    hits: detections matched over the track's life, the birth detection included.
+    age: frames since birth.
+    score: confidence of the last matched detection (as the tracker saw it, after any score map).
+    detection: the row of the ``boxes`` passed to this frame's ``update()`` that the track
+        matched (before any filtering by the tracker), or -1 when it was not matched (coasting).
     """
 
     track_id: int
     tlwh: np.ndarray
     confirmed: bool
-    time_since_update: int  # frames since the last matched detection (0: matched this frame)
-    hits: int  # detections matched over the track's life, the birth detection included
-    age: int  # frames since birth
-    score: float  # confidence of the last matched detection
-    # Row of the ``boxes`` passed to this frame's update() that the track matched (before any
-    # filtering by the tracker), or -1 when it was not matched in this frame (coasting).
+    time_since_update: int
+    hits: int
+    age: int
+    score: float
     detection: int
 
 
