@@ -138,69 +138,106 @@ class Stage:
 class TrackerConfig:
     """Everything that decides what the tracker does; serialised into every result it produces.
 
-    Units: confidences on the detector's scale; heights in pixels; ages in frames.
-    Appearance distances: ``cosine`` is 1 - cos(a, b) in [0, 2]; ``euclidean`` is the true
-    (not squared) L2 distance between feature vectors.
+    Units: confidences on the detector's scale (or [0, 1] after the score map); heights in pixels;
+    ages in frames. Appearance distances: ``cosine`` is 1 - cos(a, b) in [0, 2]; ``euclidean`` is
+    the true (not squared) L2 distance between feature vectors.
+
+    name: the preset's name (results go to ``runs/NAME`` by default).
+    motion_model: the Kalman filter's state (fmtrack.tracker.kalman_filter): ``xyah`` DeepSORT's,
+        ``xysr`` SORT's, ``xywh`` BoT-SORT's.
+    stages: the association stages, run in order (:class:`Stage`).
+    metric: appearance distance, ``cosine`` or ``euclidean``.
+    budget: features kept per track (the last ``budget``) with ``appearance_memory="gallery"``.
+    gating_threshold: the Mahalanobis gate, on the squared distance (chi-square 95 %, 4 dof).
+    min_confidence: detections scoring below this are dropped.
+    high_confidence: detections scoring above this are "high" (ByteTrack); None: every kept one is.
+    birth_confidence: a new track needs a high detection scoring at least this.
+    min_height: detections lower than this (pixels) are dropped.
+    nms_max_overlap: DeepSORT's suppression (overlap over the lower-scored box's own area, not
+        IoU); 1.0: off.
+    max_detections: at most this many detections a frame, the highest-scoring (None: no limit):
+        association cost grows as tracks x detections, and thousands in a frame is a detector fault.
+    n_init: hits (the birth detection included) that confirm a tentative track.
+    max_age: a confirmed track is deleted once missed more than this many frames.
+    tentative_max_age: likewise for tentative tracks (0: deleted on their first miss).
+    max_age_scales_with_frame_rate: ``max_age`` and ``identity_memory`` are given for 30 fps
+        (:meth:`at_frame_rate` scales them).
+    identity_memory: frames after its last update that a deleted, reported track keeps its id and
+        appearance; a new track within ``identity_factor`` x the descriptor's threshold of it when
+        first reported takes the id back (one assignment). 0: off; needs appearance features.
+    identity_factor: see ``identity_memory``.
+    velocity_noise: the Kalman velocities' process and initial noise (standard deviation) times this.
+    velocity_noise_scales_with_frame_rate: ``velocity_noise`` is given for 30 fps; at_frame_rate
+        multiplies it by 30 / fps (a velocity in pixels per frame, and its uncertainty, grow with
+        the time between frames).
+    motion_only: the fields the motion-only form (:meth:`without_appearance`, run where no
+        descriptor can be had) replaces, e.g. ``{"max_age": 26}``; stored as sorted (field, value)
+        pairs so the config stays hashable (read them with :meth:`motion_overrides`).
+    motion_iou_buffer: the C-BIoU buffer, given for 30 fps, of every IoU stage where motion alone
+        decides (no appearance credit); at_frame_rate sets theirs to this x 30 / fps, at most
+        MAX_MOTION_BUFFER. 0: off.
+    confirm_first_frame: tracks born in frame 1 start confirmed (ByteTrack).
+    predict_unconfirmed: unconfirmed tracks are predicted (False: matched at their birth state, as
+        ByteTrack does).
+    freeze_lost_height: a lost track's height velocity is zeroed (ByteTrack).
+    duplicate_iou: a lost and an active track overlapping more than this: the one tracked for
+        fewer frames is dropped (ByteTrack); None: off.
+    appearance_memory: ``gallery`` (the last ``budget`` features, DeepSORT) or ``ema`` (one
+        feature, normalise(ema_alpha * feature + (1 - ema_alpha) * new), BoT-SORT).
+    ema_alpha: see ``appearance_memory``.
+    camera_motion: ``none``, ``sof`` or ``ecc``: estimated by the pipeline
+        (fmtrack.pipeline.VideoTracker, fmtrack.camera_motion) and passed to ``update()``, not done
+        by Tracker itself.
+    score_normalisation: how the pipeline maps detector scores to [0, 1] (fmtrack.scores;
+        docs/score_maps.md): ``auto`` each score through the detector's fixed streaming map;
+        ``minmax`` / ``logistic`` / ``rank`` over a whole detection file (reference runs); ``raw``
+        the detector's own scale (the original SORT and DeepSORT).
+    report_max_time_since_update: tracks missed more frames than this are not reported.
+    report_min_hit_streak: reported only after this many matches since birth or the last miss
+        (the birth not counted).
+    report_warmup_frames: during the first frames, any track updated in the frame is reported too.
     """
 
     name: str = "custom"
     motion_model: MotionModelName = "xyah"
     stages: tuple[Stage, ...] = ()
     metric: Literal["cosine", "euclidean"] = "cosine"
-    budget: int = 100  # gallery size per track (last `budget` features)
-    gating_threshold: float = CHI2_95_4DOF  # on squared Mahalanobis distance
+    budget: int = 100
+    gating_threshold: float = CHI2_95_4DOF
     # Detection preprocessing.
     min_confidence: float = float("-inf")
-    high_confidence: float | None = None  # scores above this are "high" (ByteTrack); None: all are
-    birth_confidence: float = float("-inf")  # a new track needs a high detection scoring at least this
+    high_confidence: float | None = None
+    birth_confidence: float = float("-inf")
     min_height: float = 0.0
-    # DeepSORT's suppression (not IoU: overlap / the lower-scored box's area), 1.0 = off.
     nms_max_overlap: float = 1.0
-    # At most this many detections per frame, the highest-scoring (None: no limit): association
-    # cost grows as tracks x detections, and a frame of thousands is a detector fault.
     max_detections: int | None = 1000
     # Track lifecycle.
-    n_init: int = 3  # hits (birth detection included) that confirm a tentative track
-    max_age: int = 30  # a confirmed track is deleted after this many missed frames (more than)
-    tentative_max_age: int = 0  # likewise for tentative tracks (0: deleted on their first miss)
-    max_age_scales_with_frame_rate: bool = False  # max_age (and identity_memory) given for 30 fps
-    # A confirmed, reported track deleted after max_age keeps its id and appearance memory this many
-    # frames after its last update; a new track whose appearance lies within identity_factor x the
-    # descriptor's threshold of it when first reported takes that id back (one assignment): the
-    # person came back after an occlusion longer than max_age. 0: off; needs appearance features.
+    n_init: int = 3
+    max_age: int = 30
+    tentative_max_age: int = 0
+    max_age_scales_with_frame_rate: bool = False
     identity_memory: int = 0
     identity_factor: float = 1.0
-    # Kalman filter: the standard deviation of the velocities' process and initial noise times this.
+    # Kalman filter and IoU where motion alone decides.
     velocity_noise: float = 1.0
-    # velocity_noise is given for 30 fps: at_frame_rate multiplies it by 30 / fps, since a velocity
-    # in pixels per frame, and the uncertainty about it, grow with the time between frames.
     velocity_noise_scales_with_frame_rate: bool = False
-    # The motion-only form (without_appearance), what an appearance preset runs where no descriptor
-    # can be had: the fields it replaces there ({"max_age": 26}), stored as sorted (field, value)
-    # pairs so the config stays hashable; read them with motion_overrides. Max ages scale with the rest.
     motion_only: Mapping[str, Any] | tuple[tuple[str, Any], ...] = ()
-    # C-BIoU buffer given for 30 fps for every IoU stage where motion alone decides (no appearance
-    # credit): at_frame_rate raises theirs to this x 30 / fps, at most MAX_MOTION_BUFFER. 0: off.
     motion_iou_buffer: float = 0.0
-    confirm_first_frame: bool = False  # tracks born in frame 1 start confirmed (ByteTrack)
-    predict_unconfirmed: bool = True  # ByteTrack matches unconfirmed tracks at their birth state
-    freeze_lost_height: bool = False  # ByteTrack zeroes a lost track's height velocity
-    duplicate_iou: float | None = None  # a lost and an active track overlapping more: drop the younger
-    # Appearance memory: the last `budget` features (DeepSORT) or an exponential moving average
-    # (BoT-SORT: feature <- normalise(ema_alpha * feature + (1 - ema_alpha) * new)).
+    # ByteTrack's bookkeeping.
+    confirm_first_frame: bool = False
+    predict_unconfirmed: bool = True
+    freeze_lost_height: bool = False
+    duplicate_iou: float | None = None
+    # Appearance memory.
     appearance_memory: Literal["gallery", "ema"] = "gallery"
     ema_alpha: float = 0.9
-    # Done by the pipeline (fmtrack.pipeline.VideoTracker, frame by frame), not by Tracker.update:
-    # camera motion estimated from consecutive frames (fmtrack.camera_motion) and passed to update(),
-    # and detector scores mapped to [0, 1] (fmtrack.scores; docs/score_maps.md): ``auto``, each score
-    # through the detector's fixed streaming map; ``minmax`` / ``logistic`` / ``rank``, over a whole
-    # detection file (reference runs); ``raw``, the detector's own scale, as the original SORT and DeepSORT.
+    # Done by the pipeline, not by Tracker.update.
     camera_motion: Literal["none", "sof", "ecc"] = "none"
     score_normalisation: Literal["raw", "auto", "minmax", "logistic", "rank"] = "raw"
     # Which tracks are reported each frame.
     report_max_time_since_update: int = 1
-    report_min_hit_streak: int = 0  # matches since birth or the last miss, birth not counted
-    report_warmup_frames: int = 0  # during the first frames, report any track updated this frame
+    report_min_hit_streak: int = 0
+    report_warmup_frames: int = 0
 
     @functools.cached_property  # asked several times per frame; the config is frozen
     def uses_appearance(self) -> bool:
