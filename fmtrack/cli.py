@@ -470,7 +470,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
     features = descriptor_spec(args.features)
     calibrations = calibrate_descriptor(features, args.seq, tuple(args.metric), args.data_root, args.write,
-                                        args.gap, force=args.force, threads=args.threads)
+                                        args.gap, force=args.force, threads=args.threads, progress=not args.quiet)
     for calibration in calibrations.values():
         print(calibration.to_dict())
     if args.write:
@@ -787,6 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--force", action="store_true", help="with --write: replace a calibration made on another sequence")
     ca.add_argument("--threads", type=_threads, default=1, help="torch threads for an FMVAE model (0: torch's default)")
     ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
+    ca.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_root(ca)
     ca.set_defaults(func=cmd_calibrate)
 

@@ -106,7 +106,8 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
 
 def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] = ("euclidean", "cosine"),
                          data_root: str | Path | None = None, write: bool = False,
-                         gap: int = 15, force: bool = False, threads: int | None = 1) -> dict[str, Calibration]:
+                         gap: int = 15, force: bool = False, threads: int | None = 1,
+                         progress: bool = True) -> dict[str, Calibration]:
     """Label-free thresholds of an image descriptor on a (training) sequence's detections, per metric.
 
     With ``write`` and FMVAE weights, the thresholds are stored in the weights' JSON sidecar, where
@@ -137,7 +138,7 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
             raise InputError(sidecar_path(features), f"holds thresholds calibrated on {made_on}; replacing them "
                                                      f"with {info.name}'s needs --force")
     detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
-    described = served_detections(cached_embedder(info, detections, embedder)[0], detections)
+    described = served_detections(cached_embedder(info, detections, embedder, progress)[0], detections)
     calibrations = {metric: calibrate_threshold(described.features, described, metric, gap) for metric in metrics}
     if write:
         from ..model.weights import update_thresholds
