@@ -297,15 +297,18 @@ class _Box:
         self.track_id, self.tlwh = track_id, tlwh
 
 
-def render_rows(source: FrameSource, rows: np.ndarray, out_path: str | os.PathLike, *, fps: float | None = None,
-                inputs: Iterable[str | os.PathLike] = (), progress: bool = False) -> Path:
-    """Draw result rows onto every frame of ``source`` and write ``out_path`` (mp4).
+def render_rows(source: FrameSource | str | os.PathLike, rows: np.ndarray, out_path: str | os.PathLike, *,
+                fps: float | None = None, inputs: Iterable[str | os.PathLike] = (), progress: bool = False) -> Path:
+    """Draw result rows onto every frame of ``source`` (a FrameSource, or a path :func:`open_frames`
+    takes) and write ``out_path`` (mp4).
 
     rows: (N, 6) frame (1-based), track id, left, top, width, height (pixels), e.g.
     ``SequenceResult.rows``; rows of frames the source lacks are not drawn. fps: the output's frame
     rate (None: the source's, else 30). inputs: further paths out_path must not overwrite (the
     source is always one). Shows a progress bar with frames/s when ``progress``.
     """
+    if isinstance(source, (str, os.PathLike)):
+        source = open_frames(source)
     rows = np.asarray(rows, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[1] != 6:
         raise ValueError(f"rows: expected (N, 6) frame, id, left, top, width, height; got shape {rows.shape}")
@@ -321,10 +324,12 @@ def render_rows(source: FrameSource, rows: np.ndarray, out_path: str | os.PathLi
     return Path(out_path)
 
 
-def render_results(source: FrameSource, results: str | os.PathLike, out_path: str | os.PathLike, *,
-                   fps: float | None = None, progress: bool = False) -> Path:
+def render_results(source: FrameSource | str | os.PathLike, results: str | os.PathLike,
+                   out_path: str | os.PathLike, *, fps: float | None = None, progress: bool = False) -> Path:
     """``render_rows`` for a MOTChallenge result file (``frame,id,left,top,width,height,...``);
     a row beyond the source's known frame count is an InputError naming the file and line."""
+    if isinstance(source, (str, os.PathLike)):
+        source = open_frames(source)
     table = read_results(results, source.frame_count)
     index = table.index.to_frame().to_numpy(dtype=np.float64)
     rows = np.column_stack([index, table[["X", "Y", "Width", "Height"]].to_numpy(dtype=np.float64)])

@@ -244,6 +244,13 @@ def test_a_renderer_that_cannot_open_keeps_the_existing_video(tmp_path, monkeypa
         TrackRenderer(tmp_path / "fast.mp4", 1e9, (64, 48))
 
 
+def test_render_rows_takes_a_path_as_open_frames_does(tmp_path):
+    """A path (as docs/video.md's open_frames(source) suggests) failed: 'str' object has no attribute 'fps'."""
+    folder = _image_folder(tmp_path / "frames", _frames(3))
+    out = render_rows(str(folder), np.array([[1, 7, 5.0, 5.0, 20.0, 30.0]]), tmp_path / "out.mp4")
+    assert len(_read_video(out)) == 3
+
+
 def test_render_rows_frame_beyond_the_source(tmp_path):
     folder = _image_folder(tmp_path / "frames", _frames(3))
     results = tmp_path / "res.txt"
