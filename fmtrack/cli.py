@@ -786,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--write", action="store_true", help="store the threshold in the weights' JSON sidecar")
     ca.add_argument("--force", action="store_true", help="with --write: replace a calibration made on another sequence")
     ca.add_argument("--threads", type=_threads, default=1, help="torch threads for an FMVAE model (0: torch's default)")
-    ca.add_argument("--gap", type=int, default=15, help="frames between the two ends of a 'same' pair")
+    ca.add_argument("--gap", type=_at_least_one, default=15, help="frames between the two ends of a 'same' pair")
     ca.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_root(ca)
     ca.set_defaults(func=cmd_calibrate)

@@ -56,6 +56,13 @@ def test_a_calibration_gap_below_one_frame_is_refused(data_root):
     assert len(same) and (same[:, 0] != same[:, 1]).all()  # a pair joins two detections, never one twice
 
 
+def test_calibrate_gap_is_refused_by_the_parser_before_any_embedding(capsys):
+    """--gap 0 embedded all 900 frames of MOT16-11 before the error."""
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--features", "hsv", "--gap", "0"])
+    assert "argument --gap: must be 1 or more, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("threads, words", [(0, "threads must be a whole number from 1 to 512"),
                                             (100000, "threads must be a whole number from 1 to 512"),
                                             (True, "threads must be a whole number")])
@@ -165,13 +172,16 @@ def test_frame_rates_are_checked_alike_everywhere(tmp_path):
     for bad in (0, -1, float("nan"), 1e9, True):
         with pytest.raises(ValueError, match=r"frame_rate must be a frame rate in \(0, 10000\]"):
             fmtrack.VideoTracker("bytetrack", None, frame_rate=bad)
-        if not isinstance(bad, bool) and bad < 1e9:
-            with pytest.raises(ValueError, match="frame_rate must be a finite number of frames per second > 0"):
-                preset("fmtrack").at_frame_rate(bad)
+        with pytest.raises(ValueError, match=r"frame_rate must be a frame rate in \(0, 10000\]"):
+            preset("fmtrack").at_frame_rate(bad)  # 1e9 gave max_age 2,000,000,000
         if not isinstance(bad, bool):  # --fps is parsed as a float
             with pytest.raises(ValueError, match=r"--fps must be a frame rate in \(0, 10000\]"):
                 frame_rate(None, bad)
     assert fmtrack.VideoTracker("bytetrack", None, frame_rate=np.float32(14)).config.max_age == 12
+    from fmtrack.io.motchallenge import MAX_FRAME_RATE as IO_LIMIT
+    from fmtrack.tracker.config import MAX_FRAME_RATE as TRACKER_LIMIT
+
+    assert IO_LIMIT == TRACKER_LIMIT  # one bound, written twice only because the tracker does not import io
 
 
 def test_a_text_file_given_as_a_video_is_refused(tmp_path):

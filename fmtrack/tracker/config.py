@@ -248,8 +248,9 @@ class TrackerConfig:
         scale when set, and ``motion_iou_buffer`` becomes the buffer of the IoU stages without
         appearance credit (a person moves further between frames at a lower rate). Idempotent: the
         result scales no more."""
-        if isinstance(frame_rate, bool) or not (isinstance(frame_rate, numbers.Real) and 0 < frame_rate < math.inf):
-            raise ValueError(f"frame_rate must be a finite number of frames per second > 0, got {frame_rate!r}")
+        if isinstance(frame_rate, bool) or not (isinstance(frame_rate, numbers.Real) and 0 < frame_rate <= MAX_FRAME_RATE):
+            raise ValueError(f"frame_rate must be a frame rate in (0, {MAX_FRAME_RATE:g}] frames per second, "
+                             f"got {frame_rate!r}")
         config = self
         # (flag, fields given for 30 fps, their value at this rate): each field and its motion_only
         # twin scale together, and the flag is cleared.
@@ -434,6 +435,10 @@ def _check_range(field: str, value: float, low: float, high: float = math.inf, *
             bounds = f"a finite number {'>' if above else '>='} {low:g}"
         raise ValueError(f"{field} must be {bounds}{what}, got {value!r}")
 
+
+# Frames per second at most, as seqinfo.ini's frameRate (fmtrack.io.motchallenge.MAX_FRAME_RATE, the
+# same number: the tracker does not import fmtrack.io, and a test holds them equal).
+MAX_FRAME_RATE = 10_000.0
 
 # What a config's motion_only may replace: not what the config is (name, stages, the form itself),
 # nor the frame-rate settings, which at_frame_rate settles for both forms alike.
