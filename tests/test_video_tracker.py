@@ -152,6 +152,15 @@ def test_bad_frame_input_is_one_clear_error(boxes, scores, kwargs, words):
         video.update(None, np.array(boxes, dtype=float), np.array(scores))
 
 
+def test_a_wrong_frame_is_refused_where_nothing_reads_it_too():
+    """VideoTracker('bytetrack') (no descriptor or camera motion in use) took a float (4, 4) frame."""
+    video = fmtrack.VideoTracker("bytetrack")
+    with pytest.raises(ValueError, match=r"frame must be an \(H, W, 3\) uint8 BGR image"):
+        video.update(np.zeros((4, 4), np.float32), np.array([[10, 10, 20, 40.0]]), np.array([0.9]))
+    assert video.frame_index == 0
+    video.update(None, np.array([[10, 10, 20, 40.0]]), np.array([0.9]))  # None stays fine where unused
+
+
 def test_a_negative_box_is_an_error_on_the_appearance_path_too():
     """With a descriptor (or camera motion) the boxes are filtered before the tracker sees them; a
     negative width was dropped there and counted as skipped, with no word, unlike in Tracker."""

@@ -156,6 +156,8 @@ class VideoTracker:
                 class_ids: np.ndarray | None, features: np.ndarray | None,
                 camera_motion: np.ndarray | None) -> list[Track]:
         start = time.perf_counter()
+        if frame is not None:  # checked even where nothing reads it: a wrong frame is a caller's mistake
+            self._frame(frame, "")
         self.frame_index += 1
         boxes = self._tlwh(boxes)
         n = len(boxes)
