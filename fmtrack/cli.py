@@ -142,7 +142,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"features: {'computed and cached in' if inputs.features_computed else 'read from the cache'} "
               f"{inputs.features_path}{parts} (the cache folder is $FMTRACK_CACHE, else ~/.cache/fmtrack)")
     if inputs.detector is not None:
-        print(f"scores: mapped to [0, 1] with the {inputs.detector!r} score map (--detector)")
+        how = "--detector" if args.detector else "guessed from the sequence and its scores; --detector chooses"
+        print(f"scores: mapped to [0, 1] with the {inputs.detector!r} score map ({how})")
     parts = end_to_end_seconds(result, inputs)
     print(f"time: {seconds:.1f} s, {info.seq_length / max(seconds, 1e-9):.1f} frames/s end to end; embedding "
           f"{parts['embedding']:.1f} s, camera motion {parts['camera_motion']:.1f} s, "
@@ -189,13 +190,15 @@ def _run_video(args: argparse.Namespace) -> None:
                        progress=not args.quiet)
     write_results(out, result.rows)
     if result.skipped_detections:
-        print(f"warning: skipped {result.skipped_detections} detections with zero width or height", file=sys.stderr)
+        print(f"fmtrack: warning: skipped {result.skipped_detections} detections with zero width or height",
+              file=sys.stderr)
     print(f"{result.name}: {len(result.rows)} boxes, {len(set(result.rows[:, 1].tolist()))} tracks -> {out}")
     rate = {"default": " (the source states none; --fps sets it)"}.get(result.fps_source, f" ({result.fps_source})")
     print(f"frames: {result.frames} at {result.fps:g} frames/s{rate}")
     _print_descriptor(result.descriptor, result.config)
     if result.detector is not None:
-        print(f"scores: mapped to [0, 1] with the {result.detector!r} score map (--detector)")
+        how = "--detector" if args.detector else "guessed from the detections' scores; --detector chooses"
+        print(f"scores: mapped to [0, 1] with the {result.detector!r} score map ({how})")
     parts = result.timings
     print(f"time: {result.seconds:.1f} s, {result.frames_per_second:.1f} frames/s end to end (decoding"
           f"{' and rendering' if args.render else ''} included); embedding {parts.get('embedding', 0):.1f} s, "
