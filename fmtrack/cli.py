@@ -349,7 +349,8 @@ def _flag_names(message: str) -> str:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .training.distributed import shard_from_environment, train_under_torchrun
-    from .training.trainer import TrainingInterrupted, read_checkpoint_state, resumed_configs, train_processes
+    from .training.trainer import (WEIGHTS, TrainingInterrupted, read_checkpoint_state, resumed_configs,
+                                   train_processes)
 
     train_overrides = {field: getattr(args, field, None) for field in TRAIN_FLAGS
                        if getattr(args, field, None) is not None}
@@ -359,6 +360,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     shard = None
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    existing = Path(args.out) / WEIGHTS  # a finished run resumed leaves it as it is
+    before = (existing.stat().st_mtime_ns, existing.stat().st_size) if existing.is_file() else None
     try:
         if args.resume:
             train_config, model_config = resumed_configs(read_checkpoint_state(args.out), args.preset,
@@ -397,7 +400,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise InputError(err.path, _flag_names(err.problem), err.line) from None
     except ValueError as err:
         raise ValueError(_flag_names(str(err))) from None
-    print(f"wrote {weights}")
+    if (weights.stat().st_mtime_ns, weights.stat().st_size) == before:
+        print(f"the run was already finished: {weights} is unchanged")
+    else:
+        print(f"wrote {weights}")
 
 
 def _training_crops(args: argparse.Namespace) -> Path:

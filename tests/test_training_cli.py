@@ -33,6 +33,15 @@ def test_train_writes_weights_sidecar_and_log(trained):
 
 
 @pytest.mark.slow
+def test_resuming_the_finished_run_says_its_weights_are_unchanged(trained, capsys):
+    """It printed "wrote .../weights.safetensors" although nothing was written."""
+    crops, weights = trained
+    before = weights.read_bytes()
+    assert main(["train", "--crops", str(crops), "--out", str(weights.parent), "--resume", "--quiet"]) == 0
+    assert "the run was already finished" in capsys.readouterr().out and weights.read_bytes() == before
+
+
+@pytest.mark.slow
 def test_embed_calibrate_and_track_with_the_model(trained, tmp_path, data_root, capsys):
     _, weights = trained
     features = tmp_path / "feats.npy"
