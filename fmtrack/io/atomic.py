@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 import time
@@ -106,7 +107,7 @@ def remove_stale_temporaries(path: str | Path, idle_seconds: float = 0.0) -> int
     path = Path(path)
     removed = 0
     now = time.time()
-    for stale in path.parent.glob(f".{path.name}.*.tmp*"):
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):  # a name may hold [ ] * ?
         with contextlib.suppress(FileNotFoundError):
             if now - stale.stat().st_mtime >= idle_seconds:
                 stale.unlink()
