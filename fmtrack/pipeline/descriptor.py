@@ -13,7 +13,6 @@ own label-free threshold, times its weight, 1 when not given; fmtrack.embedder.f
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import os
 import warnings
