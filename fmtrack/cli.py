@@ -568,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="map detector scores to [0, 1]: auto = the --detector map, score by score; "
                           "minmax / logistic / rank over the whole file (default: the preset's)")
     run.add_argument("--cmc", dest="camera_motion", choices=["none", "sof", "ecc"],
-                     help="camera-motion compensation, estimated from the frames and cached (default: the preset's)")
+                     help="camera-motion compensation, estimated from the frames (cached with --seq; with --video "
+                          "computed each run) (default: the preset's)")
     _add_tracker_options(run)
     run.add_argument("--out", help="result file (default runs/PRESET/SEQ.txt, with --video runs/PRESET/STEM.txt); "
                                    "with several sequences, their folder (default runs/PRESET)")

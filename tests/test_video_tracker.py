@@ -103,7 +103,7 @@ def test_a_model_without_a_calibrated_threshold_stops_and_names_calibrate(tmp_pa
     sidecar = json.loads(default_model_path().with_suffix(".json").read_text())
     sidecar["thresholds"] = {}
     weights.with_suffix(".json").write_text(json.dumps(sidecar))
-    with pytest.raises(ValueError, match=r"fmtrack calibrate --features .*fresh.safetensors --write"):
+    with pytest.raises(ValueError, match=r"fmtrack calibrate --features .*fresh.safetensors --seq SEQ --write"):
         fmtrack.VideoTracker("fmtrack", descriptor=weights)
     code = main(["run", "--seq", "TUD-Campus", "--data-root", str(data_root), "--features", str(weights),
                  "--out", str(tmp_path / "out.txt"), "--quiet"])

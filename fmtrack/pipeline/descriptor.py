@@ -110,7 +110,8 @@ def part_threshold(spec: str) -> float:
     threshold = read_weights_info(spec).thresholds.get("euclidean")
     if threshold is None:
         raise ValueError(f"{spec}: its sidecar holds no calibrated euclidean threshold, which fusing it needs; "
-                         f"run `fmtrack calibrate --features {spec} --write`")
+                         f"run `fmtrack calibrate --features {spec} --seq SEQ --write` on the sequence it "
+                         "will track (without --seq it calibrates on MOT16-11)")
     return float(threshold)
 
 
@@ -219,8 +220,8 @@ def configure(preset_spec: str | os.PathLike | TrackerConfig, descriptor: Any,
                                  f"(give max_dist, or the metric it holds)")
             where = descriptor if is_model(descriptor) else getattr(descriptor, "weights_path", "the model")
             raise ValueError(f"{where}: its sidecar holds no calibrated {config.metric} threshold, so appearance "
-                             f"would never match; run `fmtrack calibrate --features {where} --write` "
-                             "(or give max_dist)")
+                             f"would never match; run `fmtrack calibrate --features {where} --seq SEQ --write` on "
+                             "the sequence it will track (without --seq it calibrates on MOT16-11), or give max_dist")
         return config.with_max_distance(float(thresholds[config.metric]))
     if isinstance(descriptor, str) and descriptor in COSINE_THRESHOLDS:
         if config.metric != "cosine":  # else the preset's own threshold, in no unit of this descriptor
