@@ -215,6 +215,16 @@ def test_flat_regulariser_run_meets_constraint_without_collapse(crops_file, tmp_
         torch.set_num_threads(previous)
 
 
+def test_a_run_that_ends_before_its_flatness_term_starts_says_so(crops_file, tmp_path, capsys):
+    """A walk's 1,000-step run on its own video ended in the initial phase (c2=nan throughout) without
+    a word: the "flat" model had never had its flatness term on."""
+    from fmtrack.io import InputWarning
+
+    with pytest.warns(InputWarning, match=r"initial phase .* the flatness term never started"):
+        Trainer(crops_file, config(steps=2), TINY.model, tmp_path, progress=True).run()
+    assert "training on 48 crops from" in capsys.readouterr().out
+
+
 def test_resuming_a_finished_run_keeps_its_weights_and_calibration(crops_file, tmp_path):
     """--resume on a finished run re-exported the weights, and the new sidecar dropped the thresholds
     `fmtrack calibrate --write` had stored in it."""

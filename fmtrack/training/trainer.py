@@ -348,6 +348,9 @@ class Trainer:
                 self._prepare_folder()
             # The other ranks must not start before rank 0 holds the folder (or has failed to).
             self.shard.barrier()
+            if self.progress and writer and self.step == 0:
+                tracklets = f", {len(self.tracklets)} tracklets for the tracklet term" if self.tracklets else ""
+                print(f"training on {len(self.crops)} crops from {self.crops_path}{tracklets}")
             bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not (self.progress and writer),
                        desc="train")
             window_start, window_steps = time.perf_counter(), 0
@@ -393,6 +396,12 @@ class Trainer:
                 return self.out_dir / WEIGHTS
             checkpoint = self.save_checkpoint()
             path = self.export_weights() if self.step >= config.steps else checkpoint
+            if (self.step >= config.steps and self.controller.initial_phase and config.eta > 0
+                    and self.controller.constraint_ema is not None):  # None: no reconstruction term
+                warnings.warn(InputWarning(f"{path}: training ended in its initial phase (reconstruction error "
+                                           f"{self.controller.constraint_ema:.3g} still above kappa^2 "
+                                           f"{config.kappa ** 2:.3g}), so the flatness term never started: "
+                                           "train longer (--steps, --resume continues)"), stacklevel=2)
             self.shard.barrier()
             return path
 
