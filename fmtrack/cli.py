@@ -478,15 +478,19 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     from .pipeline import descriptor_spec
 
     features = descriptor_spec(args.features)
-    calibrations = calibrate_descriptor(features, args.seq, tuple(args.metric), args.data_root, args.write,
-                                        args.gap, force=args.force, threads=args.threads, progress=not args.quiet)
+    if args.video and args.seq:
+        raise ValueError("--video and --seq name two sources; calibrate on one")
+    sequence = None if args.video else args.seq or "MOT16-11"
+    calibrations = calibrate_descriptor(features, sequence, tuple(args.metric), args.data_root, args.write,
+                                        args.gap, force=args.force, threads=args.threads, progress=not args.quiet,
+                                        video=args.video, det=args.det)
     for calibration in calibrations.values():
         print(calibration.to_dict())
     if args.write:
         from .model.weights import sidecar_path
 
         thresholds = ", ".join(f"{metric} {c.threshold:.4g}" for metric, c in calibrations.items())
-        print(f"wrote thresholds ({thresholds}; calibrated on {args.seq}) to {sidecar_path(features)}")
+        print(f"wrote thresholds ({thresholds}; calibrated on {args.video or sequence}) to {sidecar_path(features)}")
 
 
 def _at_least_one(text: str) -> int:
@@ -787,7 +791,10 @@ def build_parser() -> argparse.ArgumentParser:
     em.set_defaults(func=cmd_embed)
 
     ca = sub.add_parser("calibrate", help="label-free appearance threshold on a (training) sequence")
-    ca.add_argument("--seq", default="MOT16-11", help="a training sequence (never an evaluation one)")
+    ca.add_argument("--seq", help="a training sequence (never an evaluation one) (default: MOT16-11)")
+    ca.add_argument("--video", help="instead of --seq: a video file or frame folder to calibrate on (your own "
+                                    "footage, with --det)")
+    ca.add_argument("--det", help="with --video: its MOTChallenge det.txt (rows keyed by 1-based frame)")
     ca.add_argument("--features", required=True,
                     help="hsv, model (the shipped model), default (model+hsv*3), an FMVAE .safetensors, or a fused "
                          "name A+B*W (--write: .safetensors only)")

@@ -272,3 +272,17 @@ def test_frame_rate_comes_from_the_source(tmp_path):
                                           "imWidth=160\nimHeight=120\nimExt=.png\n", encoding="utf8")
     with pytest.warns(InputWarning, match=r"frameRate='abc' is not a number.*read without it"):
         assert frame_rate(open_frames(sequence / "img1")) == (30.0, "default")
+
+
+def test_calibrate_takes_a_video_and_gives_the_sequences_thresholds(data_root, capsys):
+    """A user's own footage could not be calibrated: calibrate took only a sequence name, and the
+    hint without --seq calibrated on MOT16-11. The frames of TUD-Campus as a folder give its own."""
+    from fmtrack.benchmarks.methods import calibrate_descriptor
+
+    sequence = data_root / "MOT15" / "train" / "TUD-Campus"
+    by_name = calibrate_descriptor("hsv", "TUD-Campus", ("euclidean",), data_root, gap=5, progress=False)
+    by_video = calibrate_descriptor("hsv", None, ("euclidean",), gap=5, progress=False, video=sequence / "img1",
+                                    det=sequence / "det" / "det.txt")
+    assert by_video["euclidean"].threshold == by_name["euclidean"].threshold
+    assert main(["calibrate", "--features", "hsv", "--video", str(sequence / "img1")]) == 2
+    assert "a video with its detections (--video with --det)" in capsys.readouterr().err

@@ -104,11 +104,14 @@ def load_inputs(method: Method, info: SequenceInfo, data_root: str | Path | None
                            method.detector, method.label)
 
 
-def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] = ("euclidean", "cosine"),
+def calibrate_descriptor(features: str, sequence: str | None, metrics: tuple[str, ...] = ("euclidean", "cosine"),
                          data_root: str | Path | None = None, write: bool = False,
                          gap: int = 15, force: bool = False, threads: int | None = 1,
-                         progress: bool = True) -> dict[str, Calibration]:
-    """Label-free thresholds of an image descriptor on a (training) sequence's detections, per metric.
+                         progress: bool = True, video: str | Path | None = None,
+                         det: str | Path | None = None) -> dict[str, Calibration]:
+    """Label-free thresholds of an image descriptor on a (training) sequence's detections, per metric,
+    or on a video's (``video``: a file or frame folder, ``det``: its MOTChallenge detections, rows
+    keyed by 1-based frame; then ``sequence`` is None and nothing is cached).
 
     With ``write`` and FMVAE weights, the thresholds are stored in the weights' JSON sidecar, where
     ``make_method`` finds them; a sidecar calibrated on another sequence is an InputError unless
@@ -128,22 +131,59 @@ def calibrate_descriptor(features: str, sequence: str, metrics: tuple[str, ...] 
                                    f"--weights {features} --out mine.safetensors)")
     if hasattr(embedder, "threads"):
         embedder.threads = threads
-    info = read_seqinfo(find_sequence(sequence, data_root))
+    if (video is None) == (sequence is None) or (video is None) != (det is None):
+        raise ValueError("calibrate takes a sequence, or a video with its detections (--video with --det)")
+    if video is not None:
+        from ..pipeline.video_run import source_name
+        from ..video import open_frames
+
+        source = open_frames(video)
+        name = source_name(source)
+    else:
+        info = read_seqinfo(find_sequence(sequence, data_root))
+        name = info.name
     if write:
         from ..model.weights import read_weights_info, sidecar_path
 
         previous = read_weights_info(features).provenance.get("calibration")
         made_on = previous.get("sequence") if isinstance(previous, dict) else None
-        if made_on not in (None, info.name) and not force:
+        if made_on not in (None, name) and not force:
             raise InputError(sidecar_path(features), f"holds thresholds calibrated on {made_on}; replacing them "
-                                                     f"with {info.name}'s needs --force")
-    detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
-    described = served_detections(cached_embedder(info, detections, embedder, progress)[0], detections)
+                                                     f"with {name}'s needs --force")
+    if video is not None:
+        described = _video_detections(source, det, embedder, progress)
+    else:
+        detections = normalise_detections(read_detections(info.det_path, info.seq_length), "auto")
+        described = served_detections(cached_embedder(info, detections, embedder, progress)[0], detections)
     calibrations = {metric: calibrate_threshold(described.features, described, metric, gap) for metric in metrics}
     if write:
         from ..model.weights import update_thresholds
 
         update_thresholds(features, {metric: c.threshold for metric, c in calibrations.items()},
-                          {"calibration": {"sequence": info.name,
+                          {"calibration": {"sequence": name,
                                            **{metric: c.to_dict() for metric, c in calibrations.items()}}})
     return calibrations
+
+
+def _video_detections(source, det: str | Path, embedder, progress: bool):
+    """A video's detections (scores mapped as ``auto`` does) with ``embedder``'s features, embedded
+    frame by frame as the frames are decoded."""
+    import dataclasses
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..video import ImageFolder
+
+    known = source.frame_count if isinstance(source, ImageFolder) else None  # a container's count is a guess
+    detections = normalise_detections(read_detections(det, known), "auto")
+    features = np.zeros((len(detections), embedder.dim), dtype=np.float32)
+    last = 0
+    for index, image in tqdm(source, total=source.frame_count, desc="embed", unit="frame", disable=not progress):
+        last = index
+        rows = detections.frame_slice(index)
+        if rows.stop > rows.start:
+            features[rows] = embedder.embed(image, detections.boxes[rows], index)
+    if detections.last_frame > last:
+        raise InputError(det, f"detections reach frame {detections.last_frame} but {source.path} has {last} frames")
+    return dataclasses.replace(detections, features=features)
