@@ -297,6 +297,21 @@ class _Box:
         self.track_id, self.tlwh = track_id, tlwh
 
 
+def exact_frame_count(source: FrameSource) -> int | None:
+    """The number of frames when it is known exactly (an image folder), else None (a video
+    container's count is the decoder's estimate)."""
+    return source.frame_count if isinstance(source, ImageFolder) else None
+
+
+def check_detections_reached(det_path: str | os.PathLike, last_detection_frame: int, source: FrameSource,
+                             frames_decoded: int) -> None:
+    """InputError naming ``det_path`` when its detections reach past the frames a pass over ``source``
+    decoded (a video's length is known only once it has been read)."""
+    if last_detection_frame > frames_decoded:
+        raise InputError(det_path, f"detections reach frame {last_detection_frame} but {source.path} has "
+                                   f"{frames_decoded} frames")
+
+
 def render_rows(source: FrameSource | str | os.PathLike, rows: np.ndarray, out_path: str | os.PathLike, *,
                 fps: float | None = None, inputs: Iterable[str | os.PathLike] = (), progress: bool = False) -> Path:
     """Draw result rows onto every frame of ``source`` (a FrameSource, or a path :func:`open_frames`

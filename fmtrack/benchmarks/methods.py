@@ -117,6 +117,8 @@ def calibrate_descriptor(features: str, sequence: str | None, metrics: tuple[str
     ``make_method`` finds them; a sidecar calibrated on another sequence is an InputError unless
     ``force``. ``threads``: torch threads of an FMVAE model (see FMVAEEmbedder).
     """
+    if (video is None) == (sequence is None) or (video is None) != (det is None):
+        raise ValueError("calibrate takes a sequence, or a video with its detections (--video with --det)")
     features = descriptor_spec(features)
     embedder = image_embedder(features)
     if embedder is None:
@@ -131,8 +133,6 @@ def calibrate_descriptor(features: str, sequence: str | None, metrics: tuple[str
                                    f"--weights {features} --out mine.safetensors)")
     if hasattr(embedder, "threads"):
         embedder.threads = threads
-    if (video is None) == (sequence is None) or (video is None) != (det is None):
-        raise ValueError("calibrate takes a sequence, or a video with its detections (--video with --det)")
     if video is not None:
         from ..pipeline.video_run import source_name
         from ..video import open_frames
@@ -173,10 +173,9 @@ def _video_detections(source, det: str | Path, embedder, progress: bool):
     import numpy as np
     from tqdm import tqdm
 
-    from ..video import ImageFolder
+    from ..video import check_detections_reached, exact_frame_count
 
-    known = source.frame_count if isinstance(source, ImageFolder) else None  # a container's count is a guess
-    detections = normalise_detections(read_detections(det, known), "auto")
+    detections = normalise_detections(read_detections(det, exact_frame_count(source)), "auto")
     features = np.zeros((len(detections), embedder.dim), dtype=np.float32)
     last = 0
     for index, image in tqdm(source, total=source.frame_count, desc="embed", unit="frame", disable=not progress):
@@ -184,6 +183,5 @@ def _video_detections(source, det: str | Path, embedder, progress: bool):
         rows = detections.frame_slice(index)
         if rows.stop > rows.start:
             features[rows] = embedder.embed(image, detections.boxes[rows], index)
-    if detections.last_frame > last:
-        raise InputError(det, f"detections reach frame {detections.last_frame} but {source.path} has {last} frames")
+    check_detections_reached(det, detections.last_frame, source, last)
     return dataclasses.replace(detections, features=features)

@@ -25,7 +25,8 @@ from ..embedder import Embedder, PrecomputedFeatures
 from ..io import Detections, InputError, InputWarning, check_output, read_detections, read_seqinfo
 from ..io.motchallenge import check_frame_rate
 from ..tracker import TrackerConfig
-from ..video import DEFAULT_FPS, FrameSource, ImageFolder, TrackRenderer, open_frames
+from ..video import (DEFAULT_FPS, FrameSource, TrackRenderer, check_detections_reached, exact_frame_count,
+                     open_frames)
 from .descriptor import configure, image_embedder, method_descriptor, uses_model
 from .sequence import map_scores
 from .video_tracker import VideoTracker
@@ -94,12 +95,6 @@ def frame_rate(source: FrameSource, fps: float | None = None) -> tuple[float, st
     if info is not None and info.frame_rate:
         return float(info.frame_rate), "seqinfo.ini"
     return DEFAULT_FPS, "default"
-
-
-def exact_frame_count(source: FrameSource) -> int | None:
-    """The number of frames when it is known exactly (an image folder), else None (a video
-    container's count is the decoder's estimate)."""
-    return source.frame_count if isinstance(source, ImageFolder) else None
 
 
 def check_render_path(render: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> Path:
@@ -180,9 +175,7 @@ def run_video(video: str | os.PathLike, det_path: str | os.PathLike, preset: str
             if renderer is not None:
                 renderer.write(renderer.draw(image, tracks, index))
             frames = index
-        if detections.last_frame > frames:
-            raise InputError(det_path, f"detections reach frame {detections.last_frame} but {source.path} has "
-                                       f"{frames} frames")
+        check_detections_reached(det_path, detections.last_frame, source, frames)
     seconds = time.perf_counter() - start
     table = np.vstack(rows) if rows else np.zeros((0, 6))
     return VideoResult(table, name, frames, rate, rate_source, detector, seconds,

@@ -132,15 +132,13 @@ def cut_video_crops(video: str | Path, det_path: str | Path, out_path: str | Pat
     name: the crops' ``sequence`` provenance (default: the video's stem, or the folder's name).
     Raises InputError for detections beyond the video's last frame, and when no crop survives.
     """
-    from ..video import ImageFolder, open_frames  # OpenCV's video reading, only when a video is cut
+    from ..video import check_detections_reached, exact_frame_count, open_frames  # OpenCV's video reading, only when a video is cut
 
     if source not in ("det", "tracklets"):
         raise InputError(None, f"crop source of a video must be 'det' or 'tracklets', got {source!r}")
     frames_source = open_frames(video)
     det_path = Path(det_path)
-    # An image folder's length is exact; a video container's frame count is only the decoder's estimate.
-    known = frames_source.frame_count if isinstance(frames_source, ImageFolder) else None
-    dets = read_detections(det_path, known)
+    dets = read_detections(det_path, exact_frame_count(frames_source))
     frames, boxes, ids = _detection_boxes(dets, source, min_confidence, mining)
     order = np.argsort(frames, kind="stable")
     frames, boxes, ids = frames[order], boxes[order], ids[order]
@@ -157,8 +155,7 @@ def cut_video_crops(video: str | Path, det_path: str | Path, out_path: str | Pat
         if rows:
             images.append(cut_box_crops(image, boxes[rows], (size, size)))
             kept.extend(rows)
-    if dets.last_frame > last:
-        raise InputError(det_path, f"detections reach frame {dets.last_frame} but {video} has {last} frames")
+    check_detections_reached(det_path, dets.last_frame, frames_source, last)
     if not kept:
         raise InputError(out_path, f"no crops: no {source} box of {det_path} passed the filters")
     kept = np.asarray(kept, np.int64)
