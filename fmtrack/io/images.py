@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from pathlib import Path
@@ -55,14 +56,32 @@ def frames_fingerprint(info: SequenceInfo) -> str:
 
     Content rather than modification times, so a copied data folder keeps its caches; every byte,
     so an edit anywhere that keeps a file's size misses the cache too (its cost: docs/io-boundary.md).
+    Within a process the digest of frames whose sizes and modification times are unchanged is
+    reused: a run asks once per cache (each part of a fused descriptor, camera motion).
     """
-    digest = hashlib.sha256(f"{info.seq_length}:{info.im_width}x{info.im_height}".encode())
+    header = f"{info.seq_length}:{info.im_width}x{info.im_height}"
     folder = info.image_dir
     if not folder.is_dir():
-        return "noimages-" + digest.hexdigest()[:16]
-    for frame in range(1, info.seq_length + 1):
+        return "noimages-" + hashlib.sha256(header.encode()).hexdigest()[:16]
+    paths = tuple(folder / f"{frame:06d}{info.im_ext}" for frame in range(1, info.seq_length + 1))
+    return _digest(header, paths, tuple(map(_stat_key, paths)))
+
+
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(header: str, paths: tuple[Path, ...], stats: tuple[tuple[int, int] | None, ...]) -> str:
+    """The fingerprint's digest; ``stats`` (size, mtime of each frame) only key the cache."""
+    digest = hashlib.sha256(header.encode())
+    for path in paths:
         try:
-            data = (folder / f"{frame:06d}{info.im_ext}").read_bytes()
+            data = path.read_bytes()
         except OSError:
             data = None
         # Each frame's length first, so no two sequences of files hash alike by shifting bytes.
