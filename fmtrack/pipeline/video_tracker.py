@@ -157,7 +157,7 @@ class VideoTracker:
                 camera_motion: np.ndarray | None) -> list[Track]:
         start = time.perf_counter()
         if frame is not None:  # checked even where nothing reads it: a wrong frame is a caller's mistake
-            self._frame(frame, "")
+            _check_frame(frame)
         self.frame_index += 1
         boxes = self._tlwh(boxes)
         n = len(boxes)
@@ -296,14 +296,9 @@ class VideoTracker:
         return to_tlwh(boxes, self.box_format)
 
     def _frame(self, frame: np.ndarray | None, why: str) -> np.ndarray:
+        """The frame ``why`` needs (update() has checked any frame it was given)."""
         if frame is None:
             raise ValueError(f"frame is None, but {why} needs the image")
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            shape = getattr(frame, "shape", None)
-            raise ValueError(f"frame must be an (H, W, 3) uint8 BGR image, got shape {shape} "
-                             f"dtype {getattr(frame, 'dtype', type(frame).__name__)}")
-        if frame.shape[0] == 0 or frame.shape[1] == 0:
-            raise ValueError(f"frame is empty: shape {frame.shape} (a failed decode?)")
         return frame
 
     def _camera_motion(self, frame: np.ndarray | None, boxes: np.ndarray, valid: np.ndarray | None,
@@ -338,6 +333,16 @@ class VideoTracker:
             self._colour_checked = True
             self.embedder = without_colour_on_grey(self.embedder, lambda: is_grey(frame), "the first frame carries")
         return self.embedder.embed(frame, boxes, self.frame_index)
+
+
+def _check_frame(frame: Any) -> None:
+    """ValueError unless ``frame`` is a non-empty (H, W, 3) uint8 BGR image."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        shape = getattr(frame, "shape", None)
+        raise ValueError(f"frame must be an (H, W, 3) uint8 BGR image, got shape {shape} "
+                         f"dtype {getattr(frame, 'dtype', type(frame).__name__)}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"frame is empty: shape {frame.shape} (a failed decode?)")
 
 
 def _column(values: Any, n: int, name: str, dtype: type) -> np.ndarray:
