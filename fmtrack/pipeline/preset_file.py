@@ -42,10 +42,11 @@ def _read_json(path: Path) -> Any:
 
 def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object's pairs as a dict; InputError for a key given twice (json keeps the last silently)."""
-    data = dict(pairs)
-    if len(data) < len(pairs):
-        twice = next(key for i, (key, _) in enumerate(pairs) if any(key == k for k, _ in pairs[:i]))
-        raise _error(path, f"key {twice!r} is given twice in one object")
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _error(path, f"key {key!r} is given twice in one object")
+        data[key] = value
     return data
 
 

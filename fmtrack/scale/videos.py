@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..benchmarks.evaluate import Evaluation, _slug, results_frame
+from ..benchmarks.evaluate import Evaluation, _slug, refuse_repeats, results_frame
 from ..benchmarks.methods import Method, MethodUnavailable, load_inputs, parse_method
 from ..benchmarks.scoring import accumulate, protocol_for, summarise
 from ..io import (InputError, SequenceInfo, atomic_write, find_sequence, read_ground_truth, read_seqinfo,
@@ -92,7 +92,7 @@ def run_methods_parallel(methods: list[str], sequences: list[str], data_root: st
     root = data_root if address is None else resolve_data_root(data_root).absolute()
     infos = [read_seqinfo(find_sequence(s, root)) for s in sequences]
     _refuse_shared_files([_slug(m.label) for m in parsed], "methods")
-    _refuse_shared_files([info.name for info in infos], "sequences")
+    refuse_repeats([info.name for info in infos], "sequence")
     with ray_session(workers, address) as ray:
         prepare = ray.remote(num_cpus=1)(prepare_sequence)
         cell = ray.remote(num_cpus=1)(evaluate_cell)
@@ -106,7 +106,7 @@ def run_methods_parallel(methods: list[str], sequences: list[str], data_root: st
 
 
 def _refuse_shared_files(names: list[str], what: str) -> None:
-    """Two tasks of one name would write one result file."""
+    """Two methods whose labels make one folder name would write one result file."""
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"{what} named more than once (their tasks would write the same files): {repeated}")
@@ -184,7 +184,7 @@ def track_sequences(method: Method, sequences: list[str], out_dir: str | Path, d
     out_dir = Path(out_dir).absolute()
     root = data_root if address is None else resolve_data_root(data_root).absolute()
     infos = [read_seqinfo(find_sequence(s, root)) for s in sequences]
-    _refuse_shared_files([info.name for info in infos], "sequences")
+    refuse_repeats([info.name for info in infos], "sequence")
     if workers <= 1 and address is None:
         return [track_one(method, info, root, out_dir / f"{info.name}.txt", det_path, progress) for info in infos]
     with ray_session(workers, address) as ray:
